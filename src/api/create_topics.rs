@@ -1,0 +1,181 @@
+//! CreateTopics: partitions, replication factor (a single broker: 1 or -1), validated
+//! topic configs, validate_only.
+
+use super::errors::ResponseError;
+use super::{str_bytes, Handled, RequestContext};
+use crate::broker::{validate_topic_name, TopicError};
+use crate::config::{validate_topic_config, TOPIC_CONFIGS};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, ResponseKind};
+use std::collections::{BTreeMap, HashMap};
+
+/// Kafka's DescribeConfigs config_source values.
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+struct Checked {
+    partitions: i32,
+    configs: BTreeMap<String, String>,
+}
+
+fn check(ctx: &RequestContext, t: &CreatableTopic) -> Result<Checked, (ResponseError, String)> {
+    let name = t.name.0.as_str();
+    validate_topic_name(name).map_err(|m| (ResponseError::InvalidTopicException, m))?;
+    let node = ctx.broker.config.node_id;
+    let partitions = if !t.assignments.is_empty() {
+        if t.num_partitions != -1 || t.replication_factor != -1 {
+            return Err((
+                ResponseError::InvalidRequest,
+                "both assignments and partitions/replication factor were given".into(),
+            ));
+        }
+        for (i, a) in t.assignments.iter().enumerate() {
+            if a.partition_index != i as i32 || a.broker_ids.len() != 1 || a.broker_ids[0].0 != node
+            {
+                return Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    format!(
+                        "partition {} must be assigned to exactly broker {node}",
+                        a.partition_index
+                    ),
+                ));
+            }
+        }
+        t.assignments.len() as i32
+    } else {
+        match t.num_partitions {
+            -1 => ctx.broker.config.num_partitions,
+            n if n >= 1 => n,
+            n => {
+                return Err((
+                    ResponseError::InvalidPartitions,
+                    format!("Number of partitions was set to an invalid non-positive value: {n}"),
+                ))
+            }
+        }
+    };
+    if t.assignments.is_empty() && !matches!(t.replication_factor, -1 | 1) {
+        return Err((
+            ResponseError::InvalidReplicationFactor,
+            format!("Unable to replicate the partition {} time(s): The target replication factor of {} cannot be reached because only 1 broker(s) are registered.", t.replication_factor, t.replication_factor),
+        ));
+    }
+    let mut configs = BTreeMap::new();
+    for c in &t.configs {
+        let Some(value) = &c.value else {
+            return Err((
+                ResponseError::InvalidConfig,
+                format!(
+                    "Null value not supported for topic configs: {}",
+                    c.name.as_str()
+                ),
+            ));
+        };
+        validate_topic_config(c.name.as_str(), value.as_str())
+            .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+        configs.insert(c.name.to_string(), value.to_string());
+    }
+    Ok(Checked {
+        partitions,
+        configs,
+    })
+}
+
+/// Every topic config with its effective value and where it came from (CreateTopics v5+).
+fn described_configs(
+    defaults: &BTreeMap<String, String>,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<CreatableTopicConfigs> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|(name, kafka_default)| {
+            let (value, source) = if let Some(v) = overrides.get(*name) {
+                (v.clone(), SOURCE_DYNAMIC_TOPIC)
+            } else if let Some(v) = defaults.get(*name) {
+                (v.clone(), SOURCE_STATIC_BROKER)
+            } else {
+                (kafka_default.to_string(), SOURCE_DEFAULT)
+            };
+            CreatableTopicConfigs::default()
+                .with_name(str_bytes(name))
+                .with_value(Some(str_bytes(&value)))
+                .with_config_source(source)
+        })
+        .collect()
+}
+
+pub fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Handled {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for t in &request.topics {
+        *seen.entry(t.name.0.as_str()).or_default() += 1;
+    }
+    let defaults = ctx.broker.config.topic_defaults();
+    let results = request
+        .topics
+        .iter()
+        .map(|t| {
+            let name = t.name.0.as_str();
+            let mut result = CreatableTopicResult::default()
+                .with_name(t.name.clone())
+                .with_error_message(None);
+            let outcome = if seen[name] > 1 {
+                Err((
+                    ResponseError::InvalidRequest,
+                    format!("Create topics request from client contains a duplicate topic: {name}"),
+                ))
+            } else {
+                check(ctx, t).and_then(|checked| {
+                    if ctx.broker.topic(name).is_some() {
+                        return Err((
+                            ResponseError::TopicAlreadyExists,
+                            format!("Topic '{name}' already exists."),
+                        ));
+                    }
+                    if request.validate_only {
+                        return Ok((uuid::Uuid::nil(), checked));
+                    }
+                    match ctx
+                        .broker
+                        .create_topic(name, checked.partitions, checked.configs.clone())
+                    {
+                        Ok(topic) => Ok((topic.id, checked)),
+                        Err(TopicError::AlreadyExists) => Err((
+                            ResponseError::TopicAlreadyExists,
+                            format!("Topic '{name}' already exists."),
+                        )),
+                        Err(TopicError::InvalidName(m)) => {
+                            Err((ResponseError::InvalidTopicException, m))
+                        }
+                        Err(TopicError::Storage(m)) => Err((ResponseError::KafkaStorageError, m)),
+                    }
+                })
+            };
+            match outcome {
+                Ok((id, checked)) => {
+                    if ctx.api_version >= 5 {
+                        result.num_partitions = checked.partitions;
+                        result.replication_factor = 1;
+                        result.configs = Some(described_configs(&defaults, &checked.configs));
+                    }
+                    if ctx.api_version >= 7 {
+                        result.topic_id = id;
+                    }
+                }
+                Err((error, message)) => {
+                    tracing::info!(topic = name, error = ?error, "create topic refused: {message}");
+                    result.error_code = error.code();
+                    result.error_message = Some(str_bytes(&message));
+                    result.configs = None;
+                }
+            }
+            result
+        })
+        .collect();
+    Handled::Ready(ResponseKind::CreateTopics(
+        CreateTopicsResponse::default().with_topics(results),
+    ))
+}

@@ -1,0 +1,62 @@
+//! DeleteTopics: by name (all versions) or by topic id (v6+); files are removed from disk.
+
+use super::errors::ResponseError;
+use super::{str_bytes, Handled, RequestContext};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    DeleteTopicsRequest, DeleteTopicsResponse, ResponseKind, TopicName,
+};
+
+fn delete(ctx: &RequestContext, name: Option<&str>, id: uuid::Uuid) -> DeletableTopicResult {
+    let topic = match name {
+        Some(n) => ctx.broker.topic(n),
+        None => ctx.broker.topic_by_id(&id),
+    };
+    let mut result =
+        DeletableTopicResult::default().with_name(name.map(|n| TopicName(str_bytes(n))));
+    if ctx.api_version >= 6 {
+        result.topic_id = topic.as_ref().map(|t| t.id).unwrap_or(id);
+    }
+    let Some(topic) = topic else {
+        result.error_code = if name.is_some() {
+            ResponseError::UnknownTopicOrPartition.code()
+        } else {
+            ResponseError::UnknownTopicId.code()
+        };
+        return result;
+    };
+    if name.is_none() {
+        result.name = Some(TopicName(str_bytes(&topic.name)));
+    }
+    match ctx.broker.delete_topic(&topic.name) {
+        Ok(Some(_)) => {}
+        Ok(None) => result.error_code = ResponseError::UnknownTopicOrPartition.code(),
+        Err(e) => {
+            tracing::error!(topic = %topic.name, error = %e, "delete topic failed");
+            result.error_code = ResponseError::KafkaStorageError.code();
+            if ctx.api_version >= 5 {
+                result.error_message = Some(str_bytes(&e.to_string()));
+            }
+        }
+    }
+    result
+}
+
+pub fn handle(ctx: &RequestContext, request: DeleteTopicsRequest) -> Handled {
+    let results = if ctx.api_version >= 6 {
+        request
+            .topics
+            .iter()
+            .map(|t| delete(ctx, t.name.as_ref().map(|n| n.0.as_str()), t.topic_id))
+            .collect()
+    } else {
+        request
+            .topic_names
+            .iter()
+            .map(|n| delete(ctx, Some(n.0.as_str()), uuid::Uuid::nil()))
+            .collect()
+    };
+    Handled::Ready(ResponseKind::DeleteTopics(
+        DeleteTopicsResponse::default().with_responses(results),
+    ))
+}

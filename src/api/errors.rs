@@ -1,0 +1,38 @@
+//! Maps log-engine errors to Kafka error codes.
+
+use crate::log::batch::BatchError;
+use crate::log::producer_state::SequenceError;
+use crate::log::AppendError;
+pub use kafka_protocol::ResponseError;
+
+pub const NONE: i16 = 0;
+
+/// The Kafka error code and message for a failed append.
+pub fn append_error(e: &AppendError) -> (i16, String) {
+    let code = match e {
+        AppendError::Batch(BatchError::Corrupt(_)) => ResponseError::CorruptMessage,
+        AppendError::Batch(BatchError::Invalid(_)) => ResponseError::InvalidRecord,
+        AppendError::TooLarge => ResponseError::MessageTooLarge,
+        AppendError::Sequence(SequenceError::OutOfOrder) => ResponseError::OutOfOrderSequenceNumber,
+        AppendError::Sequence(SequenceError::StaleEpoch) => ResponseError::InvalidProducerEpoch,
+        AppendError::Transactional => ResponseError::TransactionalIdAuthorizationFailed,
+        AppendError::Deleted => ResponseError::UnknownTopicOrPartition,
+        AppendError::Io(_) => ResponseError::KafkaStorageError,
+    };
+    let message = match e {
+        AppendError::Batch(BatchError::Corrupt(m)) | AppendError::Batch(BatchError::Invalid(m)) => {
+            m.to_string()
+        }
+        AppendError::TooLarge => "record batch is larger than max.message.bytes".to_string(),
+        AppendError::Sequence(SequenceError::OutOfOrder) => {
+            "out of order sequence number".to_string()
+        }
+        AppendError::Sequence(SequenceError::StaleEpoch) => {
+            "producer epoch is older than the current one".to_string()
+        }
+        AppendError::Transactional => "transactions are not supported yet".to_string(),
+        AppendError::Deleted => "the topic was deleted".to_string(),
+        AppendError::Io(e) => format!("storage error: {e}"),
+    };
+    (code.code(), message)
+}

@@ -1,0 +1,161 @@
+//! Fetch: stored batches as written, never past the high watermark. Long-poll waits on the
+//! partitions' high-watermark notifications until min_bytes is reached or max_wait expires.
+
+use super::errors::ResponseError;
+use super::metadata::find_topic;
+use super::{Handled, RequestContext};
+use crate::log::{Partition, ReadOutcome};
+use futures::future::select_all;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind, TopicName};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+struct Wanted {
+    /// Index into the response's topic list.
+    topic: usize,
+    partition: i32,
+    log: Option<Arc<Partition>>,
+    missing_error: ResponseError,
+    fetch_offset: i64,
+    max_bytes: usize,
+}
+
+struct Plan {
+    topics: Vec<(TopicName, uuid::Uuid)>,
+    wanted: Vec<Wanted>,
+    max_bytes: usize,
+    min_bytes: usize,
+    version: i16,
+}
+
+impl Plan {
+    /// Reads every partition once. Returns the response, the bytes it carries, and whether
+    /// any partition had an error (Kafka answers those at once).
+    fn read(&self) -> (FetchResponse, usize, bool) {
+        let mut topics: Vec<FetchableTopicResponse> = self
+            .topics
+            .iter()
+            .map(|(name, id)| {
+                let mut t = FetchableTopicResponse::default();
+                if self.version >= 13 {
+                    t.topic_id = *id;
+                } else {
+                    t.topic = name.clone();
+                }
+                t
+            })
+            .collect();
+        let mut total = 0usize;
+        let mut had_error = false;
+        // Like Kafka: the first partition with data may exceed the limits by one batch.
+        let mut min_one = true;
+        for w in &self.wanted {
+            let mut data = PartitionData::default().with_partition_index(w.partition);
+            match &w.log {
+                None => {
+                    data.error_code = w.missing_error.code();
+                    data.high_watermark = -1;
+                    had_error = true;
+                }
+                Some(log) => {
+                    let offsets = log.offsets();
+                    data.high_watermark = offsets.high_watermark;
+                    data.last_stable_offset = offsets.high_watermark;
+                    data.log_start_offset = offsets.log_start;
+                    let limit = w.max_bytes.min(self.max_bytes.saturating_sub(total));
+                    match log.read(w.fetch_offset, limit, min_one) {
+                        Ok(ReadOutcome::Records(bytes)) => {
+                            if !bytes.is_empty() {
+                                min_one = false;
+                                total += bytes.len();
+                            }
+                            data.records = Some(bytes);
+                        }
+                        Ok(ReadOutcome::OutOfRange) => {
+                            data.error_code = ResponseError::OffsetOutOfRange.code();
+                            had_error = true;
+                        }
+                        Err(e) => {
+                            tracing::error!(topic = %log.topic, partition = log.index, error = %e, "fetch read failed");
+                            data.error_code = ResponseError::KafkaStorageError.code();
+                            had_error = true;
+                        }
+                    }
+                }
+            }
+            topics[w.topic].partitions.push(data);
+        }
+        (
+            FetchResponse::default().with_responses(topics),
+            total,
+            had_error,
+        )
+    }
+}
+
+pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
+    let mut plan = Plan {
+        topics: Vec::with_capacity(request.topics.len()),
+        wanted: Vec::new(),
+        max_bytes: if request.max_bytes <= 0 {
+            usize::MAX
+        } else {
+            request.max_bytes as usize
+        },
+        min_bytes: request.min_bytes.max(0) as usize,
+        version: ctx.api_version,
+    };
+    for topic in &request.topics {
+        let found = find_topic(ctx, topic.topic.0.as_str(), &topic.topic_id);
+        let missing_error = if ctx.api_version >= 13 {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        plan.topics.push((topic.topic.clone(), topic.topic_id));
+        let t_idx = plan.topics.len() - 1;
+        for p in &topic.partitions {
+            let log = found.as_ref().and_then(|t| {
+                usize::try_from(p.partition)
+                    .ok()
+                    .and_then(|i| t.partitions.get(i).cloned())
+            });
+            plan.wanted.push(Wanted {
+                topic: t_idx,
+                partition: p.partition,
+                log,
+                missing_error,
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+            });
+        }
+    }
+    // Subscribe before the first read so no append between the read and the wait is missed.
+    let mut watchers: Vec<watch::Receiver<i64>> = plan
+        .wanted
+        .iter()
+        .filter_map(|w| w.log.as_ref().map(|l| l.subscribe()))
+        .collect();
+    let (response, bytes, had_error) = plan.read();
+    let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    if bytes >= plan.min_bytes || had_error || max_wait.is_zero() || watchers.is_empty() {
+        return Handled::Ready(ResponseKind::Fetch(response));
+    }
+    let deadline = Instant::now() + max_wait;
+    Handled::Deferred(Box::pin(async move {
+        loop {
+            let woke = tokio::time::timeout_at(
+                deadline,
+                select_all(watchers.iter_mut().map(|w| Box::pin(w.changed()))),
+            )
+            .await;
+            let (response, bytes, had_error) = plan.read();
+            if woke.is_err() || bytes >= plan.min_bytes || had_error {
+                return ResponseKind::Fetch(response);
+            }
+        }
+    }))
+}

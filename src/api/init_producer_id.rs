@@ -1,0 +1,33 @@
+//! InitProducerId for idempotent producers. As in Kafka, a non-transactional request always
+//! gets a fresh producer id with epoch 0 (this also serves KIP-360 epoch bumps).
+
+use super::errors::ResponseError;
+use super::{Handled, RequestContext};
+use kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProducerId, ResponseKind,
+};
+
+pub fn handle(ctx: &RequestContext, request: InitProducerIdRequest) -> Handled {
+    let mut response = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    if request.transactional_id.is_some() {
+        tracing::warn!(
+            client_id = ctx.client_id.as_deref().unwrap_or(""),
+            "transactional producer refused: transactions are not supported yet"
+        );
+        response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+    } else {
+        match ctx.broker.metadata.allocate_producer_id() {
+            Ok(id) => {
+                response.producer_id = ProducerId(id);
+                response.producer_epoch = 0;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "persisting the producer id block failed");
+                response.error_code = ResponseError::KafkaStorageError.code();
+            }
+        }
+    }
+    Handled::Ready(ResponseKind::InitProducerId(response))
+}

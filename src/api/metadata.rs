@@ -1,0 +1,106 @@
+//! Metadata: this broker, the topics asked for (auto-creating them when allowed), leaders.
+
+use super::{str_bytes, Handled, RequestContext, LEADER_EPOCH};
+use crate::broker::{validate_topic_name, Topic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    BrokerId, MetadataRequest, MetadataResponse, ResponseKind, TopicName,
+};
+use kafka_protocol::ResponseError;
+use std::sync::Arc;
+
+pub fn topic_response(topic: &Topic, node_id: i32) -> MetadataResponseTopic {
+    let node = BrokerId(node_id);
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(&topic.name))))
+        .with_topic_id(topic.id)
+        .with_partitions(
+            topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    MetadataResponsePartition::default()
+                        .with_partition_index(p.index)
+                        .with_leader_id(node)
+                        .with_leader_epoch(LEADER_EPOCH)
+                        .with_replica_nodes(vec![node])
+                        .with_isr_nodes(vec![node])
+                })
+                .collect(),
+        )
+}
+
+fn error_topic(name: Option<&str>, id: uuid::Uuid, error: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(error.code())
+        .with_name(name.map(|n| TopicName(str_bytes(n))))
+        .with_topic_id(id)
+}
+
+pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
+    let broker = &ctx.broker;
+    let node_id = broker.config.node_id;
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let requested = match request.topics {
+        None => None,
+        Some(t) if t.is_empty() && ctx.api_version == 0 => None,
+        Some(t) => Some(t),
+    };
+    // allow_auto_topic_creation exists from v4; older clients always allowed it.
+    let may_create = ctx.api_version < 4 || request.allow_auto_topic_creation;
+    let topics = match requested {
+        None => broker
+            .topics()
+            .iter()
+            .map(|t| topic_response(t, node_id))
+            .collect(),
+        Some(requested) => requested
+            .iter()
+            .map(|req| match req.name.as_ref().map(|n| n.0.as_str()) {
+                Some(name) => match broker.topic(name) {
+                    Some(t) => topic_response(&t, node_id),
+                    None => match validate_topic_name(name) {
+                        Err(_) => error_topic(
+                            Some(name),
+                            uuid::Uuid::nil(),
+                            ResponseError::InvalidTopicException,
+                        ),
+                        Ok(()) => match may_create.then(|| broker.auto_create(name)).flatten() {
+                            Some(t) => topic_response(&t, node_id),
+                            None => error_topic(
+                                Some(name),
+                                uuid::Uuid::nil(),
+                                ResponseError::UnknownTopicOrPartition,
+                            ),
+                        },
+                    },
+                },
+                None => match broker.topic_by_id(&req.topic_id) {
+                    Some(t) => topic_response(&t, node_id),
+                    None => error_topic(None, req.topic_id, ResponseError::UnknownTopicId),
+                },
+            })
+            .collect(),
+    };
+    let this_broker = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(node_id))
+        .with_host(str_bytes(&ctx.listener.advertised_host))
+        .with_port(ctx.listener.advertised_port as i32);
+    let response = MetadataResponse::default()
+        .with_brokers(vec![this_broker])
+        .with_cluster_id(Some(str_bytes(&broker.cluster_id)))
+        .with_controller_id(BrokerId(node_id))
+        .with_topics(topics);
+    Handled::Ready(ResponseKind::Metadata(response))
+}
+
+/// Shared by handlers that look topics up by name or id (Fetch v13+, Produce v13).
+pub fn find_topic(ctx: &RequestContext, name: &str, id: &uuid::Uuid) -> Option<Arc<Topic>> {
+    if !name.is_empty() {
+        ctx.broker.topic(name)
+    } else {
+        ctx.broker.topic_by_id(id)
+    }
+}

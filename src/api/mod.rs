@@ -1,0 +1,114 @@
+//! Kafka APIs, one file each. `APIS` is the single table of what this broker serves:
+//! ApiVersions is built from it and the connection refuses anything outside it.
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod errors;
+pub mod fetch;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+use crate::broker::Broker;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::Decodable;
+use std::sync::Arc;
+
+/// Where a connection came in, so Metadata can tell the client how to reach this broker.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub advertised_host: String,
+    pub advertised_port: u16,
+}
+
+/// Everything a handler knows about the request besides its body.
+pub struct RequestContext {
+    pub broker: Arc<Broker>,
+    pub listener: Arc<Listener>,
+    pub api_version: i16,
+    pub client_id: Option<String>,
+    pub peer: std::net::SocketAddr,
+}
+
+/// A handler's result. The synchronous part of every handler runs in request order as the
+/// request is read; `Deferred` is the part that waits (fsync for acks=all, long-poll fetch).
+pub enum Handled {
+    Ready(ResponseKind),
+    Deferred(BoxFuture<'static, ResponseKind>),
+    /// acks=0 produce: Kafka sends nothing back.
+    NoResponse,
+}
+
+type Handler = fn(&RequestContext, &mut Bytes) -> anyhow::Result<Handled>;
+
+pub struct ApiEntry {
+    pub key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+    pub handler: Handler,
+}
+
+macro_rules! api {
+    ($key:ident, $min:expr, $max:expr, $module:ident, $request:ty) => {
+        ApiEntry {
+            key: ApiKey::$key,
+            min_version: $min,
+            max_version: $max,
+            handler: |ctx, body| {
+                let request = <$request>::decode(body, ctx.api_version)?;
+                Ok($module::handle(ctx, request))
+            },
+        }
+    };
+}
+
+/// Every API and version served. Versions are all those the kafka-protocol crate (Kafka 4.1
+/// schemas) decodes for the API, so old clients (librdkafka 2.0) and new ones both fit.
+pub static APIS: &[ApiEntry] = &[
+    api!(Produce, 3, 13, produce, ProduceRequest),
+    api!(Fetch, 4, 18, fetch, FetchRequest),
+    api!(ListOffsets, 1, 10, list_offsets, ListOffsetsRequest),
+    api!(Metadata, 0, 13, metadata, MetadataRequest),
+    api!(ApiVersions, 0, 4, api_versions, ApiVersionsRequest),
+    api!(CreateTopics, 2, 7, create_topics, CreateTopicsRequest),
+    api!(DeleteTopics, 1, 6, delete_topics, DeleteTopicsRequest),
+    api!(
+        InitProducerId,
+        0,
+        5,
+        init_producer_id,
+        InitProducerIdRequest
+    ),
+    api!(
+        OffsetForLeaderEpoch,
+        2,
+        4,
+        offset_for_leader_epoch,
+        OffsetForLeaderEpochRequest
+    ),
+    api!(
+        DescribeCluster,
+        0,
+        2,
+        describe_cluster,
+        DescribeClusterRequest
+    ),
+];
+
+pub fn lookup(api_key: i16) -> Option<&'static ApiEntry> {
+    APIS.iter().find(|e| e.key as i16 == api_key)
+}
+
+/// Leader epoch of every partition: a single broker never changes leadership.
+pub const LEADER_EPOCH: i32 = 0;
+
+/// Converts a `&str` into the protocol's string type.
+pub fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(s.to_string())
+}

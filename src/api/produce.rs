@@ -1,0 +1,160 @@
+//! Produce: validate and append each partition's batch in request order; acks=all waits for
+//! the flusher to make it durable, acks=1 answers after the write, acks=0 gets no response.
+
+use super::errors::{append_error, ResponseError, NONE};
+use super::metadata::find_topic;
+use super::{str_bytes, Handled, RequestContext};
+use crate::log::Partition;
+use futures::future::join_all;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A durable-offset wait for one partition of an acks=all request.
+struct DurableWait {
+    topic: usize,
+    partition: usize,
+    log: Arc<Partition>,
+    end_offset: i64,
+}
+
+fn error_response(
+    index: i32,
+    error: ResponseError,
+    message: Option<String>,
+) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(error.code())
+        .with_base_offset(-1)
+        .with_error_message(message.map(|m| str_bytes(&m)))
+}
+
+pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
+    let acks = request.acks;
+    let blanket_error = if request.transactional_id.is_some() {
+        Some((
+            ResponseError::TransactionalIdAuthorizationFailed,
+            "transactions are not supported yet",
+        ))
+    } else if !matches!(acks, -1..=1) {
+        Some((
+            ResponseError::InvalidRequiredAcks,
+            "acks must be -1, 0 or 1",
+        ))
+    } else {
+        None
+    };
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    let mut waits = Vec::new();
+    for (t_idx, topic_data) in request.topic_data.iter().enumerate() {
+        let name = topic_data.name.0.as_str();
+        let topic = match find_topic(ctx, name, &topic_data.topic_id) {
+            Some(t) => Some(t),
+            None if !name.is_empty() && blanket_error.is_none() => ctx.broker.auto_create(name),
+            None => None,
+        };
+        let missing = if name.is_empty() {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for (p_idx, data) in topic_data.partition_data.iter().enumerate() {
+            if let Some((error, message)) = blanket_error {
+                partitions.push(error_response(data.index, error, Some(message.to_string())));
+                continue;
+            }
+            let log = topic.as_ref().and_then(|t| {
+                usize::try_from(data.index)
+                    .ok()
+                    .and_then(|i| t.partitions.get(i).cloned())
+            });
+            let Some(log) = log else {
+                partitions.push(error_response(data.index, missing, None));
+                continue;
+            };
+            let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) else {
+                partitions.push(error_response(
+                    data.index,
+                    ResponseError::InvalidRecord,
+                    Some("no records".into()),
+                ));
+                continue;
+            };
+            match log.append(records) {
+                Ok(out) => {
+                    partitions.push(
+                        PartitionProduceResponse::default()
+                            .with_index(data.index)
+                            .with_error_code(NONE)
+                            .with_base_offset(out.base_offset)
+                            .with_log_append_time_ms(out.log_append_time.unwrap_or(-1))
+                            .with_log_start_offset(out.log_start_offset),
+                    );
+                    if acks == -1 {
+                        waits.push(DurableWait {
+                            topic: t_idx,
+                            partition: p_idx,
+                            log,
+                            end_offset: out.last_offset + 1,
+                        });
+                    }
+                }
+                Err(e) => {
+                    let (code, message) = append_error(&e);
+                    tracing::warn!(
+                        client_id = ctx.client_id.as_deref().unwrap_or(""),
+                        topic = %log.topic,
+                        partition = log.index,
+                        error_code = code,
+                        "produce rejected: {message}"
+                    );
+                    partitions.push(
+                        PartitionProduceResponse::default()
+                            .with_index(data.index)
+                            .with_error_code(code)
+                            .with_base_offset(-1)
+                            .with_error_message(Some(str_bytes(&message))),
+                    );
+                }
+            }
+        }
+        let mut topic_response =
+            TopicProduceResponse::default().with_partition_responses(partitions);
+        if ctx.api_version >= 13 {
+            topic_response.topic_id = topic_data.topic_id;
+        } else {
+            topic_response.name = topic_data.name.clone();
+        }
+        responses.push(topic_response);
+    }
+    if acks == 0 {
+        return Handled::NoResponse;
+    }
+    let response = ProduceResponse::default().with_responses(responses);
+    if waits.is_empty() {
+        return Handled::Ready(ResponseKind::Produce(response));
+    }
+    let timeout = Duration::from_millis(request.timeout_ms.max(1000) as u64);
+    Handled::Deferred(Box::pin(async move {
+        let mut response = response;
+        let outcomes = join_all(waits.iter().map(|w| async move {
+            let mut hw = w.log.subscribe();
+            tokio::time::timeout(timeout, hw.wait_for(|hw| *hw >= w.end_offset))
+                .await
+                .is_ok_and(|r| r.is_ok())
+        }))
+        .await;
+        for (w, durable) in waits.iter().zip(outcomes) {
+            if !durable {
+                let p = &mut response.responses[w.topic].partition_responses[w.partition];
+                p.error_code = ResponseError::RequestTimedOut.code();
+                p.base_offset = -1;
+                p.error_message = Some(str_bytes("timed out waiting for the write to be fsynced"));
+            }
+        }
+        ResponseKind::Produce(response)
+    }))
+}

@@ -1,0 +1,443 @@
+//! Typed settings: CLI flags (with SLUICE_* env equivalents), an optional TOML file, and
+//! broker/topic settings under Kafka's own property names.
+
+use crate::log::LogConfig;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Flags of `sluice serve`. Every flag can also come from the environment or a TOML file.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// Address to accept Kafka clients on (repeatable; IPv4 or [IPv6]:port). Default 127.0.0.1:9092.
+    #[arg(
+        long = "listen",
+        value_name = "HOST:PORT",
+        env = "SLUICE_LISTEN",
+        value_delimiter = ','
+    )]
+    pub listen: Vec<String>,
+    /// Address clients are told to connect to. Default: the listen address.
+    #[arg(
+        long = "advertised-listener",
+        value_name = "HOST:PORT",
+        env = "SLUICE_ADVERTISED_LISTENER"
+    )]
+    pub advertised_listener: Option<String>,
+    /// Data directory (Kafka's log.dirs). Default ./data.
+    #[arg(long = "data-dir", value_name = "PATH", env = "SLUICE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// This broker's node id. Default 1.
+    #[arg(long = "node-id", value_name = "N", env = "SLUICE_NODE_ID")]
+    pub node_id: Option<i32>,
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive). Default info.
+    #[arg(long = "log-level", value_name = "LEVEL", env = "SLUICE_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// A broker or default topic setting under its Kafka name (repeatable), e.g. num.partitions=3.
+    #[arg(
+        long = "set",
+        value_name = "NAME=VALUE",
+        env = "SLUICE_SET",
+        value_delimiter = ','
+    )]
+    pub set: Vec<String>,
+    /// TOML file with the same keys (listen, advertised_listener, data_dir, node_id, log_level)
+    /// and a [settings] table of Kafka properties. Flags and env win over the file.
+    #[arg(long = "config", value_name = "FILE", env = "SLUICE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<Vec<String>>,
+    advertised_listener: Option<String>,
+    data_dir: Option<PathBuf>,
+    node_id: Option<i32>,
+    log_level: Option<String>,
+    #[serde(default)]
+    settings: BTreeMap<String, toml::Value>,
+}
+
+/// Broker-wide settings, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub listen: Vec<SocketAddr>,
+    pub advertised: Option<(String, u16)>,
+    pub data_dir: PathBuf,
+    pub node_id: i32,
+    pub log_level: String,
+    pub num_partitions: i32,
+    pub auto_create_topics: bool,
+    pub default_replication_factor: i16,
+    pub socket_request_max_bytes: usize,
+    pub retention_check_interval_ms: u64,
+    /// Topic defaults (Kafka's log.* broker settings), as topic-level names.
+    pub topic_defaults: BTreeMap<String, String>,
+}
+
+/// Broker settings accepted by `--set`, with Kafka's defaults.
+const BROKER_SETTINGS: &[(&str, &str)] = &[
+    ("num.partitions", "1"),
+    ("auto.create.topics.enable", "true"),
+    ("default.replication.factor", "1"),
+    ("socket.request.max.bytes", "104857600"),
+    ("log.retention.check.interval.ms", "300000"),
+];
+
+/// Broker settings that are defaults for a topic-level config: (broker name, topic name).
+const TOPIC_DEFAULT_SETTINGS: &[(&str, &str)] = &[
+    ("log.segment.bytes", "segment.bytes"),
+    ("log.roll.ms", "segment.ms"),
+    ("log.retention.ms", "retention.ms"),
+    ("log.retention.bytes", "retention.bytes"),
+    ("message.max.bytes", "max.message.bytes"),
+    ("log.message.timestamp.type", "message.timestamp.type"),
+    ("log.index.interval.bytes", "index.interval.bytes"),
+    ("log.cleanup.policy", "cleanup.policy"),
+    ("min.insync.replicas", "min.insync.replicas"),
+    ("compression.type", "compression.type"),
+];
+
+/// Topic-level configs we implement, with Kafka's defaults.
+pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
+    ("cleanup.policy", "delete"),
+    ("compression.type", "producer"),
+    ("index.interval.bytes", "4096"),
+    ("max.message.bytes", "1048588"),
+    ("message.timestamp.type", "CreateTime"),
+    ("min.insync.replicas", "1"),
+    ("retention.bytes", "-1"),
+    ("retention.ms", "604800000"),
+    ("segment.bytes", "1073741824"),
+    ("segment.ms", "604800000"),
+];
+
+fn parse_i64(name: &str, value: &str) -> Result<i64> {
+    value
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| anyhow!("{name}: '{value}' is not an integer"))
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => bail!("{name}: '{value}' is not true or false"),
+    }
+}
+
+/// Checks one topic-level config value; the error text is what clients see in INVALID_CONFIG.
+pub fn validate_topic_config(name: &str, value: &str) -> Result<()> {
+    let int = |min: i64| -> Result<()> {
+        let v = parse_i64(name, value)?;
+        if v < min {
+            bail!("{name}: {v} is below the minimum {min}");
+        }
+        Ok(())
+    };
+    match name {
+        "cleanup.policy" => match value.trim() {
+            "delete" => Ok(()),
+            "compact" | "compact,delete" | "delete,compact" => {
+                bail!("cleanup.policy=compact is not supported yet")
+            }
+            other => bail!("cleanup.policy: unknown policy '{other}'"),
+        },
+        "compression.type" => match value.trim() {
+            "producer" => Ok(()),
+            "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => {
+                bail!("compression.type={value}: only 'producer' is supported (batches are stored as sent)")
+            }
+            other => bail!("compression.type: unknown codec '{other}'"),
+        },
+        "index.interval.bytes" => int(0),
+        "max.message.bytes" => int(0),
+        "message.timestamp.type" => match value.trim() {
+            "CreateTime" | "LogAppendTime" => Ok(()),
+            other => bail!("message.timestamp.type: '{other}' is not CreateTime or LogAppendTime"),
+        },
+        "min.insync.replicas" => int(1),
+        "retention.bytes" | "retention.ms" => int(-1),
+        "segment.bytes" => {
+            let v = parse_i64(name, value)?;
+            if !(14..=i32::MAX as i64).contains(&v) {
+                bail!("segment.bytes: {v} must be between 14 and {}", i32::MAX);
+            }
+            Ok(())
+        }
+        "segment.ms" => int(1),
+        _ => bail!("unknown topic config '{name}'"),
+    }
+}
+
+/// Resolves a topic's effective configs (topic overrides over broker defaults) into a LogConfig.
+pub fn log_config(
+    defaults: &BTreeMap<String, String>,
+    overrides: &BTreeMap<String, String>,
+) -> LogConfig {
+    let get = |name: &str| -> String {
+        overrides
+            .get(name)
+            .or_else(|| defaults.get(name))
+            .cloned()
+            .or_else(|| {
+                TOPIC_CONFIGS
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            })
+            .unwrap_or_default()
+    };
+    let num = |name: &str| get(name).trim().parse::<i64>().unwrap_or(-1);
+    LogConfig {
+        segment_bytes: num("segment.bytes").max(14) as u64,
+        segment_ms: num("segment.ms").max(1),
+        retention_ms: num("retention.ms"),
+        retention_bytes: num("retention.bytes"),
+        max_message_bytes: num("max.message.bytes").max(0) as usize,
+        log_append_time: get("message.timestamp.type").trim() == "LogAppendTime",
+        index_interval_bytes: num("index.interval.bytes").max(0) as u64,
+    }
+}
+
+fn toml_to_string(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    s.to_socket_addrs()
+        .with_context(|| format!("--listen {s}: expected HOST:PORT"))?
+        .next()
+        .ok_or_else(|| anyhow!("--listen {s}: address did not resolve"))
+}
+
+fn split_host_port(s: &str) -> Result<(String, u16)> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow!("'{s}': expected HOST:PORT"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        bail!("'{s}': the host must not be empty");
+    }
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| anyhow!("'{s}': bad port"))?;
+    Ok((host.to_string(), port))
+}
+
+impl BrokerConfig {
+    pub fn resolve(args: &ServeArgs) -> Result<BrokerConfig> {
+        let file: FileConfig = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let listen_strs = if !args.listen.is_empty() {
+            args.listen.clone()
+        } else {
+            file.listen
+                .clone()
+                .unwrap_or_else(|| vec!["127.0.0.1:9092".to_string()])
+        };
+        let listen = listen_strs
+            .iter()
+            .map(|s| parse_listen(s))
+            .collect::<Result<Vec<_>>>()?;
+        let advertised = match args
+            .advertised_listener
+            .clone()
+            .or(file.advertised_listener.clone())
+        {
+            Some(s) => Some(split_host_port(&s).context("--advertised-listener")?),
+            None => None,
+        };
+
+        let mut settings: BTreeMap<String, String> = file
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), toml_to_string(v)))
+            .collect();
+        for kv in &args.set {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--set {kv}: expected NAME=VALUE"))?;
+            settings.insert(k.trim().to_string(), v.trim().to_string());
+        }
+
+        let mut cfg = BrokerConfig {
+            listen,
+            advertised,
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./data")),
+            node_id: args.node_id.or(file.node_id).unwrap_or(1),
+            log_level: args
+                .log_level
+                .clone()
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".to_string()),
+            num_partitions: 1,
+            auto_create_topics: true,
+            default_replication_factor: 1,
+            socket_request_max_bytes: 104_857_600,
+            retention_check_interval_ms: 300_000,
+            topic_defaults: BTreeMap::new(),
+        };
+        if cfg.node_id < 0 {
+            bail!("--node-id must not be negative");
+        }
+        for (name, value) in &settings {
+            cfg.apply(name, value)
+                .with_context(|| format!("invalid setting {name}={value}"))?;
+        }
+        Ok(cfg)
+    }
+
+    fn apply(&mut self, name: &str, value: &str) -> Result<()> {
+        match name {
+            "num.partitions" => {
+                let v = parse_i64(name, value)?;
+                if !(1..=i32::MAX as i64).contains(&v) {
+                    bail!("must be at least 1");
+                }
+                self.num_partitions = v as i32;
+            }
+            "auto.create.topics.enable" => self.auto_create_topics = parse_bool(name, value)?,
+            "default.replication.factor" => {
+                if parse_i64(name, value)? != 1 {
+                    bail!("sluice is a single broker: only 1 is possible");
+                }
+            }
+            "socket.request.max.bytes" => {
+                let v = parse_i64(name, value)?;
+                if !(1..=i32::MAX as i64).contains(&v) {
+                    bail!("must be between 1 and {}", i32::MAX);
+                }
+                self.socket_request_max_bytes = v as usize;
+            }
+            "log.retention.check.interval.ms" => {
+                let v = parse_i64(name, value)?;
+                if v < 1 {
+                    bail!("must be at least 1");
+                }
+                self.retention_check_interval_ms = v as u64;
+            }
+            "log.retention.minutes" | "log.retention.hours" | "log.roll.hours" => {
+                let v = parse_i64(name, value)?;
+                let (topic_name, factor) = match name {
+                    "log.retention.minutes" => ("retention.ms", 60_000),
+                    "log.retention.hours" => ("retention.ms", 3_600_000),
+                    _ => ("segment.ms", 3_600_000),
+                };
+                let ms = if v < 0 { -1 } else { v.saturating_mul(factor) };
+                // Settings apply in name order, so log.retention.ms / log.roll.ms (more precise,
+                // sorted after hours/minutes) win, as in Kafka.
+                validate_topic_config(topic_name, &ms.to_string())?;
+                self.topic_defaults
+                    .insert(topic_name.to_string(), ms.to_string());
+            }
+            _ => {
+                let Some((_, topic_name)) = TOPIC_DEFAULT_SETTINGS.iter().find(|(b, _)| *b == name)
+                else {
+                    let known: Vec<&str> = BROKER_SETTINGS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .chain(TOPIC_DEFAULT_SETTINGS.iter().map(|(n, _)| *n))
+                        .chain([
+                            "log.retention.minutes",
+                            "log.retention.hours",
+                            "log.roll.hours",
+                        ])
+                        .collect();
+                    bail!("unknown setting; known settings: {}", known.join(", "));
+                };
+                validate_topic_config(topic_name, value)?;
+                self.topic_defaults
+                    .insert(topic_name.to_string(), value.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// Topic defaults as configured on this broker (Kafka topic-level names).
+    pub fn topic_defaults(&self) -> BTreeMap<String, String> {
+        self.topic_defaults.clone()
+    }
+
+    /// Value of a broker setting by its Kafka name (for DescribeConfigs and docs).
+    pub fn broker_defaults() -> &'static [(&'static str, &'static str)] {
+        BROKER_SETTINGS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(set: &[&str]) -> ServeArgs {
+        ServeArgs {
+            set: set.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let cfg = BrokerConfig::resolve(&args(&[])).unwrap();
+        assert_eq!(cfg.listen, vec!["127.0.0.1:9092".parse().unwrap()]);
+        assert_eq!(cfg.node_id, 1);
+        assert_eq!(cfg.num_partitions, 1);
+        let cfg = BrokerConfig::resolve(&args(&[
+            "num.partitions=4",
+            "log.segment.bytes=65536",
+            "log.retention.hours=1",
+        ]))
+        .unwrap();
+        assert_eq!(cfg.num_partitions, 4);
+        let lc = log_config(&cfg.topic_defaults(), &BTreeMap::new());
+        assert_eq!(lc.segment_bytes, 65536);
+        assert_eq!(lc.retention_ms, 3_600_000);
+    }
+
+    #[test]
+    fn unknown_and_invalid_settings_fail() {
+        assert!(BrokerConfig::resolve(&args(&["no.such.thing=1"])).is_err());
+        assert!(BrokerConfig::resolve(&args(&["num.partitions=zero"])).is_err());
+        assert!(BrokerConfig::resolve(&args(&["default.replication.factor=3"])).is_err());
+        assert!(BrokerConfig::resolve(&args(&["log.message.timestamp.type=Sometimes"])).is_err());
+    }
+
+    #[test]
+    fn advertised_listener_needs_a_host() {
+        let mut a = args(&[]);
+        a.advertised_listener = Some(":9092".into());
+        assert!(BrokerConfig::resolve(&a).is_err());
+        a.advertised_listener = Some("[::1]:9093".into());
+        assert_eq!(
+            BrokerConfig::resolve(&a).unwrap().advertised,
+            Some(("::1".into(), 9093))
+        );
+    }
+
+    #[test]
+    fn topic_config_validation() {
+        assert!(validate_topic_config("retention.ms", "-1").is_ok());
+        assert!(validate_topic_config("retention.ms", "abc").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact").is_err());
+        assert!(validate_topic_config("nope", "1").is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! sluice: a Kafka-wire-compatible broker. See DESIGN.md for the layers.
+
+pub mod api;
+pub mod broker;
+pub mod config;
+pub mod log;
+pub mod metadata;
+pub mod server;

@@ -1,0 +1,411 @@
+//! One log segment: an append-only `.log` file of record batches plus a sparse offset/time index.
+//! The index lives in memory and is written to `.index` / `.timeindex` when the segment is sealed.
+
+use super::batch::{self, BatchHeader, HEADER_LEN};
+use bytes::{Bytes, BytesMut};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, IoSlice, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A sparse index point: the batch starting at `position` has base offset `base + rel_offset`;
+/// every record before it has a timestamp <= `max_ts_before`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub rel_offset: u32,
+    pub position: u32,
+    pub max_ts_before: i64,
+}
+
+pub struct Segment {
+    pub base_offset: i64,
+    pub file: Arc<File>,
+    pub log_path: PathBuf,
+    /// Bytes in the file that hold whole batches.
+    pub size: u64,
+    /// One past the last offset stored here.
+    pub next_offset: i64,
+    /// Largest batch max-timestamp in the segment, -1 when empty.
+    pub max_timestamp: i64,
+    /// Base offset of the batch holding `max_timestamp`.
+    pub max_timestamp_batch: i64,
+    pub index: Vec<IndexEntry>,
+    bytes_since_index: u64,
+    /// Wall-clock ms of the first append (for segment.ms).
+    pub created_ms: i64,
+}
+
+pub fn file_name(base_offset: i64, ext: &str) -> String {
+    format!("{base_offset:020}.{ext}")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Segment {
+    pub fn create(dir: &Path, base_offset: i64) -> io::Result<Segment> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&log_path)?;
+        Ok(Segment {
+            base_offset,
+            file: Arc::new(file),
+            log_path,
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            max_timestamp_batch: base_offset,
+            index: Vec::new(),
+            bytes_since_index: 0,
+            created_ms: now_ms(),
+        })
+    }
+
+    fn open_file(dir: &Path, base_offset: i64) -> io::Result<(File, PathBuf)> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let file = OpenOptions::new().read(true).append(true).open(&log_path)?;
+        Ok((file, log_path))
+    }
+
+    /// Opens a sealed segment, trusting its index files when they are consistent.
+    /// `next_offset` is the base offset of the following segment.
+    pub fn open_sealed(
+        dir: &Path,
+        base_offset: i64,
+        next_offset: i64,
+        index_interval: u64,
+    ) -> io::Result<Segment> {
+        let (file, log_path) = Self::open_file(dir, base_offset)?;
+        let size = file.metadata()?.len();
+        let mut seg = Segment {
+            base_offset,
+            file: Arc::new(file),
+            log_path,
+            size,
+            next_offset,
+            max_timestamp: -1,
+            max_timestamp_batch: base_offset,
+            index: Vec::new(),
+            bytes_since_index: 0,
+            created_ms: now_ms(),
+        };
+        if !seg.load_index_files(dir) {
+            seg.rebuild(index_interval, false, |_, _| {})?;
+        }
+        Ok(seg)
+    }
+
+    /// Opens the active (last) segment after a possible crash: validates every batch, truncates
+    /// a torn or corrupt tail, rebuilds the index. `on_batch` sees every valid batch in order.
+    pub fn recover(
+        dir: &Path,
+        base_offset: i64,
+        index_interval: u64,
+        on_batch: impl FnMut(&BatchHeader, u64),
+    ) -> io::Result<(Segment, u64)> {
+        let (file, log_path) = Self::open_file(dir, base_offset)?;
+        let size = file.metadata()?.len();
+        let mut seg = Segment {
+            base_offset,
+            file: Arc::new(file),
+            log_path,
+            size,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            max_timestamp_batch: base_offset,
+            index: Vec::new(),
+            bytes_since_index: 0,
+            created_ms: now_ms(),
+        };
+        let valid = seg.rebuild(index_interval, true, on_batch)?;
+        let truncated = size - valid;
+        if truncated > 0 {
+            seg.file.set_len(valid)?;
+            seg.file.sync_all()?;
+            seg.size = valid;
+        }
+        Ok((seg, truncated))
+    }
+
+    /// Scans the log file from the start, rebuilding the in-memory index and summary.
+    /// Returns the length of the valid prefix.
+    fn rebuild(
+        &mut self,
+        index_interval: u64,
+        check_crc: bool,
+        mut on_batch: impl FnMut(&BatchHeader, u64),
+    ) -> io::Result<u64> {
+        self.index.clear();
+        self.bytes_since_index = 0;
+        self.max_timestamp = -1;
+        self.max_timestamp_batch = self.base_offset;
+        let file_len = self.file.metadata()?.len();
+        let mut pos = 0u64;
+        let mut expected_next = self.base_offset;
+        let mut head = [0u8; HEADER_LEN];
+        let mut body = Vec::new();
+        while pos + HEADER_LEN as u64 <= file_len {
+            self.file.read_exact_at(&mut head, pos)?;
+            let Ok(h) = BatchHeader::parse(&head) else {
+                break;
+            };
+            if h.magic != 2 || pos + h.total_len as u64 > file_len || h.base_offset < expected_next
+            {
+                break;
+            }
+            if check_crc {
+                body.resize(h.total_len - batch::CRC_START, 0);
+                self.file
+                    .read_exact_at(&mut body, pos + batch::CRC_START as u64)?;
+                if crc32c::crc32c(&body) != h.crc {
+                    break;
+                }
+            }
+            self.note_batch(&h, pos, index_interval);
+            on_batch(&h, pos);
+            expected_next = h.last_offset() + 1;
+            pos += h.total_len as u64;
+        }
+        self.size = pos;
+        if expected_next > self.next_offset {
+            self.next_offset = expected_next;
+        }
+        Ok(pos)
+    }
+
+    /// Updates index and summary for a batch now stored at `position`.
+    fn note_batch(&mut self, h: &BatchHeader, position: u64, index_interval: u64) {
+        if self.index.is_empty() || self.bytes_since_index >= index_interval {
+            self.index.push(IndexEntry {
+                rel_offset: (h.base_offset - self.base_offset) as u32,
+                position: position as u32,
+                max_ts_before: self.max_timestamp,
+            });
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += h.total_len as u64;
+        if h.max_timestamp > self.max_timestamp {
+            self.max_timestamp = h.max_timestamp;
+            self.max_timestamp_batch = h.base_offset;
+        }
+        self.next_offset = h.last_offset() + 1;
+    }
+
+    /// Appends one batch: `head` is its patched header, `rest` the bytes after the header.
+    /// `h` describes the batch as stored (patched base offset and timestamps).
+    pub fn append(
+        &mut self,
+        head: &[u8; HEADER_LEN],
+        rest: &[u8],
+        h: &BatchHeader,
+        index_interval: u64,
+    ) -> io::Result<()> {
+        if self.size == 0 {
+            self.created_ms = now_ms();
+        }
+        let mut file = &*self.file;
+        let mut slices = [IoSlice::new(head), IoSlice::new(rest)];
+        let mut bufs: &mut [IoSlice] = &mut slices;
+        let total = head.len() + rest.len();
+        let mut written = 0usize;
+        while written < total {
+            match file.write_vectored(bufs) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "short write to segment",
+                    ))
+                }
+                Ok(n) => {
+                    written += n;
+                    IoSlice::advance_slices(&mut bufs, n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Drop a partial write so the file never holds half a batch we acknowledged.
+                    let _ = self.file.set_len(self.size);
+                    return Err(e);
+                }
+            }
+        }
+        let position = self.size;
+        self.size += total as u64;
+        self.note_batch(h, position, index_interval);
+        Ok(())
+    }
+
+    /// Position of the last indexed batch at or before `offset`.
+    pub fn lookup(&self, offset: i64) -> u64 {
+        let rel = (offset - self.base_offset).max(0) as u32;
+        match self.index.partition_point(|e| e.rel_offset <= rel) {
+            0 => 0,
+            i => self.index[i - 1].position as u64,
+        }
+    }
+
+    /// Position from which to scan for the first record with timestamp >= `ts`.
+    pub fn lookup_time(&self, ts: i64) -> u64 {
+        match self.index.partition_point(|e| e.max_ts_before < ts) {
+            0 => 0,
+            i => self.index[i - 1].position as u64,
+        }
+    }
+
+    /// Writes the index files of a segment that will receive no more appends.
+    /// Returns the files to fsync.
+    pub fn seal(&self, dir: &Path) -> io::Result<Vec<Arc<File>>> {
+        let mut offsets = Vec::with_capacity(self.index.len() * 8);
+        let mut times = Vec::with_capacity((self.index.len() + 1) * 12);
+        for e in &self.index {
+            offsets.extend_from_slice(&e.rel_offset.to_be_bytes());
+            offsets.extend_from_slice(&e.position.to_be_bytes());
+            times.extend_from_slice(&e.max_ts_before.to_be_bytes());
+            times.extend_from_slice(&e.rel_offset.to_be_bytes());
+        }
+        // Trailer: the segment's max timestamp and the batch holding it.
+        times.extend_from_slice(&self.max_timestamp.to_be_bytes());
+        times.extend_from_slice(
+            &((self.max_timestamp_batch - self.base_offset) as u32).to_be_bytes(),
+        );
+        let mut out = Vec::new();
+        for (ext, data) in [("index", offsets), ("timeindex", times)] {
+            let mut f = File::create(dir.join(file_name(self.base_offset, ext)))?;
+            f.write_all(&data)?;
+            out.push(Arc::new(f));
+        }
+        out.push(self.file.clone());
+        Ok(out)
+    }
+
+    fn load_index_files(&mut self, dir: &Path) -> bool {
+        let (Ok(offsets), Ok(times)) = (
+            fs::read(dir.join(file_name(self.base_offset, "index"))),
+            fs::read(dir.join(file_name(self.base_offset, "timeindex"))),
+        ) else {
+            return false;
+        };
+        if offsets.len() % 8 != 0 || times.len() != offsets.len() / 8 * 12 + 12 {
+            return false;
+        }
+        let n = offsets.len() / 8;
+        let mut index = Vec::with_capacity(n);
+        for i in 0..n {
+            let o = &offsets[i * 8..];
+            let t = &times[i * 12..];
+            let entry = IndexEntry {
+                rel_offset: u32::from_be_bytes(o[0..4].try_into().unwrap()),
+                position: u32::from_be_bytes(o[4..8].try_into().unwrap()),
+                max_ts_before: i64::from_be_bytes(t[0..8].try_into().unwrap()),
+            };
+            if entry.position as u64 >= self.size.max(1) {
+                return false;
+            }
+            index.push(entry);
+        }
+        let t = &times[n * 12..];
+        self.max_timestamp = i64::from_be_bytes(t[0..8].try_into().unwrap());
+        self.max_timestamp_batch =
+            self.base_offset + u32::from_be_bytes(t[8..12].try_into().unwrap()) as i64;
+        self.index = index;
+        true
+    }
+
+    pub fn read_at(&self, position: u64, len: usize) -> io::Result<Bytes> {
+        read_exact(&self.file, position, len)
+    }
+
+    pub fn delete_files(dir: &Path, base_offset: i64) {
+        for ext in ["log", "index", "timeindex", "snapshot"] {
+            let _ = fs::remove_file(dir.join(file_name(base_offset, ext)));
+        }
+    }
+}
+
+pub fn read_exact(file: &File, position: u64, len: usize) -> io::Result<Bytes> {
+    let mut buf = BytesMut::zeroed(len);
+    file.read_exact_at(&mut buf, position)?;
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::{patched_header, tests::make_batch, validate};
+
+    fn append(seg: &mut Segment, offset: i64, ts: i64, count: i32) {
+        let b = make_batch(count, ts, None);
+        let head = patched_header(&b, offset, 0, None);
+        let mut h = validate(&b).unwrap();
+        h.base_offset = offset;
+        seg.append(&head, &b[HEADER_LEN..], &h, 100).unwrap();
+    }
+
+    #[test]
+    fn append_seal_reopen_and_recover() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0).unwrap();
+        let mut offset = 0;
+        for i in 0..50 {
+            append(&mut seg, offset, 1000 + i, 3);
+            offset += 3;
+        }
+        assert_eq!(seg.next_offset, 150);
+        assert!(seg.index.len() > 5);
+        let pos = seg.lookup(77);
+        let data = seg.read_at(pos, HEADER_LEN).unwrap();
+        let h = BatchHeader::parse(&data).unwrap();
+        assert!(h.base_offset <= 77 && h.base_offset > 60);
+        seg.seal(dir.path()).unwrap();
+        let index = seg.index.clone();
+        let size = seg.size;
+        drop(seg);
+
+        let reopened = Segment::open_sealed(dir.path(), 0, 150, 100).unwrap();
+        assert_eq!(reopened.index, index);
+        assert_eq!(reopened.max_timestamp, 1049);
+        assert_eq!(reopened.size, size);
+
+        // torn tail: append half a batch of garbage, recovery truncates it
+        let f = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(file_name(0, "log")))
+            .unwrap();
+        (&f).write_all(&make_batch(2, 5, None)[..30]).unwrap();
+        let mut seen = 0;
+        let (rec, truncated) = Segment::recover(dir.path(), 0, 100, |_, _| seen += 1).unwrap();
+        assert_eq!(seen, 50);
+        assert_eq!(truncated, 30);
+        assert_eq!(rec.size, size);
+        assert_eq!(rec.next_offset, 150);
+        assert_eq!(rec.index, index);
+    }
+
+    #[test]
+    fn recover_stops_at_corrupt_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 10).unwrap();
+        append(&mut seg, 10, 1, 2);
+        append(&mut seg, 12, 2, 2);
+        let first_len = seg.index.len();
+        let size = seg.size;
+        drop(seg);
+        // flip a byte in the second batch's records
+        let path = dir.path().join(file_name(10, "log"));
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] ^= 0x55;
+        fs::write(&path, &bytes).unwrap();
+        let (rec, truncated) = Segment::recover(dir.path(), 10, 100, |_, _| {}).unwrap();
+        assert_eq!(rec.next_offset, 12);
+        assert_eq!(truncated, size / 2);
+        assert_eq!(rec.index.len(), first_len);
+    }
+}

@@ -1,0 +1,100 @@
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use sluice::broker::Broker;
+use sluice::config::{BrokerConfig, ServeArgs};
+use sluice::server::listener::Listeners;
+use std::time::Duration;
+
+/// sluice: a Kafka-wire-compatible broker.
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// `sluice` with no subcommand is `sluice serve`.
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker (the default).
+    Serve(ServeArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    let config = match BrokerConfig::resolve(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    init_tracing(&config.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sluice")
+        .build()
+        .expect("tokio runtime");
+    if let Err(e) = runtime.block_on(serve(config)) {
+        tracing::error!("{e:#}");
+        eprintln!("sluice: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+async fn serve(config: BrokerConfig) -> Result<()> {
+    let retention_every = Duration::from_millis(config.retention_check_interval_ms);
+    let broker = Broker::open(config)?;
+    let listeners = Listeners::start(broker.clone()).await?;
+    tracing::info!(cluster_id = %broker.cluster_id, node_id = broker.config.node_id, data_dir = %broker.config.data_dir.display(), "sluice started");
+
+    let retention_broker = broker.clone();
+    let retention = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(retention_every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let b = retention_broker.clone();
+            let _ = tokio::task::spawn_blocking(move || b.apply_retention()).await;
+        }
+    });
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    retention.abort();
+    listeners.shutdown(Duration::from_secs(10)).await;
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || b.close()).await?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

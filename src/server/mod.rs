@@ -1,0 +1,5 @@
+//! Network front end: listeners, per-connection tasks, framing.
+
+pub mod connection;
+pub mod frame;
+pub mod listener;
