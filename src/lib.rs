@@ -1,5 +1,6 @@
 //! sluice: a Kafka-wire-compatible broker. See DESIGN.md for the layers.
 
+pub mod alloc_guard;
 pub mod api;
 pub mod broker;
 pub mod config;

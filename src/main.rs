@@ -5,6 +5,9 @@ use sluice::config::{BrokerConfig, ServeArgs};
 use sluice::server::listener::Listeners;
 use std::time::Duration;
 
+#[global_allocator]
+static ALLOCATOR: sluice::alloc_guard::AllocGuard = sluice::alloc_guard::AllocGuard;
+
 /// sluice: a Kafka-wire-compatible broker.
 #[derive(Parser)]
 #[command(
