@@ -28,7 +28,7 @@ pub fn handle(ctx: &RequestContext, request: ApiVersionsRequest) -> Handled {
     let response = ApiVersionsResponse::default()
         .with_error_code(0)
         .with_api_keys(supported_apis());
-    Handled::Ready(ResponseKind::ApiVersions(response))
+    Handled::ready(ResponseKind::ApiVersions(response))
 }
 
 /// KIP-511: a version we do not know still gets a v0 response with UNSUPPORTED_VERSION and

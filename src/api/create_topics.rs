@@ -175,7 +175,7 @@ pub fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Handled {
             result
         })
         .collect();
-    Handled::Ready(ResponseKind::CreateTopics(
+    Handled::ready(ResponseKind::CreateTopics(
         CreateTopicsResponse::default().with_topics(results),
     ))
 }

@@ -56,7 +56,7 @@ pub fn handle(ctx: &RequestContext, request: DeleteTopicsRequest) -> Handled {
             .map(|n| delete(ctx, Some(n.0.as_str()), uuid::Uuid::nil()))
             .collect()
     };
-    Handled::Ready(ResponseKind::DeleteTopics(
+    Handled::ready(ResponseKind::DeleteTopics(
         DeleteTopicsResponse::default().with_responses(results),
     ))
 }

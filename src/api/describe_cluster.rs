@@ -19,5 +19,5 @@ pub fn handle(ctx: &RequestContext, request: DescribeClusterRequest) -> Handled 
     if ctx.api_version >= 1 {
         response.endpoint_type = request.endpoint_type;
     }
-    Handled::Ready(ResponseKind::DescribeCluster(response))
+    Handled::ready(ResponseKind::DescribeCluster(response))
 }

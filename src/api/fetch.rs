@@ -142,7 +142,7 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
     let (response, bytes, had_error) = plan.read();
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
     if bytes >= plan.min_bytes || had_error || max_wait.is_zero() || watchers.is_empty() {
-        return Handled::Ready(ResponseKind::Fetch(response));
+        return Handled::ready(ResponseKind::Fetch(response));
     }
     let deadline = Instant::now() + max_wait;
     Handled::Deferred(Box::pin(async move {

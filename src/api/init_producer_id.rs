@@ -29,5 +29,5 @@ pub fn handle(ctx: &RequestContext, request: InitProducerIdRequest) -> Handled {
             }
         }
     }
-    Handled::Ready(ResponseKind::InitProducerId(response))
+    Handled::ready(ResponseKind::InitProducerId(response))
 }

@@ -105,7 +105,7 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> Handled {
                 .with_partitions(partitions)
         })
         .collect();
-    Handled::Ready(ResponseKind::ListOffsets(
+    Handled::ready(ResponseKind::ListOffsets(
         ListOffsetsResponse::default().with_topics(topics),
     ))
 }

@@ -93,7 +93,7 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
         .with_cluster_id(Some(str_bytes(&broker.cluster_id)))
         .with_controller_id(BrokerId(node_id))
         .with_topics(topics);
-    Handled::Ready(ResponseKind::Metadata(response))
+    Handled::ready(ResponseKind::Metadata(response))
 }
 
 /// Shared by handlers that look topics up by name or id (Fetch v13+, Produce v13).

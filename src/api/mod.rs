@@ -39,10 +39,16 @@ pub struct RequestContext {
 /// A handler's result. The synchronous part of every handler runs in request order as the
 /// request is read; `Deferred` is the part that waits (fsync for acks=all, long-poll fetch).
 pub enum Handled {
-    Ready(ResponseKind),
+    Ready(Box<ResponseKind>),
     Deferred(BoxFuture<'static, ResponseKind>),
     /// acks=0 produce: Kafka sends nothing back.
     NoResponse,
+}
+
+impl Handled {
+    pub fn ready(response: ResponseKind) -> Handled {
+        Handled::Ready(Box::new(response))
+    }
 }
 
 type Handler = fn(&RequestContext, &mut Bytes) -> anyhow::Result<Handled>;

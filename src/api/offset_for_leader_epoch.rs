@@ -42,7 +42,7 @@ pub fn handle(ctx: &RequestContext, request: OffsetForLeaderEpochRequest) -> Han
                 .with_partitions(partitions)
         })
         .collect();
-    Handled::Ready(ResponseKind::OffsetForLeaderEpoch(
+    Handled::ready(ResponseKind::OffsetForLeaderEpoch(
         OffsetForLeaderEpochResponse::default().with_topics(topics),
     ))
 }

@@ -135,7 +135,7 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
     }
     let response = ProduceResponse::default().with_responses(responses);
     if waits.is_empty() {
-        return Handled::Ready(ResponseKind::Produce(response));
+        return Handled::ready(ResponseKind::Produce(response));
     }
     let timeout = Duration::from_millis(request.timeout_ms.max(1000) as u64);
     Handled::Deferred(Box::pin(async move {

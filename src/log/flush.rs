@@ -35,7 +35,12 @@ fn run(rx: Receiver<Arc<Partition>>) {
             pending.push(more);
         }
         for partition in pending.drain(..) {
-            partition.flush_now();
+            // A bug in one partition must not stop group commit for all the others.
+            let flushed =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| partition.flush_now()));
+            if flushed.is_err() {
+                tracing::error!(topic = %partition.topic, partition = partition.index, "flush panicked");
+            }
         }
     }
 }

@@ -533,7 +533,8 @@ impl Partition {
     pub fn delete(&self) -> io::Result<()> {
         let mut st = self.lock();
         st.deleted = true;
-        st.segments.clear();
+        st.unflushed.clear();
+        st.dir_dirty = false;
         drop(st);
         fs::remove_dir_all(&self.dir)
     }

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 const MAX_IN_FLIGHT: usize = 32;
 
 enum Reply {
-    Ready(ResponseKind),
+    Ready(Box<ResponseKind>),
     Deferred(BoxFuture<'static, ResponseKind>),
 }
 
@@ -116,7 +116,7 @@ fn handle_request(
                     api_key: ApiKey::ApiVersions,
                     api_version: 0,
                 },
-                reply: Reply::Ready(ResponseKind::ApiVersions(response)),
+                reply: Reply::Ready(Box::new(ResponseKind::ApiVersions(response))),
             }));
         }
         return Err(format!(
@@ -220,7 +220,7 @@ async fn write_responses(
             }
         };
         let response = match pending.reply {
-            Reply::Ready(r) => r,
+            Reply::Ready(r) => *r,
             Reply::Deferred(f) => {
                 // Send what is ready before waiting (fsync, long poll).
                 if out.flush().await.is_err() {
