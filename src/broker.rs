@@ -88,7 +88,8 @@ impl Broker {
     }
 
     fn open_topic(&self, meta: &TopicMeta) -> Result<Topic> {
-        let log_cfg = log_config(&self.config.topic_defaults(), &meta.configs);
+        let mut log_cfg = log_config(&self.config.topic_defaults(), &meta.configs);
+        log_cfg.producer_expiration_ms = self.config.producer_id_expiration_ms;
         let partitions = (0..meta.partitions)
             .map(|i| {
                 Partition::open(
@@ -149,6 +150,18 @@ impl Broker {
         let _guard = self.admin_lock.lock().unwrap_or_else(|p| p.into_inner());
         if self.topics.contains_key(name) {
             return Err(TopicError::AlreadyExists);
+        }
+        // Kafka refuses names that differ only by '.' vs '_' (they collide in metric names).
+        let canonical = name.replace('.', "_");
+        if let Some(other) = self
+            .topics
+            .iter()
+            .find(|t| t.key().replace('.', "_") == canonical)
+        {
+            return Err(TopicError::InvalidName(format!(
+                "Topic '{name}' collides with existing topic: {}",
+                other.key()
+            )));
         }
         let meta = TopicMeta {
             name: name.to_string(),

@@ -74,6 +74,10 @@ pub struct BrokerConfig {
     pub default_replication_factor: i16,
     pub socket_request_max_bytes: usize,
     pub retention_check_interval_ms: u64,
+    /// Upper bound on the bytes one Fetch response carries.
+    pub fetch_max_bytes: usize,
+    pub producer_id_expiration_ms: i64,
+    pub connections_max_idle_ms: u64,
     /// Topic defaults (Kafka's log.* broker settings), as topic-level names.
     pub topic_defaults: BTreeMap<String, String>,
 }
@@ -85,6 +89,9 @@ const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("default.replication.factor", "1"),
     ("socket.request.max.bytes", "104857600"),
     ("log.retention.check.interval.ms", "300000"),
+    ("fetch.max.bytes", "57671680"),
+    ("producer.id.expiration.ms", "86400000"),
+    ("connections.max.idle.ms", "600000"),
 ];
 
 /// Broker settings that are defaults for a topic-level config: (broker name, topic name).
@@ -95,6 +102,14 @@ const TOPIC_DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("log.retention.bytes", "retention.bytes"),
     ("message.max.bytes", "max.message.bytes"),
     ("log.message.timestamp.type", "message.timestamp.type"),
+    (
+        "log.message.timestamp.before.max.ms",
+        "message.timestamp.before.max.ms",
+    ),
+    (
+        "log.message.timestamp.after.max.ms",
+        "message.timestamp.after.max.ms",
+    ),
     ("log.index.interval.bytes", "index.interval.bytes"),
     ("log.cleanup.policy", "cleanup.policy"),
     ("min.insync.replicas", "min.insync.replicas"),
@@ -107,6 +122,8 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("compression.type", "producer"),
     ("index.interval.bytes", "4096"),
     ("max.message.bytes", "1048588"),
+    ("message.timestamp.after.max.ms", "3600000"),
+    ("message.timestamp.before.max.ms", "9223372036854775807"),
     ("message.timestamp.type", "CreateTime"),
     ("min.insync.replicas", "1"),
     ("retention.bytes", "-1"),
@@ -161,6 +178,7 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<()> {
             other => bail!("message.timestamp.type: '{other}' is not CreateTime or LogAppendTime"),
         },
         "min.insync.replicas" => int(1),
+        "message.timestamp.before.max.ms" | "message.timestamp.after.max.ms" => int(0),
         "retention.bytes" | "retention.ms" => int(-1),
         "segment.bytes" => {
             let v = parse_i64(name, value)?;
@@ -201,6 +219,9 @@ pub fn log_config(
         max_message_bytes: num("max.message.bytes").max(0) as usize,
         log_append_time: get("message.timestamp.type").trim() == "LogAppendTime",
         index_interval_bytes: num("index.interval.bytes").max(0) as u64,
+        timestamp_before_max_ms: num("message.timestamp.before.max.ms").max(0),
+        timestamp_after_max_ms: num("message.timestamp.after.max.ms").max(0),
+        producer_expiration_ms: 86_400_000,
     }
 }
 
@@ -295,6 +316,9 @@ impl BrokerConfig {
             default_replication_factor: 1,
             socket_request_max_bytes: 104_857_600,
             retention_check_interval_ms: 300_000,
+            fetch_max_bytes: 57_671_680,
+            producer_id_expiration_ms: 86_400_000,
+            connections_max_idle_ms: 600_000,
             topic_defaults: BTreeMap::new(),
         };
         if cfg.node_id < 0 {
@@ -335,6 +359,27 @@ impl BrokerConfig {
                     bail!("must be at least 1");
                 }
                 self.retention_check_interval_ms = v as u64;
+            }
+            "fetch.max.bytes" => {
+                let v = parse_i64(name, value)?;
+                if !(1024..=i32::MAX as i64).contains(&v) {
+                    bail!("must be between 1024 and {}", i32::MAX);
+                }
+                self.fetch_max_bytes = v as usize;
+            }
+            "producer.id.expiration.ms" => {
+                let v = parse_i64(name, value)?;
+                if v < 1 {
+                    bail!("must be at least 1");
+                }
+                self.producer_id_expiration_ms = v;
+            }
+            "connections.max.idle.ms" => {
+                let v = parse_i64(name, value)?;
+                if v < 1 {
+                    bail!("must be at least 1");
+                }
+                self.connections_max_idle_ms = v as u64;
             }
             "log.retention.minutes" | "log.retention.hours" | "log.roll.hours" => {
                 let v = parse_i64(name, value)?;

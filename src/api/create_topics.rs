@@ -17,6 +17,10 @@ const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
+/// Like KRaft's limit on records per user operation: one request cannot create unbounded
+/// numbers of partitions (each is a directory, files and fsyncs).
+const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+
 struct Checked {
     partitions: i32,
     configs: BTreeMap<String, String>,
@@ -58,6 +62,12 @@ fn check(ctx: &RequestContext, t: &CreatableTopic) -> Result<Checked, (ResponseE
             }
         }
     };
+    if partitions > MAX_PARTITIONS_PER_TOPIC {
+        return Err((
+            ResponseError::PolicyViolation,
+            format!("{partitions} partitions exceed the limit of {MAX_PARTITIONS_PER_TOPIC} per request"),
+        ));
+    }
     if t.assignments.is_empty() && !matches!(t.replication_factor, -1 | 1) {
         return Err((
             ResponseError::InvalidReplicationFactor,
@@ -128,13 +138,16 @@ pub fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Handled {
                     format!("Create topics request from client contains a duplicate topic: {name}"),
                 ))
             } else {
-                check(ctx, t).and_then(|checked| {
-                    if ctx.broker.topic(name).is_some() {
-                        return Err((
-                            ResponseError::TopicAlreadyExists,
-                            format!("Topic '{name}' already exists."),
-                        ));
-                    }
+                let exists = ctx.broker.topic(name).is_some();
+                if exists {
+                    Err((
+                        ResponseError::TopicAlreadyExists,
+                        format!("Topic '{name}' already exists."),
+                    ))
+                } else {
+                    check(ctx, t)
+                }
+                .and_then(|checked| {
                     if request.validate_only {
                         return Ok((uuid::Uuid::nil(), checked));
                     }

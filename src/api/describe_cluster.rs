@@ -18,6 +18,14 @@ pub fn handle(ctx: &RequestContext, request: DescribeClusterRequest) -> Handled 
         .with_brokers(vec![this_broker]);
     if ctx.api_version >= 1 {
         response.endpoint_type = request.endpoint_type;
+        // 1 = brokers. Asking a broker for controller endpoints (2) is refused, as in Kafka.
+        if request.endpoint_type != 1 {
+            response.error_code = kafka_protocol::ResponseError::UnsupportedEndpointType.code();
+            response.error_message = Some(str_bytes(
+                "only broker endpoints (endpoint_type 1) are served",
+            ));
+            response.brokers.clear();
+        }
     }
     Handled::ready(ResponseKind::DescribeCluster(response))
 }

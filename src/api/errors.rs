@@ -13,6 +13,8 @@ pub fn append_error(e: &AppendError) -> (i16, String) {
         AppendError::Batch(BatchError::Corrupt(_)) => ResponseError::CorruptMessage,
         AppendError::Batch(BatchError::Invalid(_)) => ResponseError::InvalidRecord,
         AppendError::TooLarge => ResponseError::MessageTooLarge,
+        AppendError::InvalidTimestamp => ResponseError::InvalidTimestamp,
+        AppendError::Offline => ResponseError::KafkaStorageError,
         AppendError::Sequence(SequenceError::OutOfOrder) => ResponseError::OutOfOrderSequenceNumber,
         AppendError::Sequence(SequenceError::StaleEpoch) => ResponseError::InvalidProducerEpoch,
         AppendError::Transactional => ResponseError::TransactionalIdAuthorizationFailed,
@@ -24,6 +26,10 @@ pub fn append_error(e: &AppendError) -> (i16, String) {
             m.to_string()
         }
         AppendError::TooLarge => "record batch is larger than max.message.bytes".to_string(),
+        AppendError::InvalidTimestamp => {
+            "a record timestamp is outside message.timestamp.before.max.ms / message.timestamp.after.max.ms".to_string()
+        }
+        AppendError::Offline => "the partition is offline after a storage error".to_string(),
         AppendError::Sequence(SequenceError::OutOfOrder) => {
             "out of order sequence number".to_string()
         }

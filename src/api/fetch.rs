@@ -4,7 +4,7 @@
 use super::errors::ResponseError;
 use super::metadata::find_topic;
 use super::{Handled, RequestContext};
-use crate::log::{Partition, ReadOutcome};
+use crate::log::{batch, Durability, Partition, ReadOutcome};
 use futures::future::select_all;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind, TopicName};
@@ -61,12 +61,15 @@ impl Plan {
                     had_error = true;
                 }
                 Some(log) => {
-                    let offsets = log.offsets();
-                    data.high_watermark = offsets.high_watermark;
-                    data.last_stable_offset = offsets.high_watermark;
-                    data.log_start_offset = offsets.log_start;
                     let limit = w.max_bytes.min(self.max_bytes.saturating_sub(total));
                     match log.read(w.fetch_offset, limit, min_one) {
+                        Ok(ReadOutcome::Records(bytes))
+                            if self.version < 10 && has_zstd(&bytes) =>
+                        {
+                            // Clients before Fetch v10 cannot decode zstd (Kafka refuses likewise).
+                            data.error_code = ResponseError::UnsupportedCompressionType.code();
+                            had_error = true;
+                        }
                         Ok(ReadOutcome::Records(bytes)) => {
                             if !bytes.is_empty() {
                                 min_one = false;
@@ -84,6 +87,11 @@ impl Plan {
                             had_error = true;
                         }
                     }
+                    // Taken after the read, so the records never run past the reported watermark.
+                    let offsets = log.offsets();
+                    data.high_watermark = offsets.high_watermark;
+                    data.last_stable_offset = offsets.high_watermark;
+                    data.log_start_offset = offsets.log_start;
                 }
             }
             topics[w.topic].partitions.push(data);
@@ -96,21 +104,22 @@ impl Plan {
     }
 }
 
+fn has_zstd(records: &[u8]) -> bool {
+    batch::headers(records).any(|(_, h)| h.compression() == 4)
+}
+
 pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
     let mut plan = Plan {
         topics: Vec::with_capacity(request.topics.len()),
         wanted: Vec::new(),
-        max_bytes: if request.max_bytes <= 0 {
-            usize::MAX
-        } else {
-            request.max_bytes as usize
-        },
+        // Kafka: min(request max_bytes, fetch.max.bytes); the first batch may still exceed it.
+        max_bytes: (request.max_bytes.max(0) as usize).min(ctx.broker.config.fetch_max_bytes),
         min_bytes: request.min_bytes.max(0) as usize,
         version: ctx.api_version,
     };
     for topic in &request.topics {
         let found = find_topic(ctx, topic.topic.0.as_str(), &topic.topic_id);
-        let missing_error = if ctx.api_version >= 13 {
+        let missing_error = if found.is_none() && ctx.api_version >= 13 {
             ResponseError::UnknownTopicId
         } else {
             ResponseError::UnknownTopicOrPartition
@@ -134,7 +143,7 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
         }
     }
     // Subscribe before the first read so no append between the read and the wait is missed.
-    let mut watchers: Vec<watch::Receiver<i64>> = plan
+    let mut watchers: Vec<watch::Receiver<Durability>> = plan
         .wanted
         .iter()
         .filter_map(|w| w.log.as_ref().map(|l| l.subscribe()))

@@ -3,12 +3,10 @@
 use super::errors::ResponseError;
 use super::{Handled, RequestContext, LEADER_EPOCH};
 use crate::log::Partition;
-use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, ResponseKind};
-use kafka_protocol::records::RecordBatchDecoder;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -16,43 +14,18 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-/// (timestamp, offset) of the first record in `batch` satisfying `pick` (or the max-timestamp record).
-fn find_record(batch: Bytes, target: Option<i64>) -> Option<(i64, i64)> {
-    let mut buf = batch;
-    let set = RecordBatchDecoder::decode(&mut buf).ok()?;
-    match target {
-        Some(ts) => set
-            .records
-            .iter()
-            .find(|r| r.timestamp >= ts)
-            .map(|r| (r.timestamp, r.offset)),
-        // Kafka reports the first record holding the maximum timestamp.
-        None => set
-            .records
-            .iter()
-            .fold(None, |best: Option<(i64, i64)>, r| match best {
-                Some((t, _)) if t >= r.timestamp => best,
-                _ => Some((r.timestamp, r.offset)),
-            }),
-    }
-}
-
 fn lookup(log: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError> {
     let offsets = log.offsets();
-    let batch = match timestamp {
+    let found = match timestamp {
         EARLIEST | EARLIEST_LOCAL => return Ok((-1, offsets.log_start)),
         LATEST => return Ok((-1, offsets.high_watermark)),
         // Nothing is tiered yet.
         LATEST_TIERED => return Ok((-1, -1)),
-        MAX_TIMESTAMP => log
-            .batch_with_max_timestamp()
-            .map(|b| b.and_then(|b| find_record(b, None))),
-        ts if ts >= 0 => log
-            .batch_for_timestamp(ts)
-            .map(|b| b.and_then(|b| find_record(b, Some(ts)))),
+        MAX_TIMESTAMP => log.offset_of_max_timestamp(),
+        ts if ts >= 0 => log.offset_for_timestamp(ts),
         _ => return Err(ResponseError::InvalidRequest),
     };
-    match batch {
+    match found {
         Ok(Some(found)) => Ok(found),
         Ok(None) => Ok((-1, -1)),
         Err(e) => {

@@ -43,6 +43,8 @@ pub enum Handled {
     Deferred(BoxFuture<'static, ResponseKind>),
     /// acks=0 produce: Kafka sends nothing back.
     NoResponse,
+    /// Close the connection after earlier responses are sent (acks=0 produce errors).
+    Close(String),
 }
 
 impl Handled {

@@ -27,8 +27,8 @@ pub fn handle(ctx: &RequestContext, request: OffsetForLeaderEpochRequest) -> Han
                         Some(_) if p.current_leader_epoch > LEADER_EPOCH => {
                             out.error_code = ResponseError::UnknownLeaderEpoch.code()
                         }
-                        // An epoch newer than ours has no end offset: UNDEFINED (-1, -1), as in Kafka.
-                        Some(_) if p.leader_epoch > LEADER_EPOCH => {}
+                        // An unknown epoch (newer than ours, or -1) has no end offset: UNDEFINED, as in Kafka.
+                        Some(_) if p.leader_epoch != LEADER_EPOCH => {}
                         Some(log) => {
                             out.leader_epoch = LEADER_EPOCH;
                             out.end_offset = log.offsets().log_end;

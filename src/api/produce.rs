@@ -4,6 +4,7 @@
 use super::errors::{append_error, ResponseError, NONE};
 use super::metadata::find_topic;
 use super::{str_bytes, Handled, RequestContext};
+use crate::log::batch::BatchHeader;
 use crate::log::Partition;
 use futures::future::join_all;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -55,7 +56,7 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
             None if !name.is_empty() && blanket_error.is_none() => ctx.broker.auto_create(name),
             None => None,
         };
-        let missing = if name.is_empty() {
+        let missing = if name.is_empty() && topic.is_none() {
             ResponseError::UnknownTopicId
         } else {
             ResponseError::UnknownTopicOrPartition
@@ -83,6 +84,17 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
                 ));
                 continue;
             };
+            if ctx.api_version < 7
+                && BatchHeader::parse(records).is_ok_and(|h| h.compression() == 4)
+            {
+                // zstd needs Produce v7+ (KIP-110), as Kafka enforces.
+                partitions.push(error_response(
+                    data.index,
+                    ResponseError::UnsupportedCompressionType,
+                    None,
+                ));
+                continue;
+            }
             match log.append(records) {
                 Ok(out) => {
                     partitions.push(
@@ -131,7 +143,19 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
         responses.push(topic_response);
     }
     if acks == 0 {
-        return Handled::NoResponse;
+        // acks=0 gets no response; like Kafka, an error closes the connection instead, so the
+        // producer notices and refreshes its metadata.
+        let failed = responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .find(|p| p.error_code != NONE);
+        return match failed {
+            Some(p) => Handled::Close(format!(
+                "acks=0 produce failed with error code {}",
+                p.error_code
+            )),
+            None => Handled::NoResponse,
+        };
     }
     let response = ProduceResponse::default().with_responses(responses);
     if waits.is_empty() {
@@ -141,18 +165,31 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
     Handled::Deferred(Box::pin(async move {
         let mut response = response;
         let outcomes = join_all(waits.iter().map(|w| async move {
-            let mut hw = w.log.subscribe();
-            tokio::time::timeout(timeout, hw.wait_for(|hw| *hw >= w.end_offset))
-                .await
-                .is_ok_and(|r| r.is_ok())
+            let mut durability = w.log.subscribe();
+            let waited = tokio::time::timeout(
+                timeout,
+                durability.wait_for(|d| d.offset >= w.end_offset || d.failed),
+            )
+            .await;
+            match waited {
+                Ok(Ok(d)) if d.offset >= w.end_offset => None,
+                Ok(_) => Some((
+                    ResponseError::KafkaStorageError,
+                    "the write could not be made durable",
+                )),
+                Err(_) => Some((
+                    ResponseError::RequestTimedOut,
+                    "timed out waiting for the write to be fsynced",
+                )),
+            }
         }))
         .await;
-        for (w, durable) in waits.iter().zip(outcomes) {
-            if !durable {
+        for (w, failure) in waits.iter().zip(outcomes) {
+            if let Some((error, message)) = failure {
                 let p = &mut response.responses[w.topic].partition_responses[w.partition];
-                p.error_code = ResponseError::RequestTimedOut.code();
+                p.error_code = error.code();
                 p.base_offset = -1;
-                p.error_message = Some(str_bytes("timed out waiting for the write to be fsynced"));
+                p.error_message = Some(str_bytes(message));
             }
         }
         ResponseKind::Produce(response)

@@ -144,21 +144,84 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
+/// What the records inside a batch say, as far as the broker needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordStats {
+    pub min_timestamp: i64,
+    pub max_timestamp: i64,
+}
+
+/// Checks the record framing of a validated batch. Uncompressed batches are walked record by
+/// record (count, offset deltas, timestamps: as Kafka's LogValidator). Compressed batches are
+/// passed through without decompression unless they claim more records than they have bytes,
+/// which is how a tiny batch could otherwise burn billions of offsets.
+pub fn check_records(batch: &[u8], h: &BatchHeader) -> Result<RecordStats, BatchError> {
+    let body = &batch[HEADER_LEN..];
+    if h.compression() != 0 {
+        if h.records_count as usize > body.len() {
+            let n = super::records::walk_batch(batch, |_| true).map_err(BatchError::Invalid)?;
+            if n != h.records_count as usize {
+                return Err(BatchError::Invalid(
+                    "record count does not match the records in the batch",
+                ));
+            }
+        }
+        if h.max_timestamp < h.base_timestamp {
+            return Err(BatchError::Invalid(
+                "batch max timestamp is below its base timestamp",
+            ));
+        }
+        return Ok(RecordStats {
+            min_timestamp: h.base_timestamp,
+            max_timestamp: h.max_timestamp,
+        });
+    }
+    let mut expected = 0i32;
+    let mut in_order = true;
+    let (mut min_delta, mut max_delta) = (i64::MAX, i64::MIN);
+    let n = super::records::walk_uncompressed(body, |r| {
+        in_order &= r.offset_delta == expected;
+        expected = expected.wrapping_add(1);
+        min_delta = min_delta.min(r.timestamp_delta);
+        max_delta = max_delta.max(r.timestamp_delta);
+        in_order
+    })
+    .map_err(BatchError::Corrupt)?;
+    if !in_order {
+        return Err(BatchError::Invalid(
+            "record offset deltas are not consecutive",
+        ));
+    }
+    if n != h.records_count as usize {
+        return Err(BatchError::Invalid(
+            "record count does not match the records in the batch",
+        ));
+    }
+    Ok(RecordStats {
+        min_timestamp: h.base_timestamp.saturating_add(min_delta),
+        max_timestamp: h.base_timestamp.saturating_add(max_delta),
+    })
+}
+
 /// The first `HEADER_LEN` bytes of a batch as they go to disk: base offset and leader epoch
-/// (outside the CRC) patched; for LogAppendTime also attributes, max timestamp and the CRC.
+/// (outside the CRC) patched. When `max_timestamp` differs from the header's, or the topic
+/// uses LogAppendTime, the timestamp fields and the CRC are rewritten as Kafka does.
 pub fn patched_header(
     batch: &[u8],
     base_offset: i64,
     leader_epoch: i32,
-    log_append_time: Option<i64>,
+    max_timestamp: i64,
+    log_append_time: bool,
 ) -> [u8; HEADER_LEN] {
     let mut head: [u8; HEADER_LEN] = batch[..HEADER_LEN].try_into().unwrap();
     head[0..8].copy_from_slice(&base_offset.to_be_bytes());
     head[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
-    if let Some(now) = log_append_time {
-        let attributes = be_i16(&head, 21) | ATTR_LOG_APPEND_TIME;
-        head[21..23].copy_from_slice(&attributes.to_be_bytes());
-        head[35..43].copy_from_slice(&now.to_be_bytes());
+    if log_append_time || be_i64(&head, 35) != max_timestamp {
+        if log_append_time {
+            let attributes = be_i16(&head, 21) | ATTR_LOG_APPEND_TIME;
+            head[21..23].copy_from_slice(&attributes.to_be_bytes());
+        }
+        head[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
         let crc = crc32c::crc32c_append(crc32c::crc32c(&head[CRC_START..]), &batch[HEADER_LEN..]);
         head[17..21].copy_from_slice(&crc.to_be_bytes());
     }
@@ -188,7 +251,8 @@ pub(crate) mod tests {
         let mut records = Vec::new();
         for i in 0..count {
             // record: length varint, attributes, ts delta, offset delta, key len -1, value len 1, 'x', headers 0
-            let body = [0u8, 0, (i as u8) << 1, 1, 2, b'x', 0];
+            // attributes, timestamp delta i, offset delta i, no key, 1-byte value, no headers
+            let body = [0u8, (i as u8) << 1, (i as u8) << 1, 1, 2, b'x', 0];
             records.push((body.len() as u8) << 1);
             records.extend_from_slice(&body);
         }
@@ -202,7 +266,7 @@ pub(crate) mod tests {
         b.extend_from_slice(&0i16.to_be_bytes());
         b.extend_from_slice(&(count - 1).to_be_bytes());
         b.extend_from_slice(&timestamp.to_be_bytes());
-        b.extend_from_slice(&timestamp.to_be_bytes());
+        b.extend_from_slice(&(timestamp + count as i64 - 1).to_be_bytes());
         b.extend_from_slice(&pid.to_be_bytes());
         b.extend_from_slice(&epoch.to_be_bytes());
         b.extend_from_slice(&seq.to_be_bytes());
@@ -253,17 +317,39 @@ pub(crate) mod tests {
     #[test]
     fn patching_keeps_crc_valid() {
         let b = make_batch(2, 1000, None);
-        let head = patched_header(&b, 42, 7, None);
+        let head = patched_header(&b, 42, 7, 1001, false);
         let mut out = head.to_vec();
         out.extend_from_slice(&b[HEADER_LEN..]);
         let h = validate(&out).unwrap();
         assert_eq!(h.base_offset, 42);
-        let head = patched_header(&b, 42, 7, Some(5555));
+        assert_eq!(&out[16..], &b[16..], "nothing inside the CRC changed");
+        let head = patched_header(&b, 42, 7, 5555, true);
         let mut out = head.to_vec();
         out.extend_from_slice(&b[HEADER_LEN..]);
         let h = validate(&out).unwrap();
         assert!(h.is_log_append_time());
         assert_eq!(h.max_timestamp, 5555);
+    }
+
+    #[test]
+    fn record_checks() {
+        let b = make_batch(4, 1000, None);
+        let h = validate(&b).unwrap();
+        assert_eq!(
+            check_records(&b, &h).unwrap(),
+            RecordStats {
+                min_timestamp: 1000,
+                max_timestamp: 1003
+            }
+        );
+        // a header claiming more records than the batch holds
+        let mut lying = b.clone();
+        lying[57..61].copy_from_slice(&5i32.to_be_bytes());
+        lying[23..27].copy_from_slice(&4i32.to_be_bytes());
+        let crc = crc32c::crc32c(&lying[CRC_START..]);
+        lying[17..21].copy_from_slice(&crc.to_be_bytes());
+        let h = validate(&lying).unwrap();
+        assert!(check_records(&lying, &h).is_err());
     }
 
     #[test]

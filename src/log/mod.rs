@@ -5,9 +5,10 @@ pub mod batch;
 pub mod flush;
 pub mod partition;
 pub mod producer_state;
+pub mod records;
 pub mod segment;
 
-pub use partition::{AppendError, AppendOutcome, Partition, ReadOutcome};
+pub use partition::{AppendError, AppendOutcome, Durability, Partition, ReadOutcome};
 
 /// Per-partition log settings (resolved from topic configs and broker defaults).
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +22,11 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     pub log_append_time: bool,
     pub index_interval_bytes: u64,
+    /// CreateTime records older / newer than now by more than this are refused.
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
+    /// Idle producer ids are forgotten after this long (Kafka's producer.id.expiration.ms).
+    pub producer_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -33,6 +39,9 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             log_append_time: false,
             index_interval_bytes: 4096,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
+            producer_expiration_ms: 86_400_000,
         }
     }
 }

@@ -4,12 +4,14 @@
 use super::batch::{self, BatchError, BatchHeader, HEADER_LEN};
 use super::flush::Flusher;
 use super::producer_state::{ProducerStates, SequenceCheck, SequenceError};
+use super::records;
 use super::segment::{file_name, read_exact, Segment};
 use super::{now_ms, LogConfig};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
@@ -32,17 +34,15 @@ pub struct AppendOutcome {
 pub enum AppendError {
     Batch(BatchError),
     TooLarge,
+    /// A CreateTime timestamp outside message.timestamp.before/after.max.ms.
+    InvalidTimestamp,
     Sequence(SequenceError),
     /// A transactional or control batch while transactions are not supported.
     Transactional,
     Deleted,
+    /// An earlier write or fsync failed; the partition takes no more writes (Kafka: log dir offline).
+    Offline,
     Io(io::Error),
-}
-
-impl From<io::Error> for AppendError {
-    fn from(e: io::Error) -> Self {
-        AppendError::Io(e)
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +56,15 @@ pub struct Offsets {
     pub log_start: i64,
     pub high_watermark: i64,
     pub log_end: i64,
+}
+
+/// What waiters (acks=all producers, long-poll fetches) watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durability {
+    /// Offsets below this are fsynced and visible (the high watermark).
+    pub offset: i64,
+    /// Writes failed; nothing more will become durable.
+    pub failed: bool,
 }
 
 struct State {
@@ -73,6 +82,7 @@ struct State {
     dir_dirty: bool,
     flush_queued: bool,
     deleted: bool,
+    failed: bool,
 }
 
 impl State {
@@ -107,8 +117,41 @@ pub struct Partition {
     pub index: i32,
     dir: PathBuf,
     state: Mutex<State>,
-    hw_tx: watch::Sender<i64>,
+    durability: watch::Sender<Durability>,
+    /// Serializes flushes (flusher thread vs. shutdown) so the high watermark never passes an
+    /// fsync still in progress.
+    flush_lock: Mutex<()>,
     flusher: Flusher,
+}
+
+fn list_bases(dir: &Path) -> io::Result<Vec<i64>> {
+    let mut bases: Vec<i64> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .into_string()
+                .ok()?
+                .strip_suffix(".log")?
+                .parse::<i64>()
+                .ok()
+        })
+        .collect();
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// fsyncs every file of the partition and the directory: whatever a killed process left in
+/// the page cache becomes durable before it is served as such.
+fn sync_everything(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "tmp") {
+            let _ = fs::remove_file(&path);
+            continue;
+        }
+        File::open(&path)?.sync_all()?;
+    }
+    File::open(dir)?.sync_all()
 }
 
 impl Partition {
@@ -121,20 +164,11 @@ impl Partition {
         flusher: Flusher,
     ) -> io::Result<Arc<Partition>> {
         fs::create_dir_all(&dir)?;
-        let mut bases: Vec<i64> = fs::read_dir(&dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_suffix(".log")?.parse::<i64>().ok()
-            })
-            .collect();
-        bases.sort_unstable();
+        let bases = list_bases(&dir)?;
         let mut segments = BTreeMap::new();
         let mut producers = ProducerStates::default();
-        let mut dir_dirty = false;
         if bases.is_empty() {
             segments.insert(0, Segment::create(&dir, 0)?);
-            dir_dirty = true;
         } else {
             let last = *bases.last().unwrap();
             // The newest producer snapshot at or below the active segment saves replaying old data.
@@ -153,18 +187,19 @@ impl Partition {
                 }
                 None => bases[0],
             };
+            let now = now_ms();
             for pair in bases.windows(2) {
                 let seg =
                     Segment::open_sealed(&dir, pair[0], pair[1], config.index_interval_bytes)?;
                 if seg.base_offset >= replay_from {
-                    replay_headers(&seg, &mut producers)?;
+                    replay_headers(&seg, &mut producers, now)?;
                 }
                 segments.insert(pair[0], seg);
             }
             let (active, truncated) =
                 Segment::recover(&dir, last, config.index_interval_bytes, |h, _| {
                     if last >= replay_from {
-                        producers.record(h, h.base_offset)
+                        producers.record(h, h.base_offset, now)
                     }
                 })?;
             if truncated > 0 {
@@ -175,17 +210,19 @@ impl Partition {
                     "truncated a torn or corrupt log tail"
                 );
             }
-            // Whatever a previous process wrote is durable from here on.
-            active.file.sync_all()?;
             segments.insert(last, active);
         }
+        sync_everything(&dir)?;
         let log_start = *segments.keys().next().unwrap();
         let (hw_segment, hw_position, high_watermark) = {
             let a = segments.values().next_back().unwrap();
             (a.base_offset, a.size, a.next_offset)
         };
-        let (hw_tx, _) = watch::channel(high_watermark);
-        let partition = Arc::new(Partition {
+        let (durability, _) = watch::channel(Durability {
+            offset: high_watermark,
+            failed: false,
+        });
+        Ok(Arc::new(Partition {
             topic: topic.to_string(),
             index,
             dir,
@@ -198,22 +235,20 @@ impl Partition {
                 producers,
                 config,
                 unflushed: Vec::new(),
-                dir_dirty,
+                dir_dirty: false,
                 flush_queued: false,
                 deleted: false,
+                failed: false,
             }),
-            hw_tx,
+            durability,
+            flush_lock: Mutex::new(()),
             flusher,
-        });
-        if dir_dirty {
-            partition.flush_now();
-        }
-        Ok(partition)
+        }))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave a half-applied append (file writes are
-        // undone on error), so a poisoned lock is still usable.
+        // Appends undo partial writes or take the partition offline, so a poisoned lock
+        // still guards consistent state.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -238,9 +273,17 @@ impl Partition {
         }
     }
 
-    /// Watches the high watermark (durable offset): wakes acks=all producers and long-poll fetches.
-    pub fn subscribe(&self) -> watch::Receiver<i64> {
-        self.hw_tx.subscribe()
+    /// Watches the durable offset: wakes acks=all producers and long-poll fetches.
+    pub fn subscribe(&self) -> watch::Receiver<Durability> {
+        self.durability.subscribe()
+    }
+
+    /// Takes the partition offline after an I/O failure (Kafka's log-dir failure): no more
+    /// appends, no further durability, waiting producers fail at once.
+    fn fail(&self, st: &mut State, what: &str, e: &io::Error) {
+        tracing::error!(topic = %self.topic, partition = self.index, error = %e, "{what} failed; partition is offline until restart");
+        st.failed = true;
+        self.durability.send_modify(|d| d.failed = true);
     }
 
     /// Validates and appends one record batch, assigning offsets by patching its header.
@@ -249,39 +292,60 @@ impl Partition {
         if header.is_transactional() || header.is_control() {
             return Err(AppendError::Transactional);
         }
+        let stats = batch::check_records(batch, &header).map_err(AppendError::Batch)?;
         let mut st = self.lock();
         if st.deleted {
             return Err(AppendError::Deleted);
         }
+        if st.failed {
+            return Err(AppendError::Offline);
+        }
         if batch.len() > st.config.max_message_bytes {
             return Err(AppendError::TooLarge);
+        }
+        let now = now_ms();
+        if !st.config.log_append_time
+            && (now.saturating_sub(stats.min_timestamp) > st.config.timestamp_before_max_ms
+                || stats.max_timestamp.saturating_sub(now) > st.config.timestamp_after_max_ms)
+        {
+            return Err(AppendError::InvalidTimestamp);
         }
         match st.producers.check(&header).map_err(AppendError::Sequence)? {
             SequenceCheck::Duplicate(prev) => {
                 return Ok(AppendOutcome {
                     base_offset: prev.base_offset,
                     last_offset: prev.last_offset,
-                    log_append_time: st.config.log_append_time.then(now_ms),
+                    log_append_time: st.config.log_append_time.then_some(now),
                     log_start_offset: st.log_start,
                     duplicate: true,
                 })
             }
             SequenceCheck::Append => {}
         }
-        let now = now_ms();
-        self.maybe_roll(&mut st, batch.len(), now)?;
+        if let Err(e) = self.maybe_roll(&mut st, batch.len(), now, false) {
+            self.fail(&mut st, "segment roll", &e);
+            return Err(AppendError::Io(e));
+        }
         let base_offset = st.log_end();
-        let log_append_time = st.config.log_append_time.then_some(now);
-        let head = batch::patched_header(batch, base_offset, 0, log_append_time);
+        let log_append_time = st.config.log_append_time;
+        let max_timestamp = if log_append_time {
+            now
+        } else {
+            stats.max_timestamp
+        };
+        let head = batch::patched_header(batch, base_offset, 0, max_timestamp, log_append_time);
         let mut stored = header;
         stored.base_offset = base_offset;
-        if let Some(t) = log_append_time {
-            stored.max_timestamp = t;
-        }
+        stored.max_timestamp = max_timestamp;
         let interval = st.config.index_interval_bytes;
-        st.active_mut()
-            .append(&head, &batch[HEADER_LEN..], &stored, interval)?;
-        st.producers.record(&stored, base_offset);
+        if let Err(e) = st
+            .active_mut()
+            .append(&head, &batch[HEADER_LEN..], &stored, interval)
+        {
+            self.fail(&mut st, "segment write", &e);
+            return Err(AppendError::Io(e));
+        }
+        st.producers.record(&stored, base_offset, now);
         let file = st.active().file.clone();
         if !st.unflushed.iter().any(|f| Arc::ptr_eq(f, &file)) {
             st.unflushed.push(file);
@@ -291,7 +355,7 @@ impl Partition {
         Ok(AppendOutcome {
             base_offset,
             last_offset: stored.last_offset(),
-            log_append_time,
+            log_append_time: log_append_time.then_some(now),
             log_start_offset,
             duplicate: false,
         })
@@ -304,20 +368,24 @@ impl Partition {
         }
     }
 
-    fn maybe_roll(&self, st: &mut State, incoming: usize, now: i64) -> io::Result<()> {
+    /// Starts a new segment when the active one is full or old (or `force`, for retention).
+    fn maybe_roll(&self, st: &mut State, incoming: usize, now: i64, force: bool) -> io::Result<()> {
         let active = st.active();
         let full = active.size + incoming as u64 > st.config.segment_bytes;
         let old = now - active.created_ms >= st.config.segment_ms;
         // Relative offsets and positions in the index are 32-bit.
         let overflow = active.next_offset - active.base_offset >= i32::MAX as i64
             || active.size + incoming as u64 >= i32::MAX as u64;
-        if active.size == 0 || !(full || old || overflow) {
+        if active.size == 0 || !(full || old || overflow || force) {
             return Ok(());
         }
         let mut to_sync = active.seal(&self.dir)?;
         let next = active.next_offset;
+        // Producer state as of the new segment's start: recovery replays only from here.
         let snapshot = self.dir.join(file_name(next, "snapshot"));
-        fs::write(&snapshot, st.producers.to_json())?;
+        let tmp = snapshot.with_extension("snapshot.tmp");
+        fs::write(&tmp, st.producers.to_json())?;
+        fs::rename(&tmp, &snapshot)?;
         to_sync.push(Arc::new(File::open(&snapshot)?));
         let seg = Segment::create(&self.dir, next)?;
         st.segments.insert(next, seg);
@@ -333,9 +401,13 @@ impl Partition {
 
     /// Called on the flusher thread: fsync what was written, then publish the durable offset.
     pub fn flush_now(&self) {
+        let _serial = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
         let (files, dir_dirty, log_end, active_base, active_size) = {
             let mut st = self.lock();
             st.flush_queued = false;
+            if st.failed || st.deleted {
+                return;
+            }
             let a = st.active();
             let (end, base, size) = (a.next_offset, a.base_offset, a.size);
             (
@@ -348,16 +420,16 @@ impl Partition {
         };
         for f in &files {
             if let Err(e) = f.sync_data() {
-                // Kafka treats a failed fsync as a failed log dir; we keep the data unacknowledged.
-                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "fsync failed");
-                let mut st = self.lock();
-                st.unflushed.extend(files.iter().cloned());
+                // A failed fsync may have dropped dirty pages; retrying could "succeed" over lost
+                // data, so never acknowledge anything written since (Kafka: log dir offline).
+                self.fail(&mut self.lock(), "fsync", &e);
                 return;
             }
         }
         if dir_dirty {
             if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
-                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "directory fsync failed");
+                self.fail(&mut self.lock(), "directory fsync", &e);
+                return;
             }
         }
         let mut st = self.lock();
@@ -366,19 +438,20 @@ impl Partition {
             st.hw_segment = active_base;
             st.hw_position = active_size;
             drop(st);
-            self.hw_tx.send_replace(log_end);
+            self.durability.send_modify(|d| d.offset = log_end);
         }
     }
 
     /// Reads whole batches starting with the one holding `offset`, up to `max_bytes` (but at
-    /// least one batch when `min_one`), never past the high watermark.
+    /// least one batch when `min_one`), never past the high watermark. Offsets between the
+    /// high watermark and the log end read as empty, as in Kafka.
     pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> io::Result<ReadOutcome> {
         let (file, mut position, limit) = {
             let st = self.lock();
-            if offset < st.log_start || offset > st.high_watermark {
+            if offset < st.log_start || offset > st.log_end() {
                 return Ok(ReadOutcome::OutOfRange);
             }
-            if offset == st.high_watermark {
+            if offset >= st.high_watermark {
                 return Ok(ReadOutcome::Records(Bytes::new()));
             }
             let mut seg = st.segments.range(..=offset).next_back().map(|(_, s)| s);
@@ -438,60 +511,124 @@ impl Partition {
         Ok(ReadOutcome::Records(data))
     }
 
-    /// The first batch (below the high watermark) that holds a record with timestamp >= `ts`.
-    pub fn batch_for_timestamp(&self, ts: i64) -> io::Result<Option<Bytes>> {
-        let (file, position, limit) = {
+    /// Visits readable batches in offset order, starting in segment `from_base` at `position`,
+    /// until `visit` returns a result.
+    fn scan_batches<R>(
+        &self,
+        from_base: i64,
+        mut position: u64,
+        mut visit: impl FnMut(&BatchHeader, &File, u64) -> io::Result<Option<R>>,
+    ) -> io::Result<Option<R>> {
+        let targets: Vec<(Arc<File>, u64)> = {
             let st = self.lock();
-            let Some(seg) = st
-                .segments
-                .values()
-                .find(|s| s.max_timestamp >= ts && st.readable_limit(s) > 0)
-            else {
-                return Ok(None);
-            };
-            (
-                seg.file.clone(),
-                seg.lookup_time(ts),
-                st.readable_limit(seg),
-            )
+            st.segments
+                .range(from_base..)
+                .map(|(_, s)| (s.file.clone(), st.readable_limit(s)))
+                .collect()
         };
-        scan_for(&file, position, limit, |h| h.max_timestamp >= ts)
+        for (file, limit) in targets {
+            while position + HEADER_LEN as u64 <= limit {
+                let head = read_exact(&file, position, HEADER_LEN)?;
+                let Ok(h) = BatchHeader::parse(&head) else {
+                    return Ok(None);
+                };
+                if let Some(found) = visit(&h, &file, position)? {
+                    return Ok(Some(found));
+                }
+                position += h.total_len as u64;
+            }
+            position = 0;
+        }
+        Ok(None)
     }
 
-    /// The batch holding the largest timestamp in the log (ListOffsets MAX_TIMESTAMP).
-    pub fn batch_with_max_timestamp(&self) -> io::Result<Option<Bytes>> {
-        let (file, position, limit, target) = {
+    /// (timestamp, offset) of the first record with timestamp >= `ts` (ListOffsets by time).
+    pub fn offset_for_timestamp(&self, ts: i64) -> io::Result<Option<(i64, i64)>> {
+        let start = {
             let st = self.lock();
-            let Some(seg) = st
+            st.segments
+                .values()
+                .find(|s| s.max_timestamp >= ts)
+                .map(|s| (s.base_offset, s.lookup_time(ts)))
+        };
+        let Some((base, position)) = start else {
+            return Ok(None);
+        };
+        self.scan_batches(base, position, |h, file, at| {
+            if h.max_timestamp < ts {
+                return Ok(None);
+            }
+            let batch = read_exact(file, at, h.total_len)?;
+            // A batch whose records do not bear out its header is skipped, not fatal.
+            Ok(records::first_at_or_after(&batch, ts).ok().flatten())
+        })
+    }
+
+    /// (timestamp, offset) of the first record holding the largest timestamp (ListOffsets -3).
+    pub fn offset_of_max_timestamp(&self) -> io::Result<Option<(i64, i64)>> {
+        let start = {
+            let st = self.lock();
+            let mut best: Option<&Segment> = None;
+            for s in st
                 .segments
                 .values()
                 .filter(|s| st.readable_limit(s) > 0 && s.max_timestamp >= 0)
-                .max_by_key(|s| s.max_timestamp)
-            else {
-                return Ok(None);
-            };
-            let target = seg.max_timestamp_batch;
-            (
-                seg.file.clone(),
-                seg.lookup(target),
-                st.readable_limit(seg),
-                target,
-            )
+            {
+                if best.is_none_or(|b| s.max_timestamp > b.max_timestamp) {
+                    best = Some(s);
+                }
+            }
+            best.map(|s| {
+                (
+                    s.base_offset,
+                    s.lookup(s.max_timestamp_batch),
+                    s.max_timestamp,
+                    s.max_timestamp_batch,
+                )
+            })
         };
-        scan_for(&file, position, limit, |h| h.base_offset >= target)
+        let Some((base, position, max_ts, batch_offset)) = start else {
+            return Ok(None);
+        };
+        self.scan_batches(base, position, |h, file, at| {
+            if h.base_offset < batch_offset {
+                return Ok(None);
+            }
+            let batch = read_exact(file, at, h.total_len)?;
+            Ok(records::first_at_or_after(&batch, max_ts)
+                .ok()
+                .flatten()
+                .or(Some((max_ts, h.base_offset))))
+        })
     }
 
-    /// Deletes whole sealed segments past retention.ms / retention.bytes. Returns how many.
+    /// Deletes whole segments past retention.ms / retention.bytes (rolling the active segment
+    /// first when it is itself past retention.ms, as Kafka does) and forgets idle producers.
+    /// Returns how many segments were deleted.
     pub fn apply_retention(&self, now: i64) -> usize {
         let mut doomed = Vec::new();
         {
             let mut st = self.lock();
-            if st.deleted {
+            if st.deleted || st.failed {
                 return 0;
             }
-            let mut total: i64 = st.segments.values().map(|s| s.size as i64).sum();
+            let expiration = st.config.producer_expiration_ms;
+            st.producers.expire(now, expiration);
             let (retention_ms, retention_bytes) =
                 (st.config.retention_ms, st.config.retention_bytes);
+            let active = st.active();
+            let active_expired = retention_ms >= 0
+                && active.size > 0
+                && active.max_timestamp >= 0
+                && now - active.max_timestamp > retention_ms
+                && st.high_watermark == active.next_offset;
+            if active_expired {
+                if let Err(e) = self.maybe_roll(&mut st, 0, now, true) {
+                    self.fail(&mut st, "segment roll", &e);
+                    return 0;
+                }
+            }
+            let mut total: i64 = st.segments.values().map(|s| s.size as i64).sum();
             let candidates: Vec<(i64, i64, u64, i64)> = st
                 .segments
                 .values()
@@ -524,7 +661,7 @@ impl Partition {
         doomed.len()
     }
 
-    /// Seals nothing, but makes everything written durable (graceful shutdown).
+    /// Makes everything written durable (graceful shutdown).
     pub fn close(&self) {
         self.flush_now();
     }
@@ -540,38 +677,18 @@ impl Partition {
     }
 }
 
-fn replay_headers(seg: &Segment, producers: &mut ProducerStates) -> io::Result<()> {
+fn replay_headers(seg: &Segment, producers: &mut ProducerStates, now: i64) -> io::Result<()> {
     let mut pos = 0u64;
     let mut head = [0u8; HEADER_LEN];
     while pos + HEADER_LEN as u64 <= seg.size {
-        std::os::unix::fs::FileExt::read_exact_at(&*seg.file, &mut head, pos)?;
+        seg.file.read_exact_at(&mut head, pos)?;
         let Ok(h) = BatchHeader::parse(&head) else {
             break;
         };
-        producers.record(&h, h.base_offset);
+        producers.record(&h, h.base_offset, now);
         pos += h.total_len as u64;
     }
     Ok(())
-}
-
-/// Reads batches from `position` until one satisfies `wanted`; returns that batch.
-fn scan_for(
-    file: &File,
-    mut position: u64,
-    limit: u64,
-    wanted: impl Fn(&BatchHeader) -> bool,
-) -> io::Result<Option<Bytes>> {
-    while position + HEADER_LEN as u64 <= limit {
-        let head = read_exact(file, position, HEADER_LEN)?;
-        let Ok(h) = BatchHeader::parse(&head) else {
-            return Ok(None);
-        };
-        if wanted(&h) {
-            return Ok(Some(read_exact(file, position, h.total_len)?));
-        }
-        position += h.total_len as u64;
-    }
-    Ok(None)
 }
 
 #[cfg(test)]
@@ -583,6 +700,7 @@ mod tests {
         LogConfig {
             segment_bytes: 1000,
             index_interval_bytes: 100,
+            timestamp_after_max_ms: i64::MAX,
             ..LogConfig::default()
         }
     }
@@ -603,13 +721,12 @@ mod tests {
         let flusher = Flusher::start();
         let p = Partition::open("t", 0, dir.path().join("t-0"), config(), flusher.clone()).unwrap();
         for i in 0..100 {
+            // batch i holds timestamps 1000+i and 1001+i
             let out = p.append(&make_batch(2, 1000 + i, None)).unwrap();
             assert_eq!(out.base_offset, i * 2);
         }
         wait_hw(&p, 200);
-        let st = p.lock();
-        assert!(st.segments.len() > 5, "segments rolled");
-        drop(st);
+        assert!(p.lock().segments.len() > 5, "segments rolled");
         // read from the middle of a batch returns that whole batch first
         let ReadOutcome::Records(data) = p.read(77, 10_000, true).unwrap() else {
             panic!()
@@ -629,20 +746,21 @@ mod tests {
             panic!()
         };
         assert!(empty.is_empty());
-        // by timestamp
-        let b = p.batch_for_timestamp(1050).unwrap().unwrap();
-        assert_eq!(BatchHeader::parse(&b).unwrap().base_offset, 100);
-        let b = p.batch_with_max_timestamp().unwrap().unwrap();
-        assert_eq!(BatchHeader::parse(&b).unwrap().base_offset, 198);
+        // by timestamp: 1050 is first reached by the second record of batch 49 (offset 99)
+        assert_eq!(p.offset_for_timestamp(1050).unwrap(), Some((1050, 99)));
+        assert_eq!(p.offset_for_timestamp(5000).unwrap(), None);
+        assert_eq!(p.offset_of_max_timestamp().unwrap(), Some((1100, 199)));
         drop(p);
 
         let p = Partition::open("t", 0, dir.path().join("t-0"), config(), flusher).unwrap();
         let o = p.offsets();
         assert_eq!((o.log_start, o.high_watermark, o.log_end), (0, 200, 200));
+        assert_eq!(p.offset_for_timestamp(1050).unwrap(), Some((1050, 99)));
         assert_eq!(p.append(&make_batch(1, 5, None)).unwrap().base_offset, 200);
         // retention by size keeps at most ~2 segments worth
         let mut c = config();
         c.retention_bytes = 1500;
+        c.retention_ms = -1;
         p.set_config(c);
         wait_hw(&p, 201);
         assert!(p.apply_retention(now_ms()) > 0);
@@ -656,6 +774,68 @@ mod tests {
             panic!()
         };
         assert_eq!(BatchHeader::parse(&d).unwrap().base_offset, start);
+    }
+
+    #[test]
+    fn time_retention_rolls_and_deletes_an_idle_active_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let p =
+            Partition::open("t", 0, dir.path().join("t-0"), config(), Flusher::start()).unwrap();
+        p.append(&make_batch(3, 1000, None)).unwrap();
+        wait_hw(&p, 3);
+        let mut c = config();
+        c.retention_ms = 60_000;
+        p.set_config(c);
+        assert_eq!(p.apply_retention(now_ms()), 1);
+        let o = p.offsets();
+        assert_eq!((o.log_start, o.log_end), (3, 3));
+        assert_eq!(
+            p.append(&make_batch(1, now_ms(), None))
+                .unwrap()
+                .base_offset,
+            3
+        );
+    }
+
+    #[test]
+    fn timestamps_out_of_bounds_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = LogConfig {
+            timestamp_after_max_ms: 3_600_000,
+            timestamp_before_max_ms: 60_000,
+            ..config()
+        };
+        let p = Partition::open("t", 0, dir.path().join("t-0"), c, Flusher::start()).unwrap();
+        let now = now_ms();
+        assert!(matches!(
+            p.append(&make_batch(1, now + 7_200_000, None)),
+            Err(AppendError::InvalidTimestamp)
+        ));
+        assert!(matches!(
+            p.append(&make_batch(1, now - 120_000, None)),
+            Err(AppendError::InvalidTimestamp)
+        ));
+        assert!(p.append(&make_batch(1, now, None)).is_ok());
+    }
+
+    #[test]
+    fn fetch_between_high_watermark_and_log_end_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let p =
+            Partition::open("t", 0, dir.path().join("t-0"), config(), Flusher::start()).unwrap();
+        // Hold the flush lock so the high watermark cannot move.
+        let guard = p.flush_lock.lock().unwrap();
+        p.append(&make_batch(2, 1000, None)).unwrap();
+        let ReadOutcome::Records(r) = p.read(1, 1000, true).unwrap() else {
+            panic!("offset below log end is in range")
+        };
+        assert!(r.is_empty());
+        assert!(matches!(
+            p.read(3, 1000, true).unwrap(),
+            ReadOutcome::OutOfRange
+        ));
+        drop(guard);
+        wait_hw(&p, 2);
     }
 
     #[test]

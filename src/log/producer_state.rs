@@ -20,6 +20,9 @@ pub struct BatchMeta {
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMeta>,
+    /// Wall-clock ms of the last append, for expiry.
+    #[serde(default)]
+    pub last_append_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,12 +84,14 @@ impl ProducerStates {
         }
     }
 
-    /// Records a batch written at `base_offset` (its header's own base offset is not trusted).
-    pub fn record(&mut self, h: &BatchHeader, base_offset: i64) {
+    /// Records a batch written at `base_offset` (its header's own base offset is not trusted)
+    /// at wall-clock `now_ms`.
+    pub fn record(&mut self, h: &BatchHeader, base_offset: i64, now_ms: i64) {
         if !h.has_producer_id() {
             return;
         }
         let entry = self.producers.entry(h.producer_id).or_default();
+        entry.last_append_ms = entry.last_append_ms.max(now_ms);
         if h.producer_epoch != entry.epoch {
             entry.batches.clear();
             entry.epoch = h.producer_epoch;
@@ -100,6 +105,23 @@ impl ProducerStates {
         while entry.batches.len() > CACHED_BATCHES {
             entry.batches.pop_front();
         }
+    }
+
+    /// Forgets producers idle for longer than `expiration_ms`, as Kafka does with
+    /// producer.id.expiration.ms, so client-chosen ids cannot grow this map forever.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| now_ms.saturating_sub(e.last_append_ms) <= expiration_ms);
+        before - self.producers.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -125,7 +147,7 @@ mod tests {
         let mut s = ProducerStates::default();
         let a = header(7, 0, 0, 3);
         assert_eq!(s.check(&a), Ok(SequenceCheck::Append));
-        s.record(&a, 100);
+        s.record(&a, 100, 0);
         // retry of the same batch is a duplicate with its original offsets
         match s.check(&a) {
             Ok(SequenceCheck::Duplicate(m)) => assert_eq!(m.base_offset, 100),
@@ -134,12 +156,12 @@ mod tests {
         // next in sequence
         let b = header(7, 0, 3, 2);
         assert_eq!(s.check(&b), Ok(SequenceCheck::Append));
-        s.record(&b, 103);
+        s.record(&b, 103, 0);
         // gap
         assert_eq!(s.check(&header(7, 0, 9, 1)), Err(SequenceError::OutOfOrder));
         // stale epoch
         let mut s2 = s.clone();
-        s2.record(&header(7, 1, 0, 1), 200);
+        s2.record(&header(7, 1, 0, 1), 200, 0);
         assert_eq!(
             s2.check(&header(7, 0, 5, 1)),
             Err(SequenceError::StaleEpoch)
@@ -158,7 +180,7 @@ mod tests {
     fn only_last_five_batches_are_remembered() {
         let mut s = ProducerStates::default();
         for i in 0..7 {
-            s.record(&header(1, 0, i, 1), i as i64);
+            s.record(&header(1, 0, i, 1), i as i64, i as i64);
         }
         assert!(matches!(
             s.check(&header(1, 0, 6, 1)),
@@ -169,5 +191,8 @@ mod tests {
             Ok(SequenceCheck::Duplicate(_))
         ));
         assert_eq!(s.check(&header(1, 0, 1, 1)), Err(SequenceError::OutOfOrder));
+        assert_eq!(s.expire(100, 1000), 0);
+        assert_eq!(s.expire(2000, 1000), 1);
+        assert!(s.is_empty());
     }
 }

@@ -169,6 +169,10 @@ impl Segment {
                     break;
                 }
             }
+            if pos == 0 && h.max_timestamp >= 0 {
+                // Age for segment.ms survives restarts: the first batch's timestamp, as in Kafka.
+                self.created_ms = h.max_timestamp.min(now_ms());
+            }
             self.note_batch(&h, pos, index_interval);
             on_batch(&h, pos);
             expected_next = h.last_offset() + 1;
@@ -342,7 +346,7 @@ mod tests {
 
     fn append(seg: &mut Segment, offset: i64, ts: i64, count: i32) {
         let b = make_batch(count, ts, None);
-        let head = patched_header(&b, offset, 0, None);
+        let head = patched_header(&b, offset, 0, ts + count as i64 - 1, false);
         let mut h = validate(&b).unwrap();
         h.base_offset = offset;
         seg.append(&head, &b[HEADER_LEN..], &h, 100).unwrap();
@@ -370,7 +374,7 @@ mod tests {
 
         let reopened = Segment::open_sealed(dir.path(), 0, 150, 100).unwrap();
         assert_eq!(reopened.index, index);
-        assert_eq!(reopened.max_timestamp, 1049);
+        assert_eq!(reopened.max_timestamp, 1051);
         assert_eq!(reopened.size, size);
 
         // torn tail: append half a batch of garbage, recovery truncates it

@@ -52,10 +52,17 @@ pub async fn serve(stream: TcpStream, info: ConnectionInfo, mut shutdown: watch:
     let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_responses(write_half, rx, peer));
     let max_frame = info.broker.config.socket_request_max_bytes;
+    let idle = std::time::Duration::from_millis(info.broker.config.connections_max_idle_ms);
     let mut client_id: Option<String> = None;
     loop {
         let frame = tokio::select! {
-            frame = read_frame(&mut reader, max_frame) => frame,
+            frame = tokio::time::timeout(idle, read_frame(&mut reader, max_frame)) => match frame {
+                Ok(frame) => frame,
+                Err(_) => {
+                    tracing::info!(%peer, client_id = client_id.as_deref().unwrap_or(""), "closing idle connection (connections.max.idle.ms)");
+                    break;
+                }
+            },
             _ = shutdown.changed() => break,
         };
         let frame = match frame {
@@ -155,6 +162,7 @@ fn handle_request(
         Handled::Ready(r) => Reply::Ready(r),
         Handled::Deferred(f) => Reply::Deferred(f),
         Handled::NoResponse => return Ok(None),
+        Handled::Close(reason) => return Err(reason),
     };
     Ok(Some(Pending {
         meta: ResponseMeta {

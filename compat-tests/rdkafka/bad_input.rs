@@ -1,0 +1,356 @@
+//! Bad input on raw sockets: the broker closes the offending connection without answering
+//! (Kafka's behaviour), except the KIP-511 ApiVersions fallback and per-partition
+//! CORRUPT_MESSAGE for a RecordBatch with a bad CRC. After every case the broker process is
+//! alive and serves a normal rdkafka client.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::Shutdown;
+use std::time::Duration;
+
+use common::wire::{self, Closed, Dec, Enc, RawRecord};
+use common::Broker;
+use rdkafka::message::Message;
+use rdkafka::Offset;
+
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Send `bytes` on a fresh connection and assert the broker closes it without a response.
+fn expect_silent_close(broker: &Broker, bytes: &[u8], what: &str) {
+    let mut s = wire::connect(broker.addr(), READ_TIMEOUT);
+    wire::write_lenient(&mut s, bytes);
+    let closed = wire::expect_closed(&mut s, what);
+    assert!(
+        matches!(closed, Closed::Eof(0) | Closed::Reset(0)),
+        "{what}: broker must close without responding, got {closed:?}"
+    );
+}
+
+fn broker_rss_kib(broker: &Broker) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", broker.pid())).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_bytes_close_the_connection() {
+    let mut broker = Broker::start(&[]);
+    // An HTTP request: its first 4 bytes read as a ~1.2 GB frame size.
+    expect_silent_close(
+        &broker,
+        b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "HTTP request",
+    );
+    common::assert_broker_serves_clients(&mut broker).await;
+    // A well-sized frame full of 0xff: api key -1.
+    let mut f = Enc::new();
+    f.i32(32).raw(&[0xff; 32]);
+    expect_silent_close(&broker, &f.0, "frame of 0xff bytes");
+    common::assert_broker_serves_clients(&mut broker).await;
+    // A zero-length frame (no room for a request header).
+    expect_silent_close(&broker, &0i32.to_be_bytes(), "zero-length frame");
+    // A frame too short to hold a request header.
+    let mut f = Enc::new();
+    f.i32(3).raw(&[0, 3, 0]);
+    expect_silent_close(&broker, &f.0, "3-byte frame");
+    common::assert_broker_serves_clients(&mut broker).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn huge_and_negative_length_prefixes_close_the_connection() {
+    let mut broker = Broker::start(&[]);
+    let rss_before = broker_rss_kib(&broker);
+    for (size, what) in [
+        (0x7fff_ffffu32, "length 0x7fffffff"),
+        (0x8000_0000u32, "length 2 GiB (negative as i32)"),
+        (0xffff_ffffu32, "length -1"),
+        (104_857_601u32, "length socket.request.max.bytes + 1"),
+    ] {
+        let mut f = Enc::new();
+        f.u32(size).raw(&[0u8; 64]);
+        expect_silent_close(&broker, &f.0, what);
+        broker.assert_alive();
+    }
+    // No allocation of the advertised size.
+    if let (Some(before), Some(after)) = (rss_before, broker_rss_kib(&broker)) {
+        assert!(
+            after < before + 256 * 1024,
+            "broker RSS grew from {before} KiB to {after} KiB after huge length prefixes"
+        );
+    }
+    common::assert_broker_serves_clients(&mut broker).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn socket_request_max_bytes_is_enforced() {
+    let mut broker = Broker::start(&["--set", "socket.request.max.bytes=1048576"]);
+    // One byte over the configured limit, body actually sent: closed before or while reading.
+    let mut f = Enc::new();
+    f.i32(1_048_577).raw(&vec![0u8; 1_048_577]);
+    expect_silent_close(&broker, &f.0, "frame of socket.request.max.bytes + 1");
+    common::assert_broker_serves_clients(&mut broker).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn truncated_frames_close_the_connection() {
+    let mut broker = Broker::start(&[]);
+    // Length says 100, 10 bytes arrive, then the client half-closes: the broker must notice
+    // EOF mid-frame and close, not wait forever or crash.
+    let mut s = wire::connect(broker.addr(), READ_TIMEOUT);
+    let mut f = Enc::new();
+    f.i32(100).i16(3).i16(1).i32(7).raw(&[0, 0]);
+    assert_eq!(f.0.len(), 14);
+    wire::write_lenient(&mut s, &f.0[..14]);
+    s.shutdown(Shutdown::Write).expect("shutdown(Write)");
+    let closed = wire::expect_closed(&mut s, "truncated frame + half-close");
+    assert!(
+        matches!(closed, Closed::Eof(0) | Closed::Reset(0)),
+        "{closed:?}"
+    );
+    broker.assert_alive();
+
+    // Only part of the length prefix.
+    let mut s = wire::connect(broker.addr(), READ_TIMEOUT);
+    wire::write_lenient(&mut s, &[0, 0]);
+    s.shutdown(Shutdown::Write).unwrap();
+    wire::expect_closed(&mut s, "2 bytes of length prefix + half-close");
+    broker.assert_alive();
+
+    // A complete frame whose request body is truncated: Metadata v1 claiming 5 topics but
+    // holding one half-written name.
+    let mut body = Enc::new();
+    body.i32(5).i16(20).raw(b"abc");
+    let frame = wire::request(3, 1, 11, false, &body.0);
+    expect_silent_close(&broker, &frame, "Metadata v1 with truncated body");
+
+    // A complete frame whose header is truncated (client id length past the end).
+    let mut f = Enc::new();
+    f.i32(10).i16(3).i16(1).i32(12).i16(50);
+    expect_silent_close(&broker, &f.0, "truncated request header");
+    common::assert_broker_serves_clients(&mut broker).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_api_key_and_unsupported_version_close_the_connection() {
+    let mut broker = Broker::start(&[]);
+    let frame = wire::request(999, 0, 1, false, &[]);
+    expect_silent_close(&broker, &frame, "api key 999");
+    common::assert_broker_serves_clients(&mut broker).await;
+
+    // Metadata v99 (flexible header, empty topic list body).
+    let mut body = Enc::new();
+    body.uvarint(1).i8(1).empty_tags();
+    let frame = wire::request(3, 99, 2, true, &body.0);
+    expect_silent_close(&broker, &frame, "Metadata v99");
+    // Metadata v-1.
+    let frame = wire::request(3, -1, 3, false, &[]);
+    expect_silent_close(&broker, &frame, "Metadata v-1");
+    // Produce v2 (below the supported range v3+).
+    let mut body = Enc::new();
+    body.i16(1).i32(1000).i32(0);
+    let frame = wire::request(0, 2, 4, false, &body.0);
+    expect_silent_close(&broker, &frame, "Produce v2");
+    common::assert_broker_serves_clients(&mut broker).await;
+}
+
+/// Parse an ApiVersions v0 response body (after the correlation id).
+fn parse_api_versions_v0(d: &mut Dec) -> (i16, BTreeMap<i16, (i16, i16)>) {
+    let error = d.i16();
+    let n = d.i32();
+    assert!((0..1000).contains(&n), "implausible api count {n}");
+    let mut apis = BTreeMap::new();
+    for _ in 0..n {
+        let key = d.i16();
+        let min = d.i16();
+        let max = d.i16();
+        assert!(min <= max, "api {key}: min {min} > max {max}");
+        assert!(
+            apis.insert(key, (min, max)).is_none(),
+            "api {key} listed twice"
+        );
+    }
+    (error, apis)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_versions_too_new_gets_kip511_fallback() {
+    let mut broker = Broker::start(&[]);
+    let mut s = wire::connect(broker.addr(), READ_TIMEOUT);
+    // ApiVersions v99 with a flexible header and a v3-style body, as a future client sends.
+    let mut body = Enc::new();
+    body.compact_string("sluice-test")
+        .compact_string("9.9.9")
+        .empty_tags();
+    let frame = wire::request(18, 99, 0x5151, true, &body.0);
+    wire::write_lenient(&mut s, &frame);
+    let resp = wire::read_frame(&mut s).expect("ApiVersions v99 must get a response");
+    let mut d = Dec::new(&resp);
+    assert_eq!(d.i32(), 0x5151, "correlation id");
+    let (error, apis) = parse_api_versions_v0(&mut d);
+    assert_eq!(error, 35, "UNSUPPORTED_VERSION");
+    assert_eq!(
+        d.remaining(),
+        0,
+        "a v0 response has nothing after the api list"
+    );
+    assert!(!apis.is_empty(), "fallback lists the supported apis");
+    let (min, max) = apis[&18];
+    assert!(min == 0 && max >= 3, "ApiVersions range {min}..{max}");
+    for key in [0i16, 1, 2, 3] {
+        assert!(apis.contains_key(&key), "api {key} advertised: {apis:?}");
+    }
+    assert!(!apis.contains_key(&999));
+
+    // The connection stays usable: the client retries with a version it now knows (v0).
+    let frame = wire::request(18, 0, 0x5152, false, &[]);
+    wire::write_lenient(&mut s, &frame);
+    let resp = wire::read_frame(&mut s).expect("ApiVersions v0 after the fallback");
+    let mut d = Dec::new(&resp);
+    assert_eq!(d.i32(), 0x5152, "correlation id");
+    let (error, apis_v0) = parse_api_versions_v0(&mut d);
+    assert_eq!(error, 0);
+    assert_eq!(apis_v0, apis, "same api list as the fallback");
+    drop(s);
+    common::assert_broker_serves_clients(&mut broker).await;
+}
+
+/// Produce v8 of one batch to `topic` partition 0; returns (error_code, base_offset).
+fn produce_v8(s: &mut std::net::TcpStream, corr: i32, topic: &str, batch: &[u8]) -> (i16, i64) {
+    let mut body = Enc::new();
+    body.nullable_string(None) // transactional id
+        .i16(-1) // acks=all
+        .i32(10_000) // timeout
+        .i32(1) // topics
+        .string(topic)
+        .i32(1) // partitions
+        .i32(0)
+        .bytes(batch);
+    let frame = wire::request(0, 8, corr, false, &body.0);
+    wire::write_lenient(s, &frame);
+    let resp = wire::read_frame(s).expect("Produce v8 response");
+    let mut d = Dec::new(&resp);
+    assert_eq!(d.i32(), corr, "correlation id");
+    assert_eq!(d.i32(), 1, "one topic in response");
+    assert_eq!(d.string(), topic);
+    assert_eq!(d.i32(), 1, "one partition in response");
+    assert_eq!(d.i32(), 0, "partition index");
+    let error = d.i16();
+    let base_offset = d.i64();
+    let _log_append_time = d.i64();
+    let _log_start = d.i64();
+    let n_errors = d.i32();
+    for _ in 0..n_errors.max(0) {
+        d.i32();
+        d.nullable_string();
+    }
+    let _msg = d.nullable_string();
+    let _throttle = d.i32();
+    assert_eq!(d.remaining(), 0, "Produce v8 response fully parsed");
+    (error, base_offset)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn corrupt_crc_gets_corrupt_message() {
+    let mut broker = Broker::start(&[]);
+    let bs = broker.bootstrap();
+    common::create_topic(&bs, "crc", 1, &[]).await;
+    let ts = common::now_ms();
+    let batch = |values: &[&[u8]]| {
+        let recs: Vec<RawRecord> = values
+            .iter()
+            .map(|v| RawRecord {
+                key: Some(b"k"),
+                value: Some(v),
+                headers: vec![("h", Some(b"v"))],
+            })
+            .collect();
+        wire::record_batch(ts, &recs)
+    };
+
+    let mut s = wire::connect(broker.addr(), READ_TIMEOUT);
+    // A valid hand-built batch is accepted (proves the encoder is right).
+    let good = batch(&[b"first", b"second"]);
+    assert_eq!(produce_v8(&mut s, 1, "crc", &good), (0, 0), "valid batch");
+
+    // The same kind of batch with one payload byte flipped after computing the CRC (the last
+    // record ends with value "fourth" followed by 5 bytes of header: count, "h", "v").
+    let mut bad = batch(&[b"third", b"fourth"]);
+    let n = bad.len();
+    assert_eq!(&bad[n - 11..n - 5], b"fourth");
+    bad[n - 6] ^= 0x20;
+    let (error, _) = produce_v8(&mut s, 2, "crc", &bad);
+    assert_eq!(
+        error, 2,
+        "CORRUPT_MESSAGE for a batch whose CRC does not match"
+    );
+
+    // A batch whose CRC field itself is wrong.
+    let mut bad_crc = batch(&[b"fifth"]);
+    bad_crc[wire::BATCH_CRC_START - 1] ^= 0xff;
+    let (error, _) = produce_v8(&mut s, 3, "crc", &bad_crc);
+    assert_eq!(error, 2, "CORRUPT_MESSAGE for a wrong CRC field");
+
+    // The connection is still usable and nothing of the corrupt batches was stored.
+    let good2 = batch(&[b"seventh"]);
+    assert_eq!(
+        produce_v8(&mut s, 4, "crc", &good2),
+        (0, 2),
+        "valid batch after"
+    );
+    drop(s);
+
+    assert_eq!(common::watermarks(&bs, "crc", 0), (0, 3));
+    let got = common::consume(
+        &bs,
+        "crc",
+        &BTreeMap::from([(0, (Offset::Beginning, 3))]),
+        Duration::from_secs(30),
+    );
+    let values: Vec<&[u8]> = got[&0].iter().map(|m| m.payload().unwrap()).collect();
+    assert_eq!(values, vec![&b"first"[..], b"second", b"seventh"]);
+    for m in &got[&0] {
+        assert_eq!(m.key(), Some(&b"k"[..]));
+        assert_eq!(
+            common::header_list(m),
+            vec![("h".to_string(), Some(b"v".to_vec()))]
+        );
+    }
+    common::assert_broker_serves_clients(&mut broker).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_over_message_max_bytes_is_rejected() {
+    let mut broker = Broker::start(&["--set", "message.max.bytes=10000"]);
+    let bs = broker.bootstrap();
+    common::create_topic(&bs, "big", 1, &[]).await;
+    let big = vec![b'x'; 20_000];
+    let batch = wire::record_batch(
+        common::now_ms(),
+        &[RawRecord {
+            key: None,
+            value: Some(&big),
+            headers: vec![],
+        }],
+    );
+    let mut s = wire::connect(broker.addr(), READ_TIMEOUT);
+    let (error, _) = produce_v8(&mut s, 1, "big", &batch);
+    assert_eq!(error, 10, "MESSAGE_TOO_LARGE");
+    let small = wire::record_batch(
+        common::now_ms(),
+        &[RawRecord {
+            key: None,
+            value: Some(b"small"),
+            headers: vec![],
+        }],
+    );
+    assert_eq!(produce_v8(&mut s, 2, "big", &small), (0, 0));
+    drop(s);
+    assert_eq!(common::watermarks(&bs, "big", 0), (0, 1));
+    common::assert_broker_serves_clients(&mut broker).await;
+}

@@ -1,0 +1,932 @@
+//! Shared helpers for the integration tests: start the real `sluice` binary on a free loopback
+//! port with a temp data dir, build rdkafka clients against it, and hand-encode the few raw
+//! Kafka frames the raw-socket tests need.
+//!
+//! Every test binary includes this module with `mod common;` and uses only part of it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+/// How long a broker gets to accept TCP connections after spawn.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a broker gets to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------------
+// Broker process
+// ---------------------------------------------------------------------------------------------
+
+/// A running `sluice serve` child process. Killed (SIGKILL) on drop; if the test is panicking,
+/// the tail of the broker's log is printed first so failures come with the broker's side.
+pub struct Broker {
+    child: Option<Child>,
+    port: u16,
+    data_dir: PathBuf,
+    log_path: PathBuf,
+    extra_args: Vec<String>,
+    /// Owns the temp dir (data dir + log) when the broker created it.
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Broker {
+    /// Start a broker on a fresh temp data dir with extra CLI args (e.g. `["--set", "a=b"]`).
+    pub fn start(extra_args: &[&str]) -> Broker {
+        let tmp = tempfile::Builder::new()
+            .prefix("sluice-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let data_dir = tmp.path().join("data");
+        std::fs::create_dir_all(&data_dir).expect("create data dir");
+        let log_path = tmp.path().join("broker.log");
+        let mut b = Broker {
+            child: None,
+            port: 0,
+            data_dir,
+            log_path,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            _tmp: Some(tmp),
+        };
+        b.spawn();
+        b
+    }
+
+    /// Start a broker on an existing data dir (not removed by this Broker).
+    pub fn start_in(data_dir: &Path, extra_args: &[&str]) -> Broker {
+        std::fs::create_dir_all(data_dir).expect("create data dir");
+        let log_path = data_dir
+            .parent()
+            .unwrap_or(data_dir)
+            .join("sluice-broker.log");
+        let mut b = Broker {
+            child: None,
+            port: 0,
+            data_dir: data_dir.to_path_buf(),
+            log_path,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            _tmp: None,
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "broker already running");
+        self.port = free_port();
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open broker log");
+        writeln!(
+            log,
+            "===== test harness: starting sluice on 127.0.0.1:{} (data dir {}) =====",
+            self.port,
+            self.data_dir.display()
+        )
+        .ok();
+        let listen = format!("127.0.0.1:{}", self.port);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(&listen)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--node-id")
+            .arg("1")
+            .args(&self.extra_args);
+        if !self.extra_args.iter().any(|a| a == "--log-level") {
+            let level = std::env::var("SLUICE_TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into());
+            cmd.arg("--log-level").arg(level);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("clone log fd")))
+            .stderr(Stdio::from(log));
+        let child = cmd.spawn().expect("spawn sluice binary");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let addr: SocketAddr = self.addr();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().expect("try_wait") {
+                panic!(
+                    "sluice exited during startup with {status}\n{}",
+                    self.log_tail(60)
+                );
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "sluice did not accept connections on {addr} within {READY_TIMEOUT:?}\n{}",
+                    self.log_tail(60)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// `host:port` for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("broker not running").id()
+    }
+
+    /// Panics (with the log tail) if the broker process has exited.
+    pub fn assert_alive(&mut self) {
+        let child = self.child.as_mut().expect("broker not running");
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            self.child = None;
+            panic!(
+                "sluice exited unexpectedly: {status}\n{}",
+                self.log_tail(80)
+            );
+        }
+    }
+
+    /// SIGTERM, then wait for exit (panics after 30 s). Returns the exit status.
+    pub fn stop_graceful(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("broker not running");
+        let st = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill -TERM");
+        assert!(st.success(), "kill -TERM failed: {st}");
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "sluice did not exit within {STOP_TIMEOUT:?} of SIGTERM\n{}",
+                    self.log_tail(60)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL (kill -9) and reap.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("broker not running");
+        child.kill().expect("SIGKILL broker");
+        child.wait().expect("reap broker");
+        if let Ok(mut f) = OpenOptions::new().append(true).open(&self.log_path) {
+            writeln!(f, "===== test harness: sent SIGKILL =====").ok();
+        }
+    }
+
+    /// Start again on the same data dir and args, on a new free port. The broker must be stopped.
+    pub fn restart(&mut self) {
+        self.spawn();
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Last `n` lines of the broker log, framed for printing.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read(&self.log_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_else(|e| format!("<cannot read {}: {e}>", self.log_path.display()));
+        let text = strip_ansi(&text);
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines.len().saturating_sub(n);
+        format!(
+            "----- last {} lines of {} -----\n{}\n----- end of broker log -----",
+            lines.len() - start,
+            self.log_path.display(),
+            lines[start..].join("\n")
+        )
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail(100));
+            if std::env::var_os("SLUICE_KEEP_TEST_DIRS").is_some() {
+                if let Some(tmp) = self._tmp.take() {
+                    eprintln!("keeping test dir {}", tmp.keep().display());
+                }
+            }
+        }
+    }
+}
+
+/// Remove ANSI colour sequences (ESC [ ... letter) so log tails read cleanly.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A port that was free a moment ago (bind :0, read it, drop the listener).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().unwrap().port()
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Poll `f` every 50 ms until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Deterministic xorshift64* PRNG, so payloads can be regenerated for verification.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for b in buf {
+            *b = self.next_u64() as u8;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// rdkafka clients
+// ---------------------------------------------------------------------------------------------
+
+pub fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("client.id", "sluice-compat-test")
+        .set("socket.timeout.ms", "30000");
+    c
+}
+
+pub fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    client_config(bootstrap)
+        .create()
+        .expect("create AdminClient")
+}
+
+pub fn admin_opts() -> AdminOptions {
+    AdminOptions::new()
+        .request_timeout(Some(Duration::from_secs(30)))
+        .operation_timeout(Some(Duration::from_secs(10)))
+}
+
+/// Create a topic and assert it succeeded.
+pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let admin = admin(bootstrap);
+    let mut t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        t = t.set(k, v);
+    }
+    let res = admin
+        .create_topics(&[t], &admin_opts())
+        .await
+        .expect("CreateTopics request failed");
+    assert_eq!(res.len(), 1, "one result per topic");
+    match &res[0] {
+        Ok(n) => assert_eq!(n, name),
+        Err((n, code)) => panic!("creating topic {n} failed: {code:?}"),
+    }
+}
+
+/// Like `create_topic` but tolerates TOPIC_ALREADY_EXISTS.
+pub async fn ensure_topic(bootstrap: &str, name: &str, partitions: i32) {
+    let admin = admin(bootstrap);
+    let t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let res = admin
+        .create_topics(&[t], &admin_opts())
+        .await
+        .expect("CreateTopics request failed");
+    match &res[0] {
+        Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+        Err((n, code)) => panic!("creating topic {n} failed: {code:?}"),
+    }
+}
+
+/// Idempotent, acks=all producer. `extra` overrides/adds settings.
+pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer {
+    let mut c = client_config(bootstrap);
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "60000");
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    c.create().expect("create FutureProducer")
+}
+
+/// A consumer for `assign()` use only (the broker has no consumer groups yet): group.id is set
+/// because librdkafka wants one, but nothing is ever committed.
+pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
+    let mut c = client_config(bootstrap);
+    c.set("group.id", "sluice-compat-test-assign-only")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "error")
+        .set("fetch.wait.max.ms", "200");
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    c.create().expect("create BaseConsumer")
+}
+
+/// (low, high) watermarks of one partition.
+pub fn watermarks(bootstrap: &str, topic: &str, partition: i32) -> (i64, i64) {
+    consumer(bootstrap, &[])
+        .fetch_watermarks(topic, partition, Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("fetch_watermarks({topic}/{partition}) failed: {e}"))
+}
+
+/// Read every partition in `ranges` (partition -> (start offset, end offset exclusive)) with an
+/// assigned consumer and return the messages with offset < end, in the order received.
+/// Panics with a progress summary if not everything arrives within `timeout`.
+pub fn consume(
+    bootstrap: &str,
+    topic: &str,
+    ranges: &BTreeMap<i32, (Offset, i64)>,
+    timeout: Duration,
+) -> BTreeMap<i32, Vec<OwnedMessage>> {
+    let c = consumer(bootstrap, &[]);
+    let mut tpl = TopicPartitionList::new();
+    let mut out: BTreeMap<i32, Vec<OwnedMessage>> = BTreeMap::new();
+    let mut remaining = 0usize;
+    for (&p, &(start, end)) in ranges {
+        out.insert(p, Vec::new());
+        if let Offset::Offset(s) = start {
+            if s >= end {
+                continue;
+            }
+        }
+        if end <= 0 {
+            continue;
+        }
+        tpl.add_partition_offset(topic, p, start)
+            .expect("add partition");
+        remaining += 1;
+    }
+    if remaining == 0 {
+        return out;
+    }
+    c.assign(&tpl).expect("assign");
+    let mut done: BTreeMap<i32, bool> = BTreeMap::new();
+    let deadline = Instant::now() + timeout;
+    while remaining > 0 {
+        if Instant::now() > deadline {
+            let progress: Vec<String> = ranges
+                .iter()
+                .map(|(p, (_, end))| {
+                    let v = &out[p];
+                    format!(
+                        "partition {p}: got {} records, last offset {:?}, want up to {}",
+                        v.len(),
+                        v.last().map(|m| m.offset()),
+                        end - 1
+                    )
+                })
+                .collect();
+            panic!(
+                "consuming {topic} timed out after {timeout:?}: {}",
+                progress.join("; ")
+            );
+        }
+        match c.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(e)) => panic!("consumer error on {topic}: {e}"),
+            Some(Ok(m)) => {
+                let p = m.partition();
+                let Some(&(_, end)) = ranges.get(&p) else {
+                    panic!("message from unassigned partition {p}");
+                };
+                if m.offset() < end {
+                    out.get_mut(&p).unwrap().push(m.detach());
+                }
+                if m.offset() >= end - 1 && !done.contains_key(&p) {
+                    done.insert(p, true);
+                    remaining -= 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Read a whole topic from Beginning up to its current high watermarks.
+pub fn consume_all(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
+) -> BTreeMap<i32, Vec<OwnedMessage>> {
+    let ranges = (0..partitions)
+        .map(|p| (p, (Offset::Beginning, watermarks(bootstrap, topic, p).1)))
+        .collect();
+    consume(bootstrap, topic, &ranges, timeout)
+}
+
+/// Headers as comparable owned data.
+pub type HeaderList = Vec<(String, Option<Vec<u8>>)>;
+
+pub fn header_list<M: Message>(m: &M) -> HeaderList {
+    match m.headers() {
+        None => Vec::new(),
+        Some(h) => h
+            .iter()
+            .map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec())))
+            .collect(),
+    }
+}
+
+/// Topic names present in a full Metadata response.
+pub fn topic_names(bootstrap: &str) -> Vec<String> {
+    let md = consumer(bootstrap, &[])
+        .fetch_metadata(None, Duration::from_secs(15))
+        .expect("fetch_metadata");
+    md.topics().iter().map(|t| t.name().to_string()).collect()
+}
+
+/// Assert that the broker process is alive and a normal rdkafka client can fetch metadata,
+/// produce (acks=all) and consume back what it produced.
+pub async fn assert_broker_serves_clients(broker: &mut Broker) {
+    broker.assert_alive();
+    let bs = broker.bootstrap();
+    let md = consumer(&bs, &[])
+        .fetch_metadata(None, Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("metadata after bad input failed: {e}"));
+    assert!(
+        md.brokers().iter().any(|b| b.id() == 1),
+        "metadata lists broker 1"
+    );
+    ensure_topic(&bs, "health-check", 1).await;
+    let payload = format!("health-{}", now_ms());
+    let p = producer(&bs, &[]);
+    let d = p
+        .send(
+            rdkafka::producer::FutureRecord::<(), _>::to("health-check")
+                .payload(payload.as_bytes()),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_or_else(|(e, _)| panic!("produce after bad input failed: {e}"));
+    let ranges = BTreeMap::from([(d.partition, (Offset::Offset(d.offset), d.offset + 1))]);
+    let got = consume(&bs, "health-check", &ranges, Duration::from_secs(30));
+    let msgs = &got[&d.partition];
+    assert_eq!(msgs.len(), 1, "consumed the health record back");
+    assert_eq!(msgs[0].payload(), Some(payload.as_bytes()));
+    broker.assert_alive();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw wire protocol (hand-encoded; only what the raw-socket tests need)
+// ---------------------------------------------------------------------------------------------
+
+pub mod wire {
+    use super::*;
+
+    /// Big-endian encoder for Kafka primitives.
+    #[derive(Default)]
+    pub struct Enc(pub Vec<u8>);
+
+    impl Enc {
+        pub fn new() -> Enc {
+            Enc(Vec::new())
+        }
+        pub fn i8(&mut self, v: i8) -> &mut Self {
+            self.0.push(v as u8);
+            self
+        }
+        pub fn i16(&mut self, v: i16) -> &mut Self {
+            self.0.extend_from_slice(&v.to_be_bytes());
+            self
+        }
+        pub fn i32(&mut self, v: i32) -> &mut Self {
+            self.0.extend_from_slice(&v.to_be_bytes());
+            self
+        }
+        pub fn u32(&mut self, v: u32) -> &mut Self {
+            self.0.extend_from_slice(&v.to_be_bytes());
+            self
+        }
+        pub fn i64(&mut self, v: i64) -> &mut Self {
+            self.0.extend_from_slice(&v.to_be_bytes());
+            self
+        }
+        pub fn raw(&mut self, b: &[u8]) -> &mut Self {
+            self.0.extend_from_slice(b);
+            self
+        }
+        /// Non-flexible STRING (i16 length).
+        pub fn string(&mut self, s: &str) -> &mut Self {
+            self.i16(s.len() as i16).raw(s.as_bytes())
+        }
+        /// Non-flexible NULLABLE_STRING.
+        pub fn nullable_string(&mut self, s: Option<&str>) -> &mut Self {
+            match s {
+                None => self.i16(-1),
+                Some(s) => self.string(s),
+            }
+        }
+        /// Non-flexible NULLABLE_BYTES / RECORDS (i32 length).
+        pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
+            self.i32(b.len() as i32).raw(b)
+        }
+        /// Unsigned varint (flexible versions' lengths, tag counts).
+        pub fn uvarint(&mut self, mut v: u64) -> &mut Self {
+            while v >= 0x80 {
+                self.0.push((v as u8) | 0x80);
+                v >>= 7;
+            }
+            self.0.push(v as u8);
+            self
+        }
+        /// Zigzag varint (record fields).
+        pub fn varint(&mut self, v: i64) -> &mut Self {
+            self.uvarint(((v << 1) ^ (v >> 63)) as u64)
+        }
+        /// Flexible COMPACT_STRING.
+        pub fn compact_string(&mut self, s: &str) -> &mut Self {
+            self.uvarint(s.len() as u64 + 1).raw(s.as_bytes())
+        }
+        pub fn empty_tags(&mut self) -> &mut Self {
+            self.uvarint(0)
+        }
+    }
+
+    /// A whole request frame: 4-byte size + request header + body.
+    /// Header v1 (api_key, api_version, correlation_id, client_id); header v2 adds tagged fields.
+    pub fn request(
+        api_key: i16,
+        api_version: i16,
+        correlation_id: i32,
+        flexible: bool,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut h = Enc::new();
+        h.i16(api_key)
+            .i16(api_version)
+            .i32(correlation_id)
+            .nullable_string(Some("sluice-raw-test"));
+        if flexible {
+            h.empty_tags();
+        }
+        h.raw(body);
+        let mut f = Enc::new();
+        f.i32(h.0.len() as i32).raw(&h.0);
+        f.0
+    }
+
+    /// Connect with read/write timeouts so a hang fails the test instead of hanging it.
+    pub fn connect(addr: SocketAddr, read_timeout: Duration) -> TcpStream {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        s.set_read_timeout(Some(read_timeout)).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_nodelay(true).unwrap();
+        s
+    }
+
+    /// Read one response frame (without the 4-byte size).
+    pub fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len)?;
+        let n = i32::from_be_bytes(len);
+        assert!(
+            (0..=256 << 20).contains(&n),
+            "implausible response size {n}"
+        );
+        let mut buf = vec![0u8; n as usize];
+        s.read_exact(&mut buf)?;
+        Ok(buf)
+    }
+
+    /// What the broker did with a connection after bad input.
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum Closed {
+        /// Clean EOF after `n` response bytes.
+        Eof(usize),
+        /// Connection reset after `n` response bytes.
+        Reset(usize),
+    }
+
+    /// Read until the broker closes the connection. Panics if it stays open (read timeout).
+    pub fn expect_closed(s: &mut TcpStream, what: &str) -> Closed {
+        let mut total = 0usize;
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return Closed::Eof(total),
+                Ok(n) => total += n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset
+                            | std::io::ErrorKind::ConnectionAborted
+                            | std::io::ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    return Closed::Reset(total)
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    panic!("{what}: broker kept the connection open (read timed out after {total} response bytes); it must close it")
+                }
+                Err(e) => panic!("{what}: unexpected read error {e:?}"),
+            }
+        }
+    }
+
+    /// Write, tolerating the broker closing early (it may reset before we finish writing).
+    pub fn write_lenient(s: &mut TcpStream, data: &[u8]) {
+        match s.write_all(data) {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) => {}
+            Err(e) => panic!("write failed: {e:?}"),
+        }
+    }
+
+    /// Big-endian decoder.
+    pub struct Dec<'a> {
+        pub buf: &'a [u8],
+        pub pos: usize,
+    }
+
+    impl<'a> Dec<'a> {
+        pub fn new(buf: &'a [u8]) -> Dec<'a> {
+            Dec { buf, pos: 0 }
+        }
+        pub fn remaining(&self) -> usize {
+            self.buf.len() - self.pos
+        }
+        pub fn take(&mut self, n: usize) -> &'a [u8] {
+            assert!(
+                self.remaining() >= n,
+                "response truncated: need {n} bytes at {}, have {}",
+                self.pos,
+                self.remaining()
+            );
+            let s = &self.buf[self.pos..self.pos + n];
+            self.pos += n;
+            s
+        }
+        pub fn i8(&mut self) -> i8 {
+            self.take(1)[0] as i8
+        }
+        pub fn i16(&mut self) -> i16 {
+            i16::from_be_bytes(self.take(2).try_into().unwrap())
+        }
+        pub fn i32(&mut self) -> i32 {
+            i32::from_be_bytes(self.take(4).try_into().unwrap())
+        }
+        pub fn u32(&mut self) -> u32 {
+            u32::from_be_bytes(self.take(4).try_into().unwrap())
+        }
+        pub fn i64(&mut self) -> i64 {
+            i64::from_be_bytes(self.take(8).try_into().unwrap())
+        }
+        pub fn string(&mut self) -> String {
+            let n = self.i16();
+            assert!(n >= 0, "unexpected null string");
+            String::from_utf8(self.take(n as usize).to_vec()).expect("utf8 string")
+        }
+        pub fn nullable_string(&mut self) -> Option<String> {
+            let n = self.i16();
+            if n < 0 {
+                return None;
+            }
+            Some(String::from_utf8(self.take(n as usize).to_vec()).expect("utf8 string"))
+        }
+        pub fn nullable_bytes(&mut self) -> Option<&'a [u8]> {
+            let n = self.i32();
+            if n < 0 {
+                return None;
+            }
+            Some(self.take(n as usize))
+        }
+        pub fn uvarint(&mut self) -> u64 {
+            let mut v = 0u64;
+            let mut shift = 0;
+            loop {
+                let b = self.take(1)[0];
+                v |= ((b & 0x7f) as u64) << shift;
+                if b & 0x80 == 0 {
+                    return v;
+                }
+                shift += 7;
+                assert!(shift < 64, "varint too long");
+            }
+        }
+        pub fn varint(&mut self) -> i64 {
+            let u = self.uvarint();
+            ((u >> 1) as i64) ^ -((u & 1) as i64)
+        }
+    }
+
+    /// One record for `record_batch`.
+    pub struct RawRecord<'a> {
+        pub key: Option<&'a [u8]>,
+        pub value: Option<&'a [u8]>,
+        pub headers: Vec<(&'a str, Option<&'a [u8]>)>,
+    }
+
+    /// An uncompressed magic-2 RecordBatch, base offset 0, no producer id, with a correct CRC32C.
+    pub fn record_batch(base_timestamp: i64, records: &[RawRecord]) -> Vec<u8> {
+        assert!(!records.is_empty());
+        let mut recs = Enc::new();
+        for (i, r) in records.iter().enumerate() {
+            let mut body = Enc::new();
+            body.i8(0) // attributes
+                .varint(0) // timestamp delta
+                .varint(i as i64); // offset delta
+            match r.key {
+                None => body.varint(-1),
+                Some(k) => body.varint(k.len() as i64).raw(k),
+            };
+            match r.value {
+                None => body.varint(-1),
+                Some(v) => body.varint(v.len() as i64).raw(v),
+            };
+            body.varint(r.headers.len() as i64);
+            for (hk, hv) in &r.headers {
+                body.varint(hk.len() as i64).raw(hk.as_bytes());
+                match hv {
+                    None => body.varint(-1),
+                    Some(v) => body.varint(v.len() as i64).raw(v),
+                };
+            }
+            recs.varint(body.0.len() as i64).raw(&body.0);
+        }
+        // The part covered by the CRC: attributes .. end.
+        let mut tail = Enc::new();
+        tail.i16(0) // attributes: no compression, CreateTime, not transactional
+            .i32(records.len() as i32 - 1) // last offset delta
+            .i64(base_timestamp)
+            .i64(base_timestamp) // max timestamp
+            .i64(-1) // producer id
+            .i16(-1) // producer epoch
+            .i32(-1) // base sequence
+            .i32(records.len() as i32)
+            .raw(&recs.0);
+        let crc = crc32c::crc32c(&tail.0);
+        let mut b = Enc::new();
+        b.i64(0) // base offset
+            .i32((4 + 1 + 4 + tail.0.len()) as i32) // batch length: from leader epoch to end
+            .i32(-1) // partition leader epoch
+            .i8(2) // magic
+            .u32(crc)
+            .raw(&tail.0);
+        b.0
+    }
+
+    /// Offset of the CRC-covered area inside a batch (first byte of `attributes`).
+    pub const BATCH_CRC_START: usize = 8 + 4 + 4 + 1 + 4;
+
+    /// A record decoded from a fetched RecordBatch.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DecodedRecord {
+        pub offset: i64,
+        pub timestamp: i64,
+        pub key: Option<Vec<u8>>,
+        pub value: Option<Vec<u8>>,
+    }
+
+    /// Decode uncompressed magic-2 batches (as fetched), checking each batch's CRC32C.
+    pub fn decode_batches(mut data: &[u8]) -> Vec<DecodedRecord> {
+        let mut out = Vec::new();
+        while data.len() >= 12 {
+            let mut d = Dec::new(data);
+            let base_offset = d.i64();
+            let len = d.i32() as usize;
+            if data.len() < 12 + len {
+                break; // partial trailing batch is allowed in fetch responses
+            }
+            let batch = &data[..12 + len];
+            data = &data[12 + len..];
+            let mut d = Dec::new(batch);
+            d.take(12);
+            let _leader_epoch = d.i32();
+            let magic = d.i8();
+            assert_eq!(magic, 2, "fetched batch magic");
+            let crc = d.u32();
+            assert_eq!(
+                crc,
+                crc32c::crc32c(&batch[BATCH_CRC_START..]),
+                "fetched batch CRC32C"
+            );
+            let attributes = d.i16();
+            assert_eq!(
+                attributes & 0x7,
+                0,
+                "decode_batches handles uncompressed batches only"
+            );
+            let _last_offset_delta = d.i32();
+            let base_ts = d.i64();
+            let _max_ts = d.i64();
+            let _pid = d.i64();
+            let _epoch = d.i16();
+            let _seq = d.i32();
+            let count = d.i32();
+            for _ in 0..count {
+                let rlen = d.varint() as usize;
+                let rec = d.take(rlen);
+                let mut r = Dec::new(rec);
+                let _attr = r.i8();
+                let ts_delta = r.varint();
+                let off_delta = r.varint();
+                let klen = r.varint();
+                let key = (klen >= 0).then(|| r.take(klen as usize).to_vec());
+                let vlen = r.varint();
+                let value = (vlen >= 0).then(|| r.take(vlen as usize).to_vec());
+                out.push(DecodedRecord {
+                    offset: base_offset + off_delta,
+                    timestamp: base_ts + ts_delta,
+                    key,
+                    value,
+                });
+            }
+        }
+        out
+    }
+}
