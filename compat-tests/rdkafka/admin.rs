@@ -605,3 +605,38 @@ async fn time_retention_advances_log_start() {
     assert_eq!(common::watermarks(&bs, "timed", 0), (500, 550));
     check_read_from_log_start(&bs, "timed", &by_offset);
 }
+
+/// A second listener on IPv6 loopback advertises itself (not the IPv4 one) to clients that
+/// come in through it, and both listeners serve the same log.
+#[tokio::test(flavor = "multi_thread")]
+async fn ipv6_listener_serves_and_advertises_itself() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("SKIP: this machine has no IPv6 loopback");
+        return;
+    }
+    let port6 = common::free_port();
+    let listen6 = format!("[::1]:{port6}");
+    let broker = Broker::start(&["--listen", &listen6]);
+    let bs6 = listen6.clone();
+    let md = common::consumer(&bs6, &[])
+        .fetch_metadata(None, Duration::from_secs(15))
+        .expect("metadata over IPv6");
+    assert_eq!(md.brokers().len(), 1);
+    assert_eq!(md.brokers()[0].host(), "::1");
+    assert_eq!(md.brokers()[0].port(), port6 as i32);
+
+    common::create_topic(&bs6, "six", 1, &[]).await;
+    let p = common::producer(&bs6, &[]);
+    let d = p
+        .send(
+            FutureRecord::<(), _>::to("six").payload(b"over v6"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_or_else(|(e, _)| panic!("produce over IPv6: {e}"));
+    assert_eq!(d.offset, 0);
+    // Read it back through the IPv4 listener.
+    let ranges = BTreeMap::from([(0, (Offset::Beginning, 1))]);
+    let got = common::consume(&broker.bootstrap(), "six", &ranges, Duration::from_secs(30));
+    assert_eq!(got[&0][0].payload(), Some(&b"over v6"[..]));
+}

@@ -798,6 +798,35 @@ mod tests {
     }
 
     #[test]
+    fn segment_ms_rolls_an_old_segment_on_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = LogConfig {
+            segment_bytes: 1 << 20,
+            segment_ms: 20,
+            ..config()
+        };
+        let p = Partition::open("t", 0, dir.path().join("t-0"), c, Flusher::start()).unwrap();
+        p.append(&make_batch(1, now_ms(), None)).unwrap();
+        p.append(&make_batch(1, now_ms(), None)).unwrap();
+        assert_eq!(
+            p.lock().segments.len(),
+            1,
+            "young segment keeps taking appends"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        assert_eq!(
+            p.append(&make_batch(1, now_ms(), None))
+                .unwrap()
+                .base_offset,
+            2
+        );
+        assert_eq!(
+            p.lock().segments.keys().copied().collect::<Vec<_>>(),
+            vec![0, 2]
+        );
+    }
+
+    #[test]
     fn timestamps_out_of_bounds_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let c = LogConfig {
