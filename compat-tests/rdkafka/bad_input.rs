@@ -354,3 +354,105 @@ async fn batch_over_message_max_bytes_is_rejected() {
     assert_eq!(common::watermarks(&bs, "big", 0), (0, 1));
     common::assert_broker_serves_clients(&mut broker).await;
 }
+
+/// One round of a random request: a reply, a close, or (for APIs that may legitimately wait,
+/// like a decodable long-poll Fetch) a timeout are all fine; the broker dying is not.
+fn send_random(broker: &Broker, frame: &[u8]) {
+    let mut s = wire::connect(broker.addr(), Duration::from_millis(300));
+    wire::write_lenient(&mut s, frame);
+    // One response frame, EOF/reset, or a timeout (a request that legitimately waits).
+    let _ = wire::read_frame(&mut s);
+}
+
+/// ApiVersions on a fresh connection must be answered promptly.
+fn assert_responsive(broker: &mut Broker, what: &str) {
+    broker.assert_alive();
+    let mut s = wire::connect(broker.addr(), READ_TIMEOUT);
+    wire::write_lenient(&mut s, &wire::request(18, 0, 77, false, &[]));
+    let resp =
+        wire::read_frame(&mut s).unwrap_or_else(|e| panic!("{what}: no ApiVersions answer: {e}"));
+    assert_eq!(&resp[..4], &77i32.to_be_bytes(), "{what}: correlation id");
+}
+
+/// Random bodies behind valid headers for every API and version served, and valid Produce
+/// requests with random bytes flipped: every decoder and handler path must answer, close, or
+/// wait, but never take the broker down or wedge it.
+#[tokio::test(flavor = "multi_thread")]
+async fn random_requests_never_take_the_broker_down() {
+    let mut broker = Broker::start(&[]);
+    common::create_topic(&broker.bootstrap(), "fuzz", 1, &[]).await;
+    // (api key, min version, max version, first flexible version)
+    const SERVED: &[(i16, i16, i16, i16)] = &[
+        (0, 3, 13, 9),
+        (1, 4, 18, 12),
+        (2, 1, 10, 6),
+        (3, 0, 13, 9),
+        (18, 0, 4, 3),
+        (19, 2, 7, 5),
+        (20, 1, 6, 4),
+        (22, 0, 5, 2),
+        (23, 2, 4, 4),
+        (60, 0, 2, 0),
+    ];
+    let mut rng = common::Rng::new(0x5eed);
+    let mut sent = 0;
+    for &(key, min, max, flexible_from) in SERVED {
+        for version in min..=max {
+            for _ in 0..40 {
+                let len = rng.below(160) as usize;
+                let mut body = vec![0u8; len];
+                rng.fill(&mut body);
+                // Bias towards small counts and lengths so decoding gets past the first field.
+                for b in body.iter_mut() {
+                    if rng.below(3) == 0 {
+                        *b &= 0x03;
+                    }
+                }
+                let frame = wire::request(key, version, sent, version >= flexible_from, &body);
+                send_random(&broker, &frame);
+                sent += 1;
+            }
+        }
+        assert_responsive(&mut broker, &format!("after random API {key} requests"));
+    }
+
+    // Valid Produce v8 requests with 1-3 random bytes flipped anywhere in the frame.
+    let recs: Vec<RawRecord> = (0..3)
+        .map(|_| RawRecord {
+            key: Some(b"k"),
+            value: Some(b"value"),
+            headers: vec![("h", Some(b"v"))],
+        })
+        .collect();
+    let batch = wire::record_batch(common::now_ms(), &recs);
+    let mut body = Enc::new();
+    body.nullable_string(None)
+        .i16(1)
+        .i32(5_000)
+        .i32(1)
+        .string("fuzz")
+        .i32(1)
+        .i32(0)
+        .bytes(&batch);
+    let valid = wire::request(0, 8, 1, false, &body.0);
+    for round in 0..1000 {
+        let mut frame = valid.clone();
+        for _ in 0..=rng.below(3) {
+            let at = 4 + rng.below((frame.len() - 4) as u64) as usize;
+            frame[at] ^= 1 << rng.below(8);
+        }
+        send_random(&broker, &frame);
+        if round % 100 == 99 {
+            assert_responsive(&mut broker, "after mutated produce requests");
+        }
+    }
+    common::assert_broker_serves_clients(&mut broker).await;
+    // catch_unwind is only a safety net: no input should reach a panic at all.
+    let log = broker.log_tail(usize::MAX);
+    let panics: Vec<&str> = log.lines().filter(|l| l.contains("panicked")).collect();
+    assert!(
+        panics.is_empty(),
+        "broker panicked on random input:\n{}",
+        panics.join("\n")
+    );
+}
