@@ -11,7 +11,11 @@ pub fn handle(ctx: &RequestContext, request: InitProducerIdRequest) -> Handled {
     let mut response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if request.transactional_id.is_some() {
+    if request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| !t.0.is_empty())
+    {
         tracing::warn!(
             client_id = ctx.client_id.as_deref().unwrap_or(""),
             "transactional producer refused: transactions are not supported yet"

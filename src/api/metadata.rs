@@ -58,29 +58,39 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
             .collect(),
         Some(requested) => requested
             .iter()
-            .map(|req| match req.name.as_ref().map(|n| n.0.as_str()) {
-                Some(name) => match broker.topic(name) {
-                    Some(t) => topic_response(&t, node_id),
-                    None => match validate_topic_name(name) {
-                        Err(_) => error_topic(
-                            Some(name),
-                            uuid::Uuid::nil(),
-                            ResponseError::InvalidTopicException,
-                        ),
-                        Ok(()) => match may_create.then(|| broker.auto_create(name)).flatten() {
-                            Some(t) => topic_response(&t, node_id),
-                            None => error_topic(
+            .map(|req| {
+                match req
+                    .name
+                    .as_ref()
+                    .map(|n| n.0.as_str())
+                    // v10+: a topic id with a null (or empty) name asks by id.
+                    .filter(|n| !n.is_empty() || req.topic_id.is_nil())
+                {
+                    Some(name) => match broker.topic(name) {
+                        Some(t) => topic_response(&t, node_id),
+                        None => match validate_topic_name(name) {
+                            Err(_) => error_topic(
                                 Some(name),
                                 uuid::Uuid::nil(),
-                                ResponseError::UnknownTopicOrPartition,
+                                ResponseError::InvalidTopicException,
                             ),
+                            Ok(()) => {
+                                match may_create.then(|| broker.auto_create(name)).flatten() {
+                                    Some(t) => topic_response(&t, node_id),
+                                    None => error_topic(
+                                        Some(name),
+                                        uuid::Uuid::nil(),
+                                        ResponseError::UnknownTopicOrPartition,
+                                    ),
+                                }
+                            }
                         },
                     },
-                },
-                None => match broker.topic_by_id(&req.topic_id) {
-                    Some(t) => topic_response(&t, node_id),
-                    None => error_topic(None, req.topic_id, ResponseError::UnknownTopicId),
-                },
+                    None => match broker.topic_by_id(&req.topic_id) {
+                        Some(t) => topic_response(&t, node_id),
+                        None => error_topic(None, req.topic_id, ResponseError::UnknownTopicId),
+                    },
+                }
             })
             .collect(),
     };

@@ -34,7 +34,11 @@ fn error_response(
 
 pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
     let acks = request.acks;
-    let blanket_error = if request.transactional_id.is_some() {
+    let blanket_error = if request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| !t.0.is_empty())
+    {
         Some((
             ResponseError::TransactionalIdAuthorizationFailed,
             "transactions are not supported yet",

@@ -131,6 +131,7 @@ fn handle_request(
             entry.key
         ));
     }
+    tracing::trace!(peer = %info.peer, api = ?entry.key, version = api_version, correlation_id, "request");
     let mut body = frame;
     let header_version = entry.key.request_header_version(api_version);
     let header = catch_unwind(AssertUnwindSafe(|| {
