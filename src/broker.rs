@@ -61,6 +61,12 @@ impl Broker {
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let topics_dir = config.data_dir.join("topics");
+        std::fs::create_dir_all(&topics_dir)
+            .with_context(|| format!("creating {}", topics_dir.display()))?;
+        std::fs::File::open(&config.data_dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing {}", config.data_dir.display()))?;
         let metadata = MetadataStore::open(&config.data_dir)?;
         let broker = Broker {
             cluster_id: metadata.cluster_id(),

@@ -554,9 +554,17 @@ async fn size_retention_advances_log_start() {
     // Wait until retention has brought the partition near retention.bytes.
     let record = 1_000 + 80; // payload + record/batch overhead, roughly
     let max_kept = (RETENTION + 3 * 65_536) / record;
+    // Settled = near retention.bytes and unchanged across several retention passes (200 ms
+    // apart), so no pass is still deleting while we read from the log start.
+    let mut last = (-1, -1);
+    let mut stable_for = 0;
     let settled = common::wait_for(Duration::from_secs(20), || {
-        let (low, high) = common::watermarks(&bs, "sized", 0);
-        (low > 0 && high - low <= max_kept).then_some((low, high))
+        let now = common::watermarks(&bs, "sized", 0);
+        stable_for = if now == last { stable_for + 1 } else { 0 };
+        last = now;
+        let (low, high) = now;
+        std::thread::sleep(Duration::from_millis(250));
+        (low > 0 && high - low <= max_kept && stable_for >= 3).then_some((low, high))
     });
     let (low, high) = settled.unwrap_or_else(|| {
         panic!(

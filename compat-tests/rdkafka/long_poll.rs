@@ -96,17 +96,23 @@ async fn timed_fetch(
 ) -> tokio::task::JoinHandle<(Duration, Vec<PartitionData>)> {
     let addr = broker.addr();
     let topic = topic.to_string();
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel();
     let h = tokio::task::spawn_blocking(move || {
         let mut s = wire::connect(addr, Duration::from_secs(20));
         let req = fetch_v11_request(77, &topic, &partitions, max_wait_ms, min_bytes);
         let start = Instant::now();
         wire::write_lenient(&mut s, &req);
+        let _ = sent_tx.send(());
         let resp = wire::read_frame(&mut s)
             .unwrap_or_else(|e| panic!("no Fetch response within 20 s: {e}"));
         let elapsed = start.elapsed();
         (elapsed, parse_fetch_v11(77, &topic, &resp))
     });
-    // Give the request time to reach the broker before the caller produces.
+    // Return only once the request is on the wire, then give the broker a moment to read it.
+    tokio::task::spawn_blocking(move || sent_rx.recv_timeout(Duration::from_secs(20)))
+        .await
+        .expect("join")
+        .expect("fetch request was never sent");
     tokio::time::sleep(Duration::from_millis(50)).await;
     h
 }
@@ -139,8 +145,9 @@ async fn fetch_at_high_watermark_wakes_on_produce() {
     assert_eq!(produce_one(&p, "lp", 1, "after").await, 1);
     let (elapsed, parts) = fetch.await.expect("fetch thread");
 
+    // max_wait is 5 s; the produce (with its fsync) lands about 0.3 s in.
     assert!(
-        elapsed < Duration::from_millis(1500),
+        elapsed < Duration::from_millis(3000),
         "fetch answered after {elapsed:?}: it must return soon after data arrives, not at max_wait"
     );
     assert!(
@@ -215,13 +222,13 @@ async fn fetch_waits_for_min_bytes_until_max_wait() {
 
     // min_bytes far above what arrives: the broker holds the fetch for max_wait, then returns
     // what it has.
-    let fetch = timed_fetch(&broker, "minb", vec![(0, 1)], 1500, 1_000_000).await;
+    let fetch = timed_fetch(&broker, "minb", vec![(0, 1)], 3000, 1_000_000).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(produce_one(&p, "minb", 0, "small").await, 1);
     let (elapsed, parts) = fetch.await.expect("fetch thread");
     assert!(
-        elapsed >= Duration::from_millis(1200) && elapsed <= Duration::from_secs(4),
-        "min_bytes not reached: expected an answer after ~max_wait (1500 ms), got {elapsed:?}"
+        elapsed >= Duration::from_millis(2700) && elapsed <= Duration::from_secs(6),
+        "min_bytes not reached: expected an answer after ~max_wait (3000 ms), got {elapsed:?}"
     );
     assert_eq!(parts[0].records.len(), 1);
     assert_eq!(parts[0].records[0].value.as_deref(), Some(&b"small"[..]));

@@ -329,6 +329,18 @@ async fn acks_one_and_zero() {
             })
             .collect();
         let ds = futures::future::join_all(sends).await;
+        if acks == "0" {
+            // An acks=0 delivery report only means "written to the socket": wait until the
+            // broker has stored them all before the acks=1 phase expects offsets 1000..2000.
+            let stored = common::wait_for(Duration::from_secs(20), || {
+                (common::watermarks(&bs, "acks", 0).1 == 1000).then_some(())
+            });
+            assert!(
+                stored.is_some(),
+                "acks=0 records stored: {:?}",
+                common::watermarks(&bs, "acks", 0)
+            );
+        }
         if acks == "1" {
             let mut offs: Vec<i64> = ds.iter().map(|d| d.offset).collect();
             offs.sort();

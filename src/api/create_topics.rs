@@ -19,7 +19,7 @@ const SOURCE_DEFAULT: i8 = 5;
 
 /// Like KRaft's limit on records per user operation: one request cannot create unbounded
 /// numbers of partitions (each is a directory, files and fsyncs).
-const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+const MAX_PARTITIONS_PER_REQUEST: i32 = 10_000;
 
 struct Checked {
     partitions: i32,
@@ -62,12 +62,6 @@ fn check(ctx: &RequestContext, t: &CreatableTopic) -> Result<Checked, (ResponseE
             }
         }
     };
-    if partitions > MAX_PARTITIONS_PER_TOPIC {
-        return Err((
-            ResponseError::PolicyViolation,
-            format!("{partitions} partitions exceed the limit of {MAX_PARTITIONS_PER_TOPIC} per request"),
-        ));
-    }
     if t.assignments.is_empty() && !matches!(t.replication_factor, -1 | 1) {
         return Err((
             ResponseError::InvalidReplicationFactor,
@@ -124,6 +118,7 @@ pub fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Handled {
         *seen.entry(t.name.0.as_str()).or_default() += 1;
     }
     let defaults = ctx.broker.config.topic_defaults();
+    let mut partition_budget = MAX_PARTITIONS_PER_REQUEST;
     let results = request
         .topics
         .iter()
@@ -148,13 +143,24 @@ pub fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Handled {
                     check(ctx, t)
                 }
                 .and_then(|checked| {
+                    if checked.partitions > partition_budget {
+                        return Err((
+                            ResponseError::PolicyViolation,
+                            format!(
+                                "more than {MAX_PARTITIONS_PER_REQUEST} partitions in one request"
+                            ),
+                        ));
+                    }
+                    partition_budget -= checked.partitions;
                     if request.validate_only {
                         return Ok((uuid::Uuid::nil(), checked));
                     }
-                    match ctx
-                        .broker
-                        .create_topic(name, checked.partitions, checked.configs.clone())
-                    {
+                    // Directories, files and fsyncs: off the async workers.
+                    let created = tokio::task::block_in_place(|| {
+                        ctx.broker
+                            .create_topic(name, checked.partitions, checked.configs.clone())
+                    });
+                    match created {
                         Ok(topic) => Ok((topic.id, checked)),
                         Err(TopicError::AlreadyExists) => Err((
                             ResponseError::TopicAlreadyExists,

@@ -28,7 +28,7 @@ fn delete(ctx: &RequestContext, name: Option<&str>, id: uuid::Uuid) -> Deletable
     if name.is_none() {
         result.name = Some(TopicName(str_bytes(&topic.name)));
     }
-    match ctx.broker.delete_topic(&topic.name) {
+    match tokio::task::block_in_place(|| ctx.broker.delete_topic(&topic.name)) {
         Ok(Some(_)) => {}
         Ok(None) => result.error_code = ResponseError::UnknownTopicOrPartition.code(),
         Err(e) => {

@@ -54,7 +54,8 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> Handled {
                         Some(_) if p.current_leader_epoch > LEADER_EPOCH => {
                             Err(ResponseError::UnknownLeaderEpoch)
                         }
-                        Some(log) => lookup(&log, p.timestamp),
+                        // Disk reads and possibly decompression: off the async workers.
+                        Some(log) => tokio::task::block_in_place(|| lookup(&log, p.timestamp)),
                     };
                     match result {
                         Ok((timestamp, offset)) => {

@@ -99,7 +99,16 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
                 ));
                 continue;
             }
-            match log.append(records) {
+            // A compressed batch claiming more records than bytes is walked (decompressed) to
+            // count them; keep that CPU off the async workers.
+            let walks = BatchHeader::parse(records)
+                .is_ok_and(|h| h.compression() != 0 && h.records_count as usize > records.len());
+            let appended = if walks {
+                tokio::task::block_in_place(|| log.append(records))
+            } else {
+                log.append(records)
+            };
+            match appended {
                 Ok(out) => {
                     partitions.push(
                         PartitionProduceResponse::default()

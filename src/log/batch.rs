@@ -17,6 +17,8 @@ const ATTR_TRANSACTIONAL: i16 = 0x10;
 const ATTR_CONTROL: i16 = 0x20;
 
 pub const NO_PRODUCER_ID: i64 = -1;
+/// Kafka's RecordBatch.NO_TIMESTAMP.
+pub const NO_TIMESTAMP: i64 = -1;
 
 /// Why a batch was refused. Mapped to Kafka error codes by the protocol layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +149,7 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
 /// What the records inside a batch say, as far as the broker needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordStats {
+    /// Smallest record timestamp, ignoring records without one; -1 when none has one.
     pub min_timestamp: i64,
     pub max_timestamp: i64,
 }
@@ -159,8 +162,14 @@ pub fn check_records(batch: &[u8], h: &BatchHeader) -> Result<RecordStats, Batch
     let body = &batch[HEADER_LEN..];
     if h.compression() != 0 {
         if h.records_count as usize > body.len() {
-            let n = super::records::walk_batch(batch, |_| true).map_err(BatchError::Invalid)?;
-            if n != h.records_count as usize {
+            let claimed = h.records_count as usize;
+            let mut n = 0usize;
+            super::records::walk_batch(batch, |_| {
+                n += 1;
+                n <= claimed
+            })
+            .map_err(BatchError::Invalid)?;
+            if n != claimed {
                 return Err(BatchError::Invalid(
                     "record count does not match the records in the batch",
                 ));
@@ -178,12 +187,16 @@ pub fn check_records(batch: &[u8], h: &BatchHeader) -> Result<RecordStats, Batch
     }
     let mut expected = 0i32;
     let mut in_order = true;
-    let (mut min_delta, mut max_delta) = (i64::MAX, i64::MIN);
+    let (mut min_ts, mut max_ts) = (i64::MAX, NO_TIMESTAMP);
     let n = super::records::walk_uncompressed(body, |r| {
         in_order &= r.offset_delta == expected;
         expected = expected.wrapping_add(1);
-        min_delta = min_delta.min(r.timestamp_delta);
-        max_delta = max_delta.max(r.timestamp_delta);
+        let ts = h.base_timestamp.saturating_add(r.timestamp_delta);
+        // Records without a timestamp (-1) are exempt from the bounds, as in Kafka.
+        if ts != NO_TIMESTAMP {
+            min_ts = min_ts.min(ts);
+        }
+        max_ts = max_ts.max(ts);
         in_order
     })
     .map_err(BatchError::Corrupt)?;
@@ -198,8 +211,12 @@ pub fn check_records(batch: &[u8], h: &BatchHeader) -> Result<RecordStats, Batch
         ));
     }
     Ok(RecordStats {
-        min_timestamp: h.base_timestamp.saturating_add(min_delta),
-        max_timestamp: h.base_timestamp.saturating_add(max_delta),
+        min_timestamp: if min_ts == i64::MAX {
+            NO_TIMESTAMP
+        } else {
+            min_ts
+        },
+        max_timestamp: max_ts,
     })
 }
 
@@ -350,6 +367,67 @@ pub(crate) mod tests {
         lying[17..21].copy_from_slice(&crc.to_be_bytes());
         let h = validate(&lying).unwrap();
         assert!(check_records(&lying, &h).is_err());
+    }
+
+    /// A zstd batch of `count` identical small records whose header claims `claimed` records.
+    fn zstd_batch(count: usize, claimed: i32) -> Vec<u8> {
+        let record = [14u8, 0, 0, 0, 1, 2, b'x', 0]; // length 7, then the 7 bytes (deltas 0)
+        let plain: Vec<u8> = record
+            .iter()
+            .copied()
+            .cycle()
+            .take(record.len() * count)
+            .collect();
+        let compressed = zstd::encode_all(&plain[..], 3).unwrap();
+        let mut b = make_batch(1, 1000, None)[..HEADER_LEN].to_vec();
+        b.extend_from_slice(&compressed);
+        let len = (b.len() - LOG_OVERHEAD) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        b[21..23].copy_from_slice(&4i16.to_be_bytes());
+        b[23..27].copy_from_slice(&(claimed - 1).to_be_bytes());
+        b[57..61].copy_from_slice(&claimed.to_be_bytes());
+        let crc = crc32c::crc32c(&b[CRC_START..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn compressed_batches_cannot_claim_records_they_lack() {
+        let honest = zstd_batch(5000, 5000);
+        let h = validate(&honest).unwrap();
+        assert!(
+            h.records_count as usize > honest.len() - HEADER_LEN,
+            "small enough to be walked"
+        );
+        assert!(check_records(&honest, &h).is_ok());
+        let lying = zstd_batch(5000, i32::MAX);
+        let h = validate(&lying).unwrap();
+        assert!(matches!(
+            check_records(&lying, &h),
+            Err(BatchError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn records_without_timestamps_are_not_bounded() {
+        let b = make_batch(2, -1, None);
+        let mut b = b;
+        // make every record's timestamp -1: base -1, both deltas 0
+        let body_start = HEADER_LEN;
+        b[body_start + 2] = 0;
+        let second = body_start + 8;
+        b[second + 2] = 0;
+        b[35..43].copy_from_slice(&(-1i64).to_be_bytes());
+        let crc = crc32c::crc32c(&b[CRC_START..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let h = validate(&b).unwrap();
+        assert_eq!(
+            check_records(&b, &h).unwrap(),
+            RecordStats {
+                min_timestamp: -1,
+                max_timestamp: -1
+            }
+        );
     }
 
     #[test]

@@ -292,6 +292,10 @@ impl Partition {
         if header.is_transactional() || header.is_control() {
             return Err(AppendError::Transactional);
         }
+        // Size first: the record walk below must never run on an oversized batch.
+        if batch.len() > self.lock().config.max_message_bytes {
+            return Err(AppendError::TooLarge);
+        }
         let stats = batch::check_records(batch, &header).map_err(AppendError::Batch)?;
         let mut st = self.lock();
         if st.deleted {
@@ -300,14 +304,12 @@ impl Partition {
         if st.failed {
             return Err(AppendError::Offline);
         }
-        if batch.len() > st.config.max_message_bytes {
-            return Err(AppendError::TooLarge);
-        }
         let now = now_ms();
-        if !st.config.log_append_time
-            && (now.saturating_sub(stats.min_timestamp) > st.config.timestamp_before_max_ms
-                || stats.max_timestamp.saturating_sub(now) > st.config.timestamp_after_max_ms)
-        {
+        let too_old = stats.min_timestamp >= 0
+            && now.saturating_sub(stats.min_timestamp) > st.config.timestamp_before_max_ms;
+        let too_new = stats.max_timestamp >= 0
+            && stats.max_timestamp.saturating_sub(now) > st.config.timestamp_after_max_ms;
+        if !st.config.log_append_time && (too_old || too_new) {
             return Err(AppendError::InvalidTimestamp);
         }
         match st.producers.check(&header).map_err(AppendError::Sequence)? {
@@ -511,20 +513,25 @@ impl Partition {
         Ok(ReadOutcome::Records(data))
     }
 
-    /// Visits readable batches in offset order, starting in segment `from_base` at `position`,
-    /// until `visit` returns a result.
+    /// Visits readable batches in offset order from the (segment, position) that `start`
+    /// picks, until `visit` returns a result. Start and segment list come from one look at the
+    /// state, so retention cannot slide a position into another segment.
     fn scan_batches<R>(
         &self,
-        from_base: i64,
-        mut position: u64,
+        start: impl FnOnce(&State) -> Option<(i64, u64)>,
         mut visit: impl FnMut(&BatchHeader, &File, u64) -> io::Result<Option<R>>,
     ) -> io::Result<Option<R>> {
-        let targets: Vec<(Arc<File>, u64)> = {
+        let (mut position, targets): (u64, Vec<(Arc<File>, u64)>) = {
             let st = self.lock();
-            st.segments
-                .range(from_base..)
+            let Some((base, position)) = start(&st) else {
+                return Ok(None);
+            };
+            let targets = st
+                .segments
+                .range(base..)
                 .map(|(_, s)| (s.file.clone(), st.readable_limit(s)))
-                .collect()
+                .collect();
+            (position, targets)
         };
         for (file, limit) in targets {
             while position + HEADER_LEN as u64 <= limit {
@@ -532,6 +539,9 @@ impl Partition {
                 let Ok(h) = BatchHeader::parse(&head) else {
                     return Ok(None);
                 };
+                if h.total_len as u64 > limit - position {
+                    return Ok(None);
+                }
                 if let Some(found) = visit(&h, &file, position)? {
                     return Ok(Some(found));
                 }
@@ -544,30 +554,31 @@ impl Partition {
 
     /// (timestamp, offset) of the first record with timestamp >= `ts` (ListOffsets by time).
     pub fn offset_for_timestamp(&self, ts: i64) -> io::Result<Option<(i64, i64)>> {
-        let start = {
-            let st = self.lock();
+        let start = |st: &State| {
             st.segments
                 .values()
                 .find(|s| s.max_timestamp >= ts)
                 .map(|s| (s.base_offset, s.lookup_time(ts)))
         };
-        let Some((base, position)) = start else {
-            return Ok(None);
-        };
-        self.scan_batches(base, position, |h, file, at| {
+        self.scan_batches(start, |h, file, at| {
             if h.max_timestamp < ts {
                 return Ok(None);
             }
             let batch = read_exact(file, at, h.total_len)?;
-            // A batch whose records do not bear out its header is skipped, not fatal.
-            Ok(records::first_at_or_after(&batch, ts).ok().flatten())
+            // Only this one batch is walked: if its records do not bear out its header (a
+            // compressed batch is stored unwalked), the answer is the offset after it rather
+            // than an unbounded scan through more batches.
+            let found = records::first_at_or_after(&batch, ts).ok().flatten();
+            Ok(Some(
+                found.unwrap_or((h.max_timestamp, h.last_offset() + 1)),
+            ))
         })
     }
 
     /// (timestamp, offset) of the first record holding the largest timestamp (ListOffsets -3).
     pub fn offset_of_max_timestamp(&self) -> io::Result<Option<(i64, i64)>> {
-        let start = {
-            let st = self.lock();
+        let target = std::cell::Cell::new((0i64, 0i64));
+        let start = |st: &State| {
             let mut best: Option<&Segment> = None;
             for s in st
                 .segments
@@ -578,19 +589,12 @@ impl Partition {
                     best = Some(s);
                 }
             }
-            best.map(|s| {
-                (
-                    s.base_offset,
-                    s.lookup(s.max_timestamp_batch),
-                    s.max_timestamp,
-                    s.max_timestamp_batch,
-                )
-            })
+            let s = best?;
+            target.set((s.max_timestamp, s.max_timestamp_batch));
+            Some((s.base_offset, s.lookup(s.max_timestamp_batch)))
         };
-        let Some((base, position, max_ts, batch_offset)) = start else {
-            return Ok(None);
-        };
-        self.scan_batches(base, position, |h, file, at| {
+        self.scan_batches(start, |h, file, at| {
+            let (max_ts, batch_offset) = target.get();
             if h.base_offset < batch_offset {
                 return Ok(None);
             }
@@ -607,6 +611,7 @@ impl Partition {
     /// Returns how many segments were deleted.
     pub fn apply_retention(&self, now: i64) -> usize {
         let mut doomed = Vec::new();
+        let mut rolled = false;
         {
             let mut st = self.lock();
             if st.deleted || st.failed {
@@ -627,6 +632,7 @@ impl Partition {
                     self.fail(&mut st, "segment roll", &e);
                     return 0;
                 }
+                rolled = true;
             }
             let mut total: i64 = st.segments.values().map(|s| s.size as i64).sum();
             let candidates: Vec<(i64, i64, u64, i64)> = st
@@ -652,6 +658,10 @@ impl Partition {
                 doomed.push(base);
             }
         }
+        if rolled {
+            // The new active segment must be durable before the old one's removal can be.
+            self.flush_now();
+        }
         for base in &doomed {
             Segment::delete_files(&self.dir, *base);
         }
@@ -673,6 +683,8 @@ impl Partition {
         st.unflushed.clear();
         st.dir_dirty = false;
         drop(st);
+        // Producers still waiting for durability get an answer now, not a timeout.
+        self.durability.send_modify(|d| d.failed = true);
         fs::remove_dir_all(&self.dir)
     }
 }
@@ -813,7 +825,7 @@ mod tests {
             1,
             "young segment keeps taking appends"
         );
-        std::thread::sleep(std::time::Duration::from_millis(40));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
         assert_eq!(
             p.append(&make_batch(1, now_ms(), None))
                 .unwrap()

@@ -5,8 +5,10 @@
 use super::batch::{BatchHeader, HEADER_LEN};
 use std::io::{BufRead, BufReader, Read};
 
-/// Decompressed bytes we are willing to walk through for one batch.
-const MAX_DECOMPRESSED: u64 = 256 << 20;
+/// Decompressed bytes we are willing to walk through for one batch (bounds CPU and time).
+const MAX_DECOMPRESSED: u64 = 64 << 20;
+/// Snappy expands at most ~32x; a block header claiming more is refused before allocating.
+const SNAPPY_MAX_RATIO: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordMeta {
@@ -236,6 +238,9 @@ impl<'a> SnappyReader<'a> {
             std::mem::take(&mut self.input)
         };
         let n = snap::raw::decompress_len(compressed).map_err(|_| bad("bad snappy block"))?;
+        if n > compressed.len().saturating_mul(SNAPPY_MAX_RATIO) + SNAPPY_MAX_RATIO {
+            return Err(bad("snappy block claims an impossible size"));
+        }
         self.total += n as u64;
         if self.total > MAX_DECOMPRESSED {
             return Err(bad("snappy records exceed the walk limit"));
@@ -271,12 +276,17 @@ pub fn first_at_or_after(batch: &[u8], target: i64) -> Result<Option<(i64, i64)>
         return Ok((h.max_timestamp >= target).then_some((h.max_timestamp, h.base_offset)));
     }
     let mut found = None;
+    let mut seen = 0i32;
+    let last_delta = h.last_offset_delta.max(0) as i64;
     walk_batch(batch, |r| {
         let ts = h.base_timestamp.saturating_add(r.timestamp_delta);
         if ts >= target {
-            found = Some((ts, h.base_offset + r.offset_delta as i64));
+            // Consumers place records at base + delta; keep that inside the batch's range.
+            let delta = (r.offset_delta as i64).clamp(0, last_delta);
+            found = Some((ts, h.base_offset + delta));
         }
-        found.is_none()
+        seen += 1;
+        found.is_none() && seen < h.records_count
     })?;
     Ok(found)
 }
