@@ -479,6 +479,36 @@ mod tests {
     }
 
     #[test]
+    fn toml_file_with_flags_winning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(
+            &path,
+            "listen = [\"127.0.0.1:7000\", \"[::1]:7001\"]\nnode_id = 5\ndata_dir = \"/tmp/x\"\n\n[settings]\n\"num.partitions\" = 3\n\"log.retention.hours\" = 2\n\"auto.create.topics.enable\" = false\n",
+        )
+        .unwrap();
+        let mut a = args(&["num.partitions=6"]);
+        a.config = Some(path.clone());
+        a.node_id = Some(9);
+        let cfg = BrokerConfig::resolve(&a).unwrap();
+        assert_eq!(cfg.listen.len(), 2);
+        assert!(cfg.listen[1].is_ipv6());
+        assert_eq!(cfg.node_id, 9, "flag beats file");
+        assert_eq!(cfg.num_partitions, 6, "--set beats file");
+        assert!(!cfg.auto_create_topics);
+        assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(
+            log_config(&cfg.topic_defaults(), &BTreeMap::new()).retention_ms,
+            7_200_000
+        );
+        std::fs::write(&path, "no_such_key = 1\n").unwrap();
+        assert!(
+            BrokerConfig::resolve(&a).is_err(),
+            "unknown file keys are refused"
+        );
+    }
+
+    #[test]
     fn topic_config_validation() {
         assert!(validate_topic_config("retention.ms", "-1").is_ok());
         assert!(validate_topic_config("retention.ms", "abc").is_err());

@@ -648,3 +648,74 @@ async fn ipv6_listener_serves_and_advertises_itself() {
     let got = common::consume(&broker.bootstrap(), "six", &ranges, Duration::from_secs(30));
     assert_eq!(got[&0][0].payload(), Some(&b"over v6"[..]));
 }
+
+/// Unknown or invalid settings stop start-up with a message naming them; SLUICE_* environment
+/// variables configure the broker like flags do.
+#[tokio::test(flavor = "multi_thread")]
+async fn startup_settings_from_flags_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, needle) in [
+        (vec!["--set", "no.such.setting=1"], "no.such.setting"),
+        (vec!["--set", "num.partitions=many"], "num.partitions"),
+        (
+            vec!["--advertised-listener", ":9092"],
+            "host must not be empty",
+        ),
+        (
+            vec!["--set", "log.message.timestamp.type=Sometimes"],
+            "message.timestamp.type",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("serve")
+            .args([
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(&args)
+            .output()
+            .expect("run sluice");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must fail start-up");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: message should name {needle:?}, got: {stderr}"
+        );
+    }
+
+    // SLUICE_SET works like --set: auto-created topics get 3 partitions.
+    let port = common::free_port();
+    let data = dir.path().join("env");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .env("SLUICE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SLUICE_DATA_DIR", &data)
+        .env("SLUICE_SET", "num.partitions=3")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn sluice");
+    let bs = format!("127.0.0.1:{port}");
+    let up = common::wait_for(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(&bs).ok().map(|_| ())
+    });
+    assert!(
+        up.is_some(),
+        "broker configured from the environment did not start"
+    );
+    let p = common::producer(&bs, &[]);
+    p.send(
+        FutureRecord::<(), _>::to("from-env").payload(b"x"),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_or_else(|(e, _)| panic!("produce: {e}"));
+    assert_eq!(partitions_of(&bs, "from-env"), Some(3));
+    assert!(
+        data.join("meta").join("cluster.json").exists(),
+        "SLUICE_DATA_DIR used"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
