@@ -139,6 +139,15 @@ fn parse_i64(name: &str, value: &str) -> Result<i64> {
         .map_err(|_| anyhow!("{name}: '{value}' is not an integer"))
 }
 
+/// An integer setting within `min..=max`.
+fn parse_range(name: &str, value: &str, min: i64, max: i64) -> Result<i64> {
+    let v = parse_i64(name, value)?;
+    if !(min..=max).contains(&v) {
+        bail!("{name}: {v} must be between {min} and {max}");
+    }
+    Ok(v)
+}
+
 fn parse_bool(name: &str, value: &str) -> Result<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" => Ok(true),
@@ -334,11 +343,7 @@ impl BrokerConfig {
     fn apply(&mut self, name: &str, value: &str) -> Result<()> {
         match name {
             "num.partitions" => {
-                let v = parse_i64(name, value)?;
-                if !(1..=i32::MAX as i64).contains(&v) {
-                    bail!("must be at least 1");
-                }
-                self.num_partitions = v as i32;
+                self.num_partitions = parse_range(name, value, 1, i32::MAX as i64)? as i32
             }
             "auto.create.topics.enable" => self.auto_create_topics = parse_bool(name, value)?,
             "default.replication.factor" => {
@@ -347,39 +352,20 @@ impl BrokerConfig {
                 }
             }
             "socket.request.max.bytes" => {
-                let v = parse_i64(name, value)?;
-                if !(1..=i32::MAX as i64).contains(&v) {
-                    bail!("must be between 1 and {}", i32::MAX);
-                }
-                self.socket_request_max_bytes = v as usize;
+                self.socket_request_max_bytes =
+                    parse_range(name, value, 1, i32::MAX as i64)? as usize
             }
             "log.retention.check.interval.ms" => {
-                let v = parse_i64(name, value)?;
-                if v < 1 {
-                    bail!("must be at least 1");
-                }
-                self.retention_check_interval_ms = v as u64;
+                self.retention_check_interval_ms = parse_range(name, value, 1, i64::MAX)? as u64
             }
             "fetch.max.bytes" => {
-                let v = parse_i64(name, value)?;
-                if !(1024..=i32::MAX as i64).contains(&v) {
-                    bail!("must be between 1024 and {}", i32::MAX);
-                }
-                self.fetch_max_bytes = v as usize;
+                self.fetch_max_bytes = parse_range(name, value, 1024, i32::MAX as i64)? as usize
             }
             "producer.id.expiration.ms" => {
-                let v = parse_i64(name, value)?;
-                if v < 1 {
-                    bail!("must be at least 1");
-                }
-                self.producer_id_expiration_ms = v;
+                self.producer_id_expiration_ms = parse_range(name, value, 1, i64::MAX)?
             }
             "connections.max.idle.ms" => {
-                let v = parse_i64(name, value)?;
-                if v < 1 {
-                    bail!("must be at least 1");
-                }
-                self.connections_max_idle_ms = v as u64;
+                self.connections_max_idle_ms = parse_range(name, value, 1, i64::MAX)? as u64
             }
             "log.retention.minutes" | "log.retention.hours" | "log.roll.hours" => {
                 let v = parse_i64(name, value)?;

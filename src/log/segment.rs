@@ -48,6 +48,28 @@ fn now_ms() -> i64 {
 }
 
 impl Segment {
+    /// A segment over `file` with an empty index and summary.
+    fn blank(
+        base_offset: i64,
+        file: File,
+        log_path: PathBuf,
+        size: u64,
+        next_offset: i64,
+    ) -> Segment {
+        Segment {
+            base_offset,
+            file: Arc::new(file),
+            log_path,
+            size,
+            next_offset,
+            max_timestamp: -1,
+            max_timestamp_batch: base_offset,
+            index: Vec::new(),
+            bytes_since_index: 0,
+            created_ms: now_ms(),
+        }
+    }
+
     pub fn create(dir: &Path, base_offset: i64) -> io::Result<Segment> {
         let log_path = dir.join(file_name(base_offset, "log"));
         let file = OpenOptions::new()
@@ -55,18 +77,7 @@ impl Segment {
             .read(true)
             .append(true)
             .open(&log_path)?;
-        Ok(Segment {
-            base_offset,
-            file: Arc::new(file),
-            log_path,
-            size: 0,
-            next_offset: base_offset,
-            max_timestamp: -1,
-            max_timestamp_batch: base_offset,
-            index: Vec::new(),
-            bytes_since_index: 0,
-            created_ms: now_ms(),
-        })
+        Ok(Self::blank(base_offset, file, log_path, 0, base_offset))
     }
 
     fn open_file(dir: &Path, base_offset: i64) -> io::Result<(File, PathBuf)> {
@@ -85,18 +96,7 @@ impl Segment {
     ) -> io::Result<Segment> {
         let (file, log_path) = Self::open_file(dir, base_offset)?;
         let size = file.metadata()?.len();
-        let mut seg = Segment {
-            base_offset,
-            file: Arc::new(file),
-            log_path,
-            size,
-            next_offset,
-            max_timestamp: -1,
-            max_timestamp_batch: base_offset,
-            index: Vec::new(),
-            bytes_since_index: 0,
-            created_ms: now_ms(),
-        };
+        let mut seg = Self::blank(base_offset, file, log_path, size, next_offset);
         if !seg.load_index_files(dir) {
             seg.rebuild(index_interval, false, |_, _| {})?;
         }
@@ -113,18 +113,7 @@ impl Segment {
     ) -> io::Result<(Segment, u64)> {
         let (file, log_path) = Self::open_file(dir, base_offset)?;
         let size = file.metadata()?.len();
-        let mut seg = Segment {
-            base_offset,
-            file: Arc::new(file),
-            log_path,
-            size,
-            next_offset: base_offset,
-            max_timestamp: -1,
-            max_timestamp_batch: base_offset,
-            index: Vec::new(),
-            bytes_since_index: 0,
-            created_ms: now_ms(),
-        };
+        let mut seg = Self::blank(base_offset, file, log_path, size, base_offset);
         let valid = seg.rebuild(index_interval, true, on_batch)?;
         let truncated = size - valid;
         if truncated > 0 {
