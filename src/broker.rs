@@ -1,6 +1,7 @@
 //! Broker state shared by every connection: settings, metadata and the partition registry.
 
 use crate::config::{log_config, BrokerConfig};
+use crate::coordinator::group::{GroupCoordinator, TopicInfo, TopicSource};
 use crate::log::flush::Flusher;
 use crate::log::Partition;
 use crate::metadata::{MetadataStore, TopicMeta};
@@ -8,6 +9,7 @@ use anyhow::{Context, Result};
 use dashmap::DashMap;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
@@ -35,6 +37,9 @@ pub struct Broker {
     flusher: Flusher,
     /// Serializes topic creation and deletion (not on the produce/fetch path).
     admin_lock: Mutex<()>,
+    /// Bumped on every topic creation and deletion (KIP-848 groups re-resolve subscriptions).
+    topics_version: AtomicU64,
+    pub groups: GroupCoordinator,
 }
 
 /// Kafka's rule: 1-249 characters of [a-zA-Z0-9._-], and not "." or "..".
@@ -68,14 +73,26 @@ impl Broker {
             .and_then(|d| d.sync_all())
             .with_context(|| format!("syncing {}", config.data_dir.display()))?;
         let metadata = MetadataStore::open(&config.data_dir)?;
+        let flusher = Flusher::start();
+        let groups = GroupCoordinator::open(
+            config.groups.clone(),
+            config
+                .data_dir
+                .join("internal")
+                .join("__consumer_offsets-0"),
+            flusher.clone(),
+        )
+        .context("opening the group log")?;
         let broker = Broker {
             cluster_id: metadata.cluster_id(),
             config,
             metadata,
             topics: DashMap::new(),
             topic_ids: DashMap::new(),
-            flusher: Flusher::start(),
+            flusher,
             admin_lock: Mutex::new(()),
+            topics_version: AtomicU64::new(0),
+            groups,
         };
         for meta in broker.metadata.topics() {
             let topic = broker
@@ -117,6 +134,7 @@ impl Broker {
 
     fn register(&self, topic: Topic) -> Arc<Topic> {
         let topic = Arc::new(topic);
+        self.topics_version.fetch_add(1, Ordering::Relaxed);
         self.topic_ids.insert(topic.id, topic.name.clone());
         self.topics.insert(topic.name.clone(), topic.clone());
         topic
@@ -207,6 +225,7 @@ impl Broker {
             return Ok(None);
         };
         self.topic_ids.remove(&topic.id);
+        self.topics_version.fetch_add(1, Ordering::Relaxed);
         self.metadata.delete_topic(name)?;
         for p in &topic.partitions {
             if let Err(e) = p.delete() {
@@ -234,6 +253,23 @@ impl Broker {
                 p.close();
             }
         }
+        self.groups.close();
+    }
+}
+
+impl TopicSource for Broker {
+    fn topics_version(&self) -> u64 {
+        self.topics_version.load(Ordering::Relaxed)
+    }
+    fn topics(&self) -> Vec<TopicInfo> {
+        Broker::topics(self)
+            .iter()
+            .map(|t| TopicInfo {
+                name: t.name.clone(),
+                id: t.id,
+                partitions: t.partitions.len() as i32,
+            })
+            .collect()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Typed settings: CLI flags (with SLUICE_* env equivalents), an optional TOML file, and
 //! broker/topic settings under Kafka's own property names.
 
+use crate::coordinator::group::GroupConfig;
 use crate::log::LogConfig;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
@@ -80,6 +81,7 @@ pub struct BrokerConfig {
     pub connections_max_idle_ms: u64,
     /// Topic defaults (Kafka's log.* broker settings), as topic-level names.
     pub topic_defaults: BTreeMap<String, String>,
+    pub groups: GroupConfig,
 }
 
 /// Broker settings accepted by `--set`, with Kafka's defaults.
@@ -92,6 +94,19 @@ const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("fetch.max.bytes", "57671680"),
     ("producer.id.expiration.ms", "86400000"),
     ("connections.max.idle.ms", "600000"),
+    ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("group.max.size", "2147483647"),
+    ("group.consumer.session.timeout.ms", "45000"),
+    ("group.consumer.heartbeat.interval.ms", "5000"),
+    ("group.consumer.max.size", "2147483647"),
+    ("group.consumer.assignors", "uniform,range"),
+    ("group.coordinator.rebalance.protocols", "classic,consumer"),
+    ("offsets.retention.minutes", "10080"),
+    ("offsets.retention.check.interval.ms", "600000"),
+    ("offset.metadata.max.bytes", "4096"),
+    ("offsets.topic.segment.bytes", "104857600"),
 ];
 
 /// Broker settings that are defaults for a topic-level config: (broker name, topic name).
@@ -329,6 +344,7 @@ impl BrokerConfig {
             producer_id_expiration_ms: 86_400_000,
             connections_max_idle_ms: 600_000,
             topic_defaults: BTreeMap::new(),
+            groups: GroupConfig::default(),
         };
         if cfg.node_id < 0 {
             bail!("--node-id must not be negative");
@@ -366,6 +382,86 @@ impl BrokerConfig {
             }
             "connections.max.idle.ms" => {
                 self.connections_max_idle_ms = parse_range(name, value, 1, i64::MAX)? as u64
+            }
+            "group.initial.rebalance.delay.ms" => {
+                self.groups.initial_rebalance_delay_ms =
+                    parse_range(name, value, 0, i32::MAX as i64)? as u64
+            }
+            "group.min.session.timeout.ms" => {
+                self.groups.min_session_timeout_ms =
+                    parse_range(name, value, 0, i32::MAX as i64)? as i32
+            }
+            "group.max.session.timeout.ms" => {
+                self.groups.max_session_timeout_ms =
+                    parse_range(name, value, 0, i32::MAX as i64)? as i32
+            }
+            "group.max.size" => {
+                self.groups.max_size = parse_range(name, value, 1, i32::MAX as i64)? as usize
+            }
+            "group.consumer.session.timeout.ms" => {
+                self.groups.consumer_session_timeout_ms =
+                    parse_range(name, value, 1, i32::MAX as i64)? as i32
+            }
+            "group.consumer.heartbeat.interval.ms" => {
+                self.groups.consumer_heartbeat_interval_ms =
+                    parse_range(name, value, 1, i32::MAX as i64)? as i32
+            }
+            "group.consumer.max.size" => {
+                self.groups.consumer_max_size =
+                    parse_range(name, value, 1, i32::MAX as i64)? as usize
+            }
+            "group.consumer.assignors" => {
+                let names: Vec<String> = value
+                    .split(',')
+                    .map(|s| s.trim())
+                    .filter(|s| !s.is_empty())
+                    // Kafka takes class names; the simple name picks the built-in assignor.
+                    .map(|s| s.rsplit('.').next().unwrap_or(s).to_ascii_lowercase())
+                    .map(|s| s.trim_end_matches("assignor").to_string())
+                    .collect();
+                if names.is_empty() {
+                    bail!("at least one assignor is needed");
+                }
+                if let Some(bad) = names
+                    .iter()
+                    .find(|n| !["uniform", "range"].contains(&n.as_str()))
+                {
+                    bail!("unknown assignor '{bad}'; available: uniform, range");
+                }
+                self.groups.consumer_assignors = names;
+            }
+            "group.coordinator.rebalance.protocols" => {
+                let protocols: Vec<String> = value
+                    .split(',')
+                    .map(|s| s.trim().to_ascii_lowercase())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if !protocols.iter().any(|p| p == "classic") {
+                    bail!("the classic protocol cannot be disabled");
+                }
+                if let Some(bad) = protocols
+                    .iter()
+                    .find(|p| !["classic", "consumer"].contains(&p.as_str()))
+                {
+                    bail!("unknown or unsupported rebalance protocol '{bad}'");
+                }
+                self.groups.consumer_protocol_enabled = protocols.iter().any(|p| p == "consumer");
+            }
+            "offsets.retention.minutes" => {
+                self.groups.offsets_retention_ms =
+                    parse_range(name, value, 1, i32::MAX as i64)? * 60_000
+            }
+            "offsets.retention.check.interval.ms" => {
+                self.groups.offsets_retention_check_interval_ms =
+                    parse_range(name, value, 1, i64::MAX)? as u64
+            }
+            "offset.metadata.max.bytes" => {
+                self.groups.offset_metadata_max_bytes =
+                    parse_range(name, value, 0, i32::MAX as i64)? as usize
+            }
+            "offsets.topic.segment.bytes" => {
+                self.groups.offsets_segment_bytes =
+                    parse_range(name, value, 1024, i32::MAX as i64)? as u64
             }
             "log.retention.minutes" | "log.retention.hours" | "log.roll.hours" => {
                 let v = parse_i64(name, value)?;

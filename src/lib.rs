@@ -4,6 +4,7 @@ pub mod alloc_guard;
 pub mod api;
 pub mod broker;
 pub mod config;
+pub mod coordinator;
 pub mod log;
 pub mod metadata;
 pub mod server;

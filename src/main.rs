@@ -3,6 +3,7 @@ use clap::{Parser, Subcommand};
 use sluice::broker::Broker;
 use sluice::config::{BrokerConfig, ServeArgs};
 use sluice::server::listener::Listeners;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[global_allocator]
@@ -84,14 +85,54 @@ async fn serve(config: BrokerConfig) -> Result<()> {
         }
     });
 
+    let groups = spawn_group_timers(broker.clone());
+
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     retention.abort();
+    for task in groups {
+        task.abort();
+    }
     listeners.shutdown(Duration::from_secs(10)).await;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.close()).await?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Group session/rebalance timers (every 100 ms), offset expiry and group-log compaction.
+fn spawn_group_timers(broker: Arc<Broker>) -> Vec<tokio::task::JoinHandle<()>> {
+    let timers = broker.clone();
+    let tick = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(100));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            timers.groups.tick();
+        }
+    });
+    let maintenance = tokio::spawn(async move {
+        let expiry_every =
+            Duration::from_millis(broker.groups.config().offsets_retention_check_interval_ms);
+        let mut last_expiry = tokio::time::Instant::now();
+        let mut every = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            every.tick().await;
+            let expire = last_expiry.elapsed() >= expiry_every;
+            if expire {
+                last_expiry = tokio::time::Instant::now();
+            }
+            let b = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if expire {
+                    b.groups.expire_offsets();
+                }
+                b.groups.compact_if_needed();
+            })
+            .await;
+        }
+    });
+    vec![tick, maintenance]
 }
 
 async fn wait_for_signal() {

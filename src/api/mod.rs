@@ -2,16 +2,29 @@
 //! ApiVersions is built from it and the connection refuses anything outside it.
 
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_groups;
 pub mod errors;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 
 use crate::broker::Broker;
 use bytes::Bytes;
@@ -106,6 +119,38 @@ pub static APIS: &[ApiEntry] = &[
         2,
         describe_cluster,
         DescribeClusterRequest
+    ),
+    // Consumer groups (coordinator/group/).
+    api!(
+        FindCoordinator,
+        0,
+        6,
+        find_coordinator,
+        FindCoordinatorRequest
+    ),
+    api!(JoinGroup, 0, 9, join_group, JoinGroupRequest),
+    api!(SyncGroup, 0, 5, sync_group, SyncGroupRequest),
+    api!(Heartbeat, 0, 4, heartbeat, HeartbeatRequest),
+    api!(LeaveGroup, 0, 5, leave_group, LeaveGroupRequest),
+    api!(OffsetCommit, 2, 9, offset_commit, OffsetCommitRequest),
+    api!(OffsetFetch, 1, 9, offset_fetch, OffsetFetchRequest),
+    api!(OffsetDelete, 0, 0, offset_delete, OffsetDeleteRequest),
+    api!(DescribeGroups, 0, 6, describe_groups, DescribeGroupsRequest),
+    api!(ListGroups, 0, 5, list_groups, ListGroupsRequest),
+    api!(DeleteGroups, 0, 2, delete_groups, DeleteGroupsRequest),
+    api!(
+        ConsumerGroupHeartbeat,
+        0,
+        1,
+        consumer_group_heartbeat,
+        ConsumerGroupHeartbeatRequest
+    ),
+    api!(
+        ConsumerGroupDescribe,
+        0,
+        1,
+        consumer_group_describe,
+        ConsumerGroupDescribeRequest
     ),
 ];
 

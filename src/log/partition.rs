@@ -671,6 +671,51 @@ impl Partition {
         doomed.len()
     }
 
+    /// Seals the active segment (if it holds anything) so the next append starts a new one.
+    pub fn roll(self: &Arc<Self>) -> io::Result<()> {
+        let mut st = self.lock();
+        if st.deleted || st.failed {
+            return Err(io::Error::other("partition is offline or deleted"));
+        }
+        if let Err(e) = self.maybe_roll(&mut st, 0, now_ms(), true) {
+            self.fail(&mut st, "segment roll", &e);
+            return Err(e);
+        }
+        self.queue_flush(&mut st);
+        Ok(())
+    }
+
+    /// Deletes the sealed, durable segments that lie wholly below `offset`, moving the log
+    /// start up to the first offset kept. Returns how many segments were deleted.
+    pub fn delete_segments_before(&self, offset: i64) -> usize {
+        let mut doomed = Vec::new();
+        {
+            let mut st = self.lock();
+            if st.deleted || st.failed {
+                return 0;
+            }
+            let active = st.active().base_offset;
+            let sealed: Vec<(i64, i64)> = st
+                .segments
+                .values()
+                .filter(|s| s.base_offset != active)
+                .map(|s| (s.base_offset, s.next_offset))
+                .collect();
+            for (base, next) in sealed {
+                if next > offset || next > st.high_watermark {
+                    break;
+                }
+                st.segments.remove(&base);
+                st.log_start = next;
+                doomed.push(base);
+            }
+        }
+        for base in &doomed {
+            Segment::delete_files(&self.dir, *base);
+        }
+        doomed.len()
+    }
+
     /// Makes everything written durable (graceful shutdown).
     pub fn close(&self) {
         self.flush_now();

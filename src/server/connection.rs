@@ -205,7 +205,20 @@ fn response_size(response: &ResponseKind, version: i16) -> anyhow::Result<usize>
         DeleteTopics,
         InitProducerId,
         OffsetForLeaderEpoch,
-        DescribeCluster
+        DescribeCluster,
+        FindCoordinator,
+        JoinGroup,
+        SyncGroup,
+        Heartbeat,
+        LeaveGroup,
+        OffsetCommit,
+        OffsetFetch,
+        OffsetDelete,
+        DescribeGroups,
+        ListGroups,
+        DeleteGroups,
+        ConsumerGroupHeartbeat,
+        ConsumerGroupDescribe
     )
 }
 

@@ -1,0 +1,78 @@
+//! FindCoordinator: this broker coordinates every group. v4+ batches keys.
+
+use super::{str_bytes, Handled, RequestContext};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{
+    BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, ResponseKind,
+};
+use kafka_protocol::ResponseError as E;
+
+const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+/// (error, message) for one key; None means this broker is the coordinator.
+fn check(key: &str, key_type: i8) -> Option<(E, &'static str)> {
+    match key_type {
+        KEY_TYPE_GROUP if key.is_empty() => Some((E::InvalidGroupId, "the group id is empty")),
+        KEY_TYPE_GROUP => None,
+        // Transactions are not implemented yet: the same fatal error InitProducerId gives.
+        KEY_TYPE_TRANSACTION => Some((
+            E::TransactionalIdAuthorizationFailed,
+            "transactions are not supported yet",
+        )),
+        _ => Some((E::InvalidRequest, "unknown coordinator key type")),
+    }
+}
+
+pub fn handle(ctx: &RequestContext, request: FindCoordinatorRequest) -> Handled {
+    let node = BrokerId(ctx.broker.config.node_id);
+    let host = str_bytes(&ctx.listener.advertised_host);
+    let port = ctx.listener.advertised_port as i32;
+    let mut response = FindCoordinatorResponse::default();
+    if ctx.api_version >= 4 {
+        response.coordinators = request
+            .coordinator_keys
+            .iter()
+            .map(|key| {
+                let mut c = Coordinator::default().with_key(key.clone());
+                match check(key, request.key_type) {
+                    None => {
+                        c.node_id = node;
+                        c.host = host.clone();
+                        c.port = port;
+                    }
+                    Some((e, msg)) => {
+                        c.node_id = BrokerId(-1);
+                        c.port = -1;
+                        c.error_code = e.code();
+                        c.error_message = Some(str_bytes(msg));
+                    }
+                }
+                c
+            })
+            .collect();
+    } else {
+        // v0 has no key type: always a group.
+        let key_type = if ctx.api_version == 0 {
+            KEY_TYPE_GROUP
+        } else {
+            request.key_type
+        };
+        match check(&request.key, key_type) {
+            None => {
+                response.node_id = node;
+                response.host = host;
+                response.port = port;
+            }
+            Some((e, msg)) => {
+                response.node_id = BrokerId(-1);
+                response.port = -1;
+                response.error_code = e.code();
+                if ctx.api_version >= 1 {
+                    response.error_message = Some(str_bytes(msg));
+                }
+            }
+        }
+    }
+    Handled::ready(ResponseKind::FindCoordinator(response))
+}

@@ -1,0 +1,3 @@
+//! Coordinators: consumer groups (and, later, transactions).
+
+pub mod group;
