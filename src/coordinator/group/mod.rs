@@ -881,3 +881,169 @@ impl GroupCoordinator {
         self.store.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::classic::{JoinParams, SyncParams};
+    use super::*;
+
+    fn open(dir: &std::path::Path) -> GroupCoordinator {
+        let cfg = GroupConfig {
+            initial_rebalance_delay_ms: 0,
+            ..GroupConfig::default()
+        };
+        GroupCoordinator::open(cfg, dir.join("groups"), Flusher::start()).unwrap()
+    }
+
+    fn subscription(topics: &[&str]) -> Bytes {
+        use kafka_protocol::messages::ConsumerProtocolSubscription;
+        use kafka_protocol::protocol::{Encodable, StrBytes};
+        let s = ConsumerProtocolSubscription::default()
+            .with_topics(topics.iter().map(|t| StrBytes::from_string(t.to_string())).collect());
+        let mut buf = bytes::BytesMut::new();
+        buf.extend_from_slice(&1i16.to_be_bytes());
+        s.encode(&mut buf, 1).unwrap();
+        buf.freeze()
+    }
+
+    /// One classic member, Stable at generation 1, subscribed to "t".
+    fn join_one(c: &GroupCoordinator, group: &str) -> String {
+        let params = JoinParams {
+            member_id: String::new(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), subscription(&["t"]))],
+            require_known_member_id: false,
+        };
+        let Reply::Later(mut rx) = c.join(group, params) else {
+            panic!("a join waits for the rebalance");
+        };
+        let joined = rx.try_recv().unwrap();
+        let sync = SyncParams {
+            member_id: joined.member_id.clone(),
+            instance_id: None,
+            generation: joined.generation,
+            protocol_type: None,
+            protocol_name: None,
+            assignments: vec![],
+        };
+        assert!(matches!(c.sync(group, sync), Reply::Later(_)));
+        joined.member_id
+    }
+
+    fn commit(c: &GroupCoordinator, group: &str, member: &str, generation: i32, offset: i64) -> i16 {
+        let out = c.commit_offsets(
+            group,
+            CommitRequest {
+                member_id: member.into(),
+                instance_id: None,
+                generation_or_epoch: generation,
+                api_version: 8,
+                offsets: vec![OffsetToCommit {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset,
+                    leader_epoch: -1,
+                    metadata: Some("meta".into()),
+                }],
+            },
+        );
+        out.errors[0]
+    }
+
+    fn committed(c: &GroupCoordinator, group: &str) -> Option<CommittedOffset> {
+        let fetched = c
+            .fetch_offsets(group, Some(vec![("t".into(), vec![0])]), None)
+            .unwrap();
+        fetched[0].1[0].1.clone()
+    }
+
+    #[test]
+    fn commit_rules_for_members_and_plain_committers() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(dir.path());
+        // No such group: a plain commit (generation -1) creates it; a member commit can't.
+        assert_eq!(commit(&c, "plain", "", -1, 5), 0);
+        assert_eq!(commit(&c, "nope", "m", 3, 5), E::IllegalGeneration.code());
+        let member = join_one(&c, "g");
+        assert_eq!(commit(&c, "g", &member, 1, 10), 0);
+        assert_eq!(commit(&c, "g", &member, 2, 10), E::IllegalGeneration.code());
+        assert_eq!(commit(&c, "g", "stranger", 1, 10), E::UnknownMemberId.code());
+        // A plain commit into a group with members is refused, as in Kafka.
+        assert_eq!(commit(&c, "g", "", -1, 10), E::UnknownMemberId.code());
+        assert_eq!(committed(&c, "g").unwrap().offset, 10);
+        assert_eq!(committed(&c, "g").unwrap().metadata.as_deref(), Some("meta"));
+        assert_eq!(committed(&c, "unknown-group"), None);
+    }
+
+    #[test]
+    fn delete_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(dir.path());
+        let member = join_one(&c, "g");
+        assert_eq!(commit(&c, "g", &member, 1, 10), 0);
+        let topics = vec![TopicInfo {
+            name: "t".into(),
+            id: Uuid::new_v4(),
+            partitions: 1,
+        }];
+        let (out, _) = c
+            .delete_offsets("g", &[("t".into(), vec![0])], &topics)
+            .unwrap();
+        assert_eq!(out[0].1[0].1, E::GroupSubscribedToTopic.code());
+        assert_eq!(c.delete_group("g"), Err(E::NonEmptyGroup));
+        assert_eq!(c.delete_group("missing"), Err(E::GroupIdNotFound));
+        assert_eq!(c.leave("g", &[(member, None)]).unwrap(), vec![0]);
+        let (out, end) = c
+            .delete_offsets("g", &[("t".into(), vec![0])], &topics)
+            .unwrap();
+        assert_eq!(out[0].1[0].1, 0);
+        assert!(end.is_some());
+        assert_eq!(committed(&c, "g"), None);
+        assert!(c.delete_group("g").unwrap().is_some());
+        assert!(c.list_groups(&[], &[]).is_empty());
+    }
+
+    #[test]
+    fn offsets_and_groups_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = open(dir.path());
+            let member = join_one(&c, "g");
+            assert_eq!(commit(&c, "g", &member, 1, 42), 0);
+            assert_eq!(commit(&c, "plain", "", -1, 7), 0);
+            assert_eq!(commit(&c, "gone", "", -1, 7), 0);
+            assert!(c.delete_group("gone").is_ok());
+            c.close();
+        }
+        let c = open(dir.path());
+        assert_eq!(committed(&c, "g").unwrap().offset, 42);
+        assert_eq!(committed(&c, "plain").unwrap().offset, 7);
+        assert_eq!(committed(&c, "gone"), None);
+        let listed = c.list_groups(&[], &[]);
+        let names: Vec<&str> = listed.iter().map(|g| g.group_id.as_str()).collect();
+        assert_eq!(names, vec!["g", "plain"]);
+        // Members rejoin after a restart; the generation carries on.
+        assert_eq!(listed[0].state, "Empty");
+        assert_eq!(listed[0].protocol_type, "consumer");
+        let member = join_one(&c, "g");
+        assert_eq!(commit(&c, "g", &member, 2, 43), 0);
+    }
+
+    #[test]
+    fn list_filters_and_group_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(dir.path());
+        join_one(&c, "classic-g");
+        assert_eq!(commit(&c, "empty-g", "", -1, 1), 0);
+        let stable = c.list_groups(&["STABLE".into()], &[]);
+        assert_eq!(stable.len(), 1);
+        assert_eq!(stable[0].group_id, "classic-g");
+        assert_eq!(c.list_groups(&[], &["consumer".into()]).len(), 0);
+        assert_eq!(c.list_groups(&[], &["Classic".into()]).len(), 2);
+    }
+}
