@@ -82,6 +82,8 @@ pub struct BrokerConfig {
     /// Topic defaults (Kafka's log.* broker settings), as topic-level names.
     pub topic_defaults: BTreeMap<String, String>,
     pub groups: GroupConfig,
+    /// Broker settings given explicitly (file, env or --set), by Kafka name.
+    pub explicit_settings: BTreeMap<String, String>,
 }
 
 /// Broker settings accepted by `--set`, with Kafka's defaults.
@@ -345,6 +347,7 @@ impl BrokerConfig {
             connections_max_idle_ms: 600_000,
             topic_defaults: BTreeMap::new(),
             groups: GroupConfig::default(),
+            explicit_settings: BTreeMap::new(),
         };
         if cfg.node_id < 0 {
             bail!("--node-id must not be negative");
@@ -353,6 +356,7 @@ impl BrokerConfig {
             cfg.apply(name, value)
                 .with_context(|| format!("invalid setting {name}={value}"))?;
         }
+        cfg.explicit_settings = settings;
         Ok(cfg)
     }
 
@@ -505,9 +509,34 @@ impl BrokerConfig {
         self.topic_defaults.clone()
     }
 
-    /// Value of a broker setting by its Kafka name (for DescribeConfigs and docs).
-    pub fn broker_defaults() -> &'static [(&'static str, &'static str)] {
-        BROKER_SETTINGS
+    /// Every broker setting with its effective value and whether it was set explicitly
+    /// (DescribeConfigs on the broker resource).
+    pub fn broker_settings(&self) -> Vec<(&'static str, String, bool)> {
+        let defaults = BROKER_SETTINGS.iter().map(|(n, d)| (*n, d.to_string()));
+        let topic_level = TOPIC_DEFAULT_SETTINGS.iter().map(|(b, t)| {
+            let d = TOPIC_CONFIGS
+                .iter()
+                .find(|(n, _)| n == t)
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default();
+            (*b, d)
+        });
+        defaults
+            .chain(topic_level)
+            .map(|(name, default)| match self.explicit_settings.get(name) {
+                Some(v) => (name, v.clone(), true),
+                None => (name, default, false),
+            })
+            .collect()
+    }
+
+    /// The broker setting that supplies a topic config's default (retention.ms ->
+    /// log.retention.ms), and its value when set explicitly.
+    pub fn broker_synonym(&self, topic_config: &str) -> Option<(&'static str, Option<String>)> {
+        TOPIC_DEFAULT_SETTINGS
+            .iter()
+            .find(|(_, t)| *t == topic_config)
+            .map(|(b, t)| (*b, self.topic_defaults.get(*t).cloned()))
     }
 }
 

@@ -8,6 +8,7 @@ pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_configs;
 pub mod describe_groups;
 pub mod errors;
 pub mod fetch;
@@ -119,6 +120,13 @@ pub static APIS: &[ApiEntry] = &[
         2,
         describe_cluster,
         DescribeClusterRequest
+    ),
+    api!(
+        DescribeConfigs,
+        1,
+        4,
+        describe_configs,
+        DescribeConfigsRequest
     ),
     // Consumer groups (coordinator/group/).
     api!(

@@ -50,7 +50,9 @@ pub async fn serve(stream: TcpStream, info: ConnectionInfo, mut shutdown: watch:
     let (read_half, write_half) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
-    let writer = tokio::spawn(write_responses(write_half, rx, peer));
+    let (written_tx, mut written) = watch::channel(0u64);
+    let writer = tokio::spawn(write_responses(write_half, rx, peer, written_tx));
+    let mut queued = 0u64;
     let max_frame = info.broker.config.socket_request_max_bytes;
     let idle = std::time::Duration::from_millis(info.broker.config.connections_max_idle_ms);
     let mut client_id: Option<String> = None;
@@ -77,8 +79,19 @@ pub async fn serve(stream: TcpStream, info: ConnectionInfo, mut shutdown: watch:
                 break;
             }
         };
+        if waits_for_earlier_responses(&frame) {
+            // Kafka handles one request per connection at a time. Group requests must see the
+            // group as it is after the earlier ones (a JoinGroup waiting for the rebalance),
+            // not before; everything else may run ahead (pipelined produce shares an fsync).
+            while *written.borrow_and_update() < queued {
+                if written.changed().await.is_err() {
+                    break;
+                }
+            }
+        }
         match handle_request(&info, frame, &mut client_id) {
             Ok(Some(pending)) => {
+                queued += 1;
                 if tx.send(pending).await.is_err() {
                     break;
                 }
@@ -93,6 +106,23 @@ pub async fn serve(stream: TcpStream, info: ConnectionInfo, mut shutdown: watch:
     drop(tx);
     let _ = writer.await;
     tracing::info!(%peer, client_id = client_id.as_deref().unwrap_or(""), "connection closed");
+}
+
+fn waits_for_earlier_responses(frame: &Bytes) -> bool {
+    if frame.len() < 2 {
+        return false;
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    matches!(
+        ApiKey::try_from(key),
+        Ok(ApiKey::JoinGroup
+            | ApiKey::SyncGroup
+            | ApiKey::Heartbeat
+            | ApiKey::LeaveGroup
+            | ApiKey::OffsetCommit
+            | ApiKey::OffsetFetch
+            | ApiKey::ConsumerGroupHeartbeat)
+    )
 }
 
 /// Decodes and dispatches one request. `Err` closes the connection, as Kafka does for
@@ -206,6 +236,7 @@ fn response_size(response: &ResponseKind, version: i16) -> anyhow::Result<usize>
         InitProducerId,
         OffsetForLeaderEpoch,
         DescribeCluster,
+        DescribeConfigs,
         FindCoordinator,
         JoinGroup,
         SyncGroup,
@@ -226,6 +257,7 @@ async fn write_responses(
     write_half: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Pending>,
     peer: SocketAddr,
+    written: watch::Sender<u64>,
 ) {
     let mut out = BufWriter::with_capacity(64 * 1024, write_half);
     loop {
@@ -262,6 +294,7 @@ async fn write_responses(
         if out.write_all(&buf).await.is_err() {
             return;
         }
+        written.send_modify(|n| *n += 1);
     }
     let _ = out.flush().await;
     let _ = out.shutdown().await;

@@ -898,8 +898,12 @@ mod tests {
     fn subscription(topics: &[&str]) -> Bytes {
         use kafka_protocol::messages::ConsumerProtocolSubscription;
         use kafka_protocol::protocol::{Encodable, StrBytes};
-        let s = ConsumerProtocolSubscription::default()
-            .with_topics(topics.iter().map(|t| StrBytes::from_string(t.to_string())).collect());
+        let s = ConsumerProtocolSubscription::default().with_topics(
+            topics
+                .iter()
+                .map(|t| StrBytes::from_string(t.to_string()))
+                .collect(),
+        );
         let mut buf = bytes::BytesMut::new();
         buf.extend_from_slice(&1i16.to_be_bytes());
         s.encode(&mut buf, 1).unwrap();
@@ -935,7 +939,13 @@ mod tests {
         joined.member_id
     }
 
-    fn commit(c: &GroupCoordinator, group: &str, member: &str, generation: i32, offset: i64) -> i16 {
+    fn commit(
+        c: &GroupCoordinator,
+        group: &str,
+        member: &str,
+        generation: i32,
+        offset: i64,
+    ) -> i16 {
         let out = c.commit_offsets(
             group,
             CommitRequest {
@@ -972,11 +982,17 @@ mod tests {
         let member = join_one(&c, "g");
         assert_eq!(commit(&c, "g", &member, 1, 10), 0);
         assert_eq!(commit(&c, "g", &member, 2, 10), E::IllegalGeneration.code());
-        assert_eq!(commit(&c, "g", "stranger", 1, 10), E::UnknownMemberId.code());
+        assert_eq!(
+            commit(&c, "g", "stranger", 1, 10),
+            E::UnknownMemberId.code()
+        );
         // A plain commit into a group with members is refused, as in Kafka.
         assert_eq!(commit(&c, "g", "", -1, 10), E::UnknownMemberId.code());
         assert_eq!(committed(&c, "g").unwrap().offset, 10);
-        assert_eq!(committed(&c, "g").unwrap().metadata.as_deref(), Some("meta"));
+        assert_eq!(
+            committed(&c, "g").unwrap().metadata.as_deref(),
+            Some("meta")
+        );
         assert_eq!(committed(&c, "unknown-group"), None);
     }
 
