@@ -1,6 +1,7 @@
 //! Request versions no librdkafka build here sends, exercised with kafka-protocol's own
 //! encoders: the topic-id paths (Metadata v12, Produce v13, Fetch v13+, DeleteTopics v6),
-//! ListOffsets special timestamps, OffsetForLeaderEpoch, DescribeCluster, InitProducerId.
+//! ListOffsets special timestamps, OffsetForLeaderEpoch, DescribeCluster, InitProducerId,
+//! and every version of the group and config APIs.
 
 mod common;
 
@@ -322,4 +323,407 @@ fn list_offsets_epochs_cluster_and_producer_ids() {
             .with_transaction_timeout_ms(60_000),
     );
     assert_eq!(txn.error_code, 53, "transactions are refused clearly");
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn group(v: &str) -> GroupId {
+    GroupId(s(v))
+}
+
+/// Joins `group_id` alone at JoinGroup `version` (two steps from v4) and returns
+/// (member id, generation); checks the response fields each version carries.
+fn join_alone(c: &mut Client, group_id: &str, version: i16) -> (StrBytes, i32) {
+    let request = |member: StrBytes| {
+        JoinGroupRequest::default()
+            .with_group_id(group(group_id))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(if version >= 1 { 10_000 } else { -1 })
+            .with_member_id(member)
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+            )
+            .with_name(s("range"))
+            .with_metadata(Bytes::from_static(b"subscription"))])
+    };
+    let mut r = c.call(version, &request(s("")));
+    if version >= 4 {
+        assert_eq!(r.error_code, 79, "v{version}: MEMBER_ID_REQUIRED first");
+        assert!(!r.member_id.is_empty());
+        r = c.call(version, &request(r.member_id.clone()));
+    }
+    assert_eq!(r.error_code, 0, "v{version} join");
+    assert_eq!(r.leader, r.member_id, "v{version}: the only member leads");
+    assert_eq!(r.members.len(), 1);
+    assert_eq!(r.members[0].metadata, Bytes::from_static(b"subscription"));
+    assert_eq!(r.protocol_name.as_deref(), Some("range"));
+    if version >= 7 {
+        assert_eq!(r.protocol_type.as_deref(), Some("consumer"));
+    }
+    (r.member_id, r.generation_id)
+}
+
+#[test]
+fn group_apis_at_every_version() {
+    let broker = Broker::start(&["--set", "group.initial.rebalance.delay.ms=0"]);
+    let mut c = Client::connect(&broker);
+    create(&mut c, "gt", 2);
+
+    for v in 0..=6i16 {
+        let mut request = FindCoordinatorRequest::default();
+        if v >= 4 {
+            request.coordinator_keys = vec![s("g"), s("")];
+        } else {
+            request.key = s("g");
+        }
+        let r = c.call(v, &request);
+        if v >= 4 {
+            assert_eq!(r.coordinators.len(), 2);
+            assert_eq!(
+                (r.coordinators[0].error_code, r.coordinators[0].port),
+                (0, broker.addr().port() as i32)
+            );
+            assert_eq!(r.coordinators[1].error_code, 24, "INVALID_GROUP_ID");
+        } else {
+            assert_eq!(
+                (r.error_code, r.node_id.0, r.port),
+                (0, 1, broker.addr().port() as i32)
+            );
+        }
+    }
+    let txn = c.call(
+        3,
+        &FindCoordinatorRequest::default()
+            .with_key(s("t"))
+            .with_key_type(1),
+    );
+    assert_eq!(
+        txn.error_code, 53,
+        "TRANSACTIONAL_ID_AUTHORIZATION_FAILED until transactions exist"
+    );
+
+    for v in 0..=9i16 {
+        let gid = format!("raw-{v}");
+        let (member, generation) = join_alone(&mut c, &gid, v);
+        assert_eq!(generation, 1);
+        let sync_v = v.min(5);
+        let mut sync = SyncGroupRequest::default()
+            .with_group_id(group(&gid))
+            .with_generation_id(generation)
+            .with_member_id(member.clone())
+            .with_assignments(vec![
+                sync_group_request::SyncGroupRequestAssignment::default()
+                    .with_member_id(member.clone())
+                    .with_assignment(Bytes::from_static(b"assignment")),
+            ]);
+        if sync_v >= 5 {
+            sync.protocol_type = Some(s("consumer"));
+            sync.protocol_name = Some(s("range"));
+        }
+        let synced = c.call(sync_v, &sync);
+        assert_eq!(synced.error_code, 0, "sync v{sync_v}");
+        assert_eq!(synced.assignment, Bytes::from_static(b"assignment"));
+
+        let hb_v = v.min(4);
+        let beat = |generation: i32| {
+            HeartbeatRequest::default()
+                .with_group_id(group(&gid))
+                .with_generation_id(generation)
+                .with_member_id(member.clone())
+        };
+        assert_eq!(c.call(hb_v, &beat(generation)).error_code, 0);
+        assert_eq!(
+            c.call(hb_v, &beat(generation + 1)).error_code,
+            22,
+            "ILLEGAL_GENERATION"
+        );
+
+        let commit_v = v.clamp(2, 9);
+        let commit = OffsetCommitRequest::default()
+            .with_group_id(group(&gid))
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(member.clone())
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(topic_name("gt"))
+                    .with_partitions(vec![
+                        offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_partition_index(1)
+                            .with_committed_offset(100 + v as i64)
+                            .with_committed_metadata(Some(s("meta"))),
+                    ]),
+            ]);
+        let committed = c.call(commit_v, &commit);
+        assert_eq!(
+            committed.topics[0].partitions[0].error_code, 0,
+            "commit v{commit_v}"
+        );
+
+        let fetch_v = v.clamp(1, 9);
+        let fetched_offset = if fetch_v >= 8 {
+            let r = c.call(
+                fetch_v,
+                &OffsetFetchRequest::default().with_groups(vec![
+                    offset_fetch_request::OffsetFetchRequestGroup::default()
+                        .with_group_id(group(&gid))
+                        .with_topics(Some(vec![
+                            offset_fetch_request::OffsetFetchRequestTopics::default()
+                                .with_name(topic_name("gt"))
+                                .with_partition_indexes(vec![0, 1]),
+                        ])),
+                ]),
+            );
+            let parts = &r.groups[0].topics[0].partitions;
+            assert_eq!(
+                parts[0].committed_offset, -1,
+                "nothing committed for partition 0"
+            );
+            assert_eq!(parts[1].metadata.as_deref(), Some("meta"));
+            parts[1].committed_offset
+        } else {
+            let r = c.call(
+                fetch_v,
+                &OffsetFetchRequest::default()
+                    .with_group_id(group(&gid))
+                    .with_topics(Some(vec![
+                        offset_fetch_request::OffsetFetchRequestTopic::default()
+                            .with_name(topic_name("gt"))
+                            .with_partition_indexes(vec![0, 1]),
+                    ])),
+            );
+            assert_eq!(r.topics[0].partitions[0].committed_offset, -1);
+            r.topics[0].partitions[1].committed_offset
+        };
+        assert_eq!(fetched_offset, 100 + v as i64, "fetch v{fetch_v}");
+
+        let describe_v = v.min(6);
+        let described = c.call(
+            describe_v,
+            &DescribeGroupsRequest::default().with_groups(vec![group(&gid)]),
+        );
+        let d = &described.groups[0];
+        assert_eq!((d.error_code, d.group_state.as_str()), (0, "Stable"));
+        assert_eq!(
+            (d.protocol_type.as_str(), d.protocol_data.as_str()),
+            ("consumer", "range")
+        );
+        assert_eq!(d.members[0].member_id, member);
+        assert_eq!(
+            d.members[0].member_assignment,
+            Bytes::from_static(b"assignment")
+        );
+        assert_eq!(d.members[0].client_host.as_str(), "/127.0.0.1");
+
+        let list_v = v.min(5);
+        let listed = c.call(list_v, &ListGroupsRequest::default());
+        let mine = listed
+            .groups
+            .iter()
+            .find(|g| g.group_id.as_str() == gid)
+            .expect("listed");
+        assert_eq!(mine.protocol_type.as_str(), "consumer");
+        if list_v >= 4 {
+            assert_eq!(mine.group_state.as_str(), "Stable");
+        }
+
+        let delete_v = v.min(2);
+        let deleting = DeleteGroupsRequest::default().with_groups_names(vec![group(&gid)]);
+        assert_eq!(
+            c.call(delete_v, &deleting).results[0].error_code,
+            68,
+            "NON_EMPTY_GROUP"
+        );
+
+        let leave_v = v.min(5);
+        let mut leave = LeaveGroupRequest::default().with_group_id(group(&gid));
+        if leave_v >= 3 {
+            leave.members =
+                vec![leave_group_request::MemberIdentity::default().with_member_id(member.clone())];
+        } else {
+            leave.member_id = member.clone();
+        }
+        let left = c.call(leave_v, &leave);
+        assert_eq!(left.error_code, 0);
+        if leave_v >= 3 {
+            assert_eq!(left.members[0].error_code, 0);
+        }
+        assert_eq!(
+            c.call(delete_v, &deleting).results[0].error_code,
+            0,
+            "deleted once empty"
+        );
+        let gone = c.call(
+            6,
+            &DescribeGroupsRequest::default().with_groups(vec![group(&gid)]),
+        );
+        assert_eq!(gone.groups[0].error_code, 69, "GROUP_ID_NOT_FOUND");
+    }
+
+    // A plain commit creates a simple group; OffsetDelete removes its offset.
+    let plain = OffsetCommitRequest::default()
+        .with_group_id(group("plain"))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(topic_name("gt"))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(5),
+                ]),
+        ]);
+    assert_eq!(c.call(9, &plain).topics[0].partitions[0].error_code, 0);
+    let deleted = c.call(
+        0,
+        &OffsetDeleteRequest::default()
+            .with_group_id(group("plain"))
+            .with_topics(vec![
+                offset_delete_request::OffsetDeleteRequestTopic::default()
+                    .with_name(topic_name("gt"))
+                    .with_partitions(vec![
+                        offset_delete_request::OffsetDeleteRequestPartition::default()
+                            .with_partition_index(0),
+                    ]),
+            ]),
+    );
+    assert_eq!(
+        (
+            deleted.error_code,
+            deleted.topics[0].partitions[0].error_code
+        ),
+        (0, 0)
+    );
+}
+
+#[test]
+fn consumer_group_heartbeat_and_describe_at_every_version() {
+    let broker = Broker::start(&[]);
+    let mut c = Client::connect(&broker);
+    let topic_id = create(&mut c, "kip848", 3);
+    for v in 0..=1i16 {
+        let gid = format!("kip848-{v}");
+        // v1 (KIP-1082): the client generates its member id.
+        let member = if v >= 1 {
+            s(&uuid::Uuid::new_v4().to_string())
+        } else {
+            s("")
+        };
+        let joined = c.call(
+            v,
+            &ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(group(&gid))
+                .with_member_id(member)
+                .with_member_epoch(0)
+                .with_rebalance_timeout_ms(30_000)
+                .with_subscribed_topic_names(Some(vec![topic_name("kip848")]))
+                .with_topic_partitions(Some(vec![])),
+        );
+        assert_eq!(joined.error_code, 0, "{:?}", joined.error_message);
+        assert_eq!(joined.member_epoch, 1);
+        assert!(joined.heartbeat_interval_ms > 0);
+        let assignment = joined
+            .assignment
+            .expect("first heartbeat carries the assignment");
+        assert_eq!(assignment.topic_partitions.len(), 1);
+        assert_eq!(assignment.topic_partitions[0].topic_id, topic_id);
+        assert_eq!(assignment.topic_partitions[0].partitions, vec![0, 1, 2]);
+        let member_id = joined.member_id.expect("member id");
+
+        let described = c.call(
+            v,
+            &ConsumerGroupDescribeRequest::default().with_group_ids(vec![group(&gid)]),
+        );
+        let d = &described.groups[0];
+        assert_eq!(
+            (d.error_code, d.group_state.as_str(), d.group_epoch),
+            (0, "Stable", 1)
+        );
+        assert_eq!(d.assignor_name.as_str(), "uniform");
+        assert_eq!(d.members[0].member_id, member_id);
+        assert_eq!(
+            d.members[0].assignment.topic_partitions[0]
+                .topic_name
+                .as_str(),
+            "kip848"
+        );
+
+        // Commits are checked against the member epoch.
+        let commit = |epoch: i32| {
+            OffsetCommitRequest::default()
+                .with_group_id(group(&gid))
+                .with_generation_id_or_member_epoch(epoch)
+                .with_member_id(member_id.clone())
+                .with_topics(vec![
+                    offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_name(topic_name("kip848"))
+                        .with_partitions(vec![
+                            offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(1),
+                        ]),
+                ])
+        };
+        assert_eq!(c.call(9, &commit(1)).topics[0].partitions[0].error_code, 0);
+        assert_eq!(
+            c.call(9, &commit(7)).topics[0].partitions[0].error_code,
+            113,
+            "STALE_MEMBER_EPOCH"
+        );
+        // The classic describe does not show a consumer group.
+        let classic = c.call(
+            6,
+            &DescribeGroupsRequest::default().with_groups(vec![group(&gid)]),
+        );
+        assert_eq!(classic.groups[0].error_code, 69);
+
+        let left = c.call(
+            v,
+            &ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(group(&gid))
+                .with_member_id(member_id.clone())
+                .with_member_epoch(-1),
+        );
+        assert_eq!((left.error_code, left.member_epoch), (0, -1));
+    }
+}
+
+#[test]
+fn describe_configs_at_every_version() {
+    let broker = Broker::start(&["--set", "log.retention.ms=1000000"]);
+    let mut c = Client::connect(&broker);
+    create(&mut c, "dc", 1);
+    for v in 1..=4i16 {
+        let r = c.call(
+            v,
+            &DescribeConfigsRequest::default()
+                .with_include_synonyms(true)
+                .with_resources(vec![
+                    describe_configs_request::DescribeConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(s("dc"))
+                        .with_configuration_keys(Some(vec![s("retention.ms")])),
+                    describe_configs_request::DescribeConfigsResource::default()
+                        .with_resource_type(4)
+                        .with_resource_name(s("1")),
+                    describe_configs_request::DescribeConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(s("missing")),
+                ]),
+        );
+        let topic = &r.results[0];
+        assert_eq!(topic.error_code, 0);
+        assert_eq!(topic.configs.len(), 1);
+        let retention = &topic.configs[0];
+        assert_eq!(retention.value.as_deref(), Some("1000000"));
+        assert_eq!(retention.config_source, 4, "STATIC_BROKER_CONFIG");
+        assert_eq!(retention.synonyms[0].name.as_str(), "log.retention.ms");
+        let broker_cfg = &r.results[1];
+        assert!(broker_cfg
+            .configs
+            .iter()
+            .any(|c| c.name.as_str() == "num.partitions" && c.value.as_deref() == Some("1")));
+        assert_eq!(r.results[2].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    }
 }

@@ -139,7 +139,8 @@ pub fn handle(ctx: &RequestContext, request: DescribeConfigsRequest) -> Handled 
                     out.error_message = Some(str_bytes(&msg));
                 }
                 Ok(entries) => {
-                    let keys = res.configuration_keys.as_ref();
+                    // Null (or empty) asks for every config.
+                    let keys = res.configuration_keys.as_ref().filter(|k| !k.is_empty());
                     out.configs = entries
                         .into_iter()
                         .filter(|e| keys.is_none_or(|k| k.iter().any(|k| **k == *e.name)))

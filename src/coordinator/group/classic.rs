@@ -435,7 +435,8 @@ impl ClassicGroup {
         }
     }
 
-    fn touch(&mut self, id: &str, now: Instant) {
+    /// Refreshes a member's session (heartbeats, and commits in Stable/PreparingRebalance).
+    pub fn touch(&mut self, id: &str, now: Instant) {
         if let Some(m) = self.members.get_mut(id) {
             m.session_deadline = now + m.session_timeout;
         }

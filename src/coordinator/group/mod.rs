@@ -9,7 +9,7 @@ pub mod store;
 
 use crate::log::flush::Flusher;
 use bytes::Bytes;
-use classic::ClassicGroup;
+use classic::{ClassicGroup, ClassicState};
 use consumer::ConsumerGroup;
 use dashmap::DashMap;
 use kafka_protocol::ResponseError as E;
@@ -180,7 +180,7 @@ impl Group {
             GroupKind::Classic(g) if g.protocol_type() == Some("consumer") => Some(
                 g.member_metadata()
                     .iter()
-                    .flat_map(|m| subscription_topics(m))
+                    .flat_map(subscription_topics)
                     .collect(),
             ),
             GroupKind::Classic(_) => None,
@@ -543,6 +543,15 @@ impl GroupCoordinator {
             };
             if let Err(e) = valid {
                 return all(e);
+            }
+            if let GroupKind::Classic(c) = &mut g.kind {
+                // As in Kafka, a member's commit also keeps its session alive.
+                if matches!(
+                    c.state(),
+                    ClassicState::Stable | ClassicState::PreparingRebalance
+                ) {
+                    c.touch(&req.member_id, Instant::now());
+                }
             }
             let now = crate::log::now_ms();
             let mut records = Vec::new();
