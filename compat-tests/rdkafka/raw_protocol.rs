@@ -494,6 +494,11 @@ fn group_apis_at_every_version() {
                     ])),
             );
             assert_eq!(r.topics[0].partitions[0].committed_offset, -1);
+            assert_eq!(
+                r.topics[0].partitions[1].metadata.as_deref(),
+                Some("meta"),
+                "metadata committed at v{commit_v} read at v{fetch_v}"
+            );
             r.topics[0].partitions[1].committed_offset
         };
         assert_eq!(fetched_offset, 100 + v as i64, "fetch v{fetch_v}");

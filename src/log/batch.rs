@@ -176,9 +176,26 @@ pub fn check_records(batch: &[u8], h: &BatchHeader) -> Result<RecordStats, Batch
             }
         }
         if h.max_timestamp < h.base_timestamp {
-            return Err(BatchError::Invalid(
-                "batch max timestamp is below its base timestamp",
-            ));
+            // Some producers (Sarama before 1.27) leave the header's max timestamp at -1. Kafka
+            // recomputes it from the records; so do we, with a bounded streaming walk.
+            let (mut min_ts, mut max_ts) = (i64::MAX, NO_TIMESTAMP);
+            super::records::walk_batch(batch, |r| {
+                let ts = h.base_timestamp.saturating_add(r.timestamp_delta);
+                if ts != NO_TIMESTAMP {
+                    min_ts = min_ts.min(ts);
+                }
+                max_ts = max_ts.max(ts);
+                true
+            })
+            .map_err(BatchError::Invalid)?;
+            return Ok(RecordStats {
+                min_timestamp: if min_ts == i64::MAX {
+                    NO_TIMESTAMP
+                } else {
+                    min_ts
+                },
+                max_timestamp: max_ts,
+            });
         }
         return Ok(RecordStats {
             min_timestamp: h.base_timestamp,
@@ -406,6 +423,30 @@ pub(crate) mod tests {
             check_records(&lying, &h),
             Err(BatchError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn compressed_batch_without_max_timestamp_gets_it_from_the_records() {
+        // Three records with timestamp deltas 0, 5 and 2 (zigzag varints), offset deltas 0..2.
+        let plain: Vec<u8> = [0u8, 10, 4]
+            .iter()
+            .enumerate()
+            .flat_map(|(i, ts)| [14u8, 0, *ts, (2 * i) as u8, 1, 2, b'x', 0])
+            .collect();
+        let mut b = zstd_batch(1, 3)[..HEADER_LEN].to_vec();
+        b.extend_from_slice(&zstd::encode_all(&plain[..], 3).unwrap());
+        let len = (b.len() - LOG_OVERHEAD) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        b[35..43].copy_from_slice(&(-1i64).to_be_bytes()); // Sarama < 1.27 leaves it at -1
+        let crc = crc32c::crc32c(&b[CRC_START..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let h = validate(&b).unwrap();
+        let stats = check_records(&b, &h).unwrap();
+        assert_eq!((stats.min_timestamp, stats.max_timestamp), (1000, 1005));
+        let head = patched_header(&b, 7, 0, stats.max_timestamp, false);
+        let mut stored = head.to_vec();
+        stored.extend_from_slice(&b[HEADER_LEN..]);
+        assert_eq!(validate(&stored).unwrap().max_timestamp, 1005, "CRC rewritten");
     }
 
     #[test]
