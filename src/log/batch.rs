@@ -446,7 +446,11 @@ pub(crate) mod tests {
         let head = patched_header(&b, 7, 0, stats.max_timestamp, false);
         let mut stored = head.to_vec();
         stored.extend_from_slice(&b[HEADER_LEN..]);
-        assert_eq!(validate(&stored).unwrap().max_timestamp, 1005, "CRC rewritten");
+        assert_eq!(
+            validate(&stored).unwrap().max_timestamp,
+            1005,
+            "CRC rewritten"
+        );
     }
 
     #[test]

@@ -556,6 +556,8 @@ pub async fn assert_broker_serves_clients(broker: &mut Broker) {
 // Raw wire protocol (hand-encoded; only what the raw-socket tests need)
 // ---------------------------------------------------------------------------------------------
 
+pub mod groups;
+
 pub mod wire {
     use super::*;
 
