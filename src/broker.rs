@@ -5,6 +5,7 @@ use crate::coordinator::group::{GroupCoordinator, TopicInfo, TopicSource};
 use crate::log::flush::Flusher;
 use crate::log::Partition;
 use crate::metadata::{MetadataStore, TopicMeta};
+use crate::tier::Tier;
 use anyhow::{Context, Result};
 use dashmap::DashMap;
 use std::collections::BTreeMap;
@@ -40,6 +41,8 @@ pub struct Broker {
     /// Bumped on every topic creation and deletion (KIP-848 groups re-resolve subscriptions).
     topics_version: AtomicU64,
     pub groups: GroupCoordinator,
+    /// Tiered storage (None when remote.log.storage.system.enable=false).
+    pub tier: Option<Arc<Tier>>,
 }
 
 /// Kafka's rule: 1-249 characters of [a-zA-Z0-9._-], and not "." or "..".
@@ -83,6 +86,13 @@ impl Broker {
             flusher.clone(),
         )
         .context("opening the group log")?;
+        let tier = if config.tier.enabled {
+            Some(Arc::new(
+                Tier::open(&config.tier, &config.data_dir).context("opening the object store")?,
+            ))
+        } else {
+            None
+        };
         let broker = Broker {
             cluster_id: metadata.cluster_id(),
             config,
@@ -93,6 +103,7 @@ impl Broker {
             admin_lock: Mutex::new(()),
             topics_version: AtomicU64::new(0),
             groups,
+            tier,
         };
         for meta in broker.metadata.topics() {
             let topic = broker
@@ -113,6 +124,7 @@ impl Broker {
     fn open_topic(&self, meta: &TopicMeta) -> Result<Topic> {
         let mut log_cfg = log_config(&self.config.topic_defaults(), &meta.configs);
         log_cfg.producer_expiration_ms = self.config.producer_id_expiration_ms;
+        log_cfg.remote_storage &= self.config.tier.enabled;
         let partitions = (0..meta.partitions)
             .map(|i| {
                 Partition::open(
@@ -231,6 +243,9 @@ impl Broker {
             if let Err(e) = p.delete() {
                 tracing::warn!(topic = name, partition = p.index, error = %e, "removing partition files");
             }
+        }
+        if let Some(tier) = &self.tier {
+            tier.delete_topic(name, topic.id);
         }
         tracing::info!(topic = name, "deleted topic");
         Ok(Some(topic))

@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// and a [settings] table of Kafka properties. Flags and env win over the file.
     #[arg(long = "config", value_name = "FILE", env = "SLUICE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Object store for tiered segments: s3://BUCKET/PREFIX (configured from the AWS_*
+    /// environment) or file:///PATH. Default: a local store in DATA_DIR/tier.
+    #[arg(long = "object-store", value_name = "URL", env = "SLUICE_OBJECT_STORE")]
+    pub object_store: Option<String>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -58,6 +62,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     node_id: Option<i32>,
     log_level: Option<String>,
+    object_store: Option<String>,
     #[serde(default)]
     settings: BTreeMap<String, toml::Value>,
 }
@@ -84,6 +89,35 @@ pub struct BrokerConfig {
     pub groups: GroupConfig,
     /// Broker settings given explicitly (file, env or --set), by Kafka name.
     pub explicit_settings: BTreeMap<String, String>,
+    pub tier: TierConfig,
+}
+
+/// Tiered storage settings (Kafka names where Kafka has one).
+#[derive(Debug, Clone)]
+pub struct TierConfig {
+    /// --object-store; None: a file store in DATA_DIR/tier.
+    pub object_store: Option<String>,
+    /// remote.log.storage.system.enable
+    pub enabled: bool,
+    /// remote.log.manager.task.interval.ms: how often segments are copied and remote
+    /// retention runs.
+    pub task_interval_ms: u64,
+    /// remote.log.manager.copier.thread.pool.size: partitions copied at once.
+    pub copy_concurrency: usize,
+    /// remote.fetch.cache.size.bytes (sluice): on-disk cache of fetched remote chunks.
+    pub cache_bytes: u64,
+}
+
+impl Default for TierConfig {
+    fn default() -> Self {
+        TierConfig {
+            object_store: None,
+            enabled: true,
+            task_interval_ms: 30_000,
+            copy_concurrency: 10,
+            cache_bytes: 1 << 30,
+        }
+    }
 }
 
 /// Broker settings accepted by `--set`, with Kafka's defaults.
@@ -109,6 +143,10 @@ const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("offsets.retention.check.interval.ms", "600000"),
     ("offset.metadata.max.bytes", "4096"),
     ("offsets.topic.segment.bytes", "104857600"),
+    ("remote.log.storage.system.enable", "true"),
+    ("remote.log.manager.task.interval.ms", "30000"),
+    ("remote.log.manager.copier.thread.pool.size", "10"),
+    ("remote.fetch.cache.size.bytes", "1073741824"),
 ];
 
 /// Broker settings that are defaults for a topic-level config: (broker name, topic name).
@@ -131,6 +169,8 @@ const TOPIC_DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("log.cleanup.policy", "cleanup.policy"),
     ("min.insync.replicas", "min.insync.replicas"),
     ("compression.type", "compression.type"),
+    ("log.local.retention.ms", "local.retention.ms"),
+    ("log.local.retention.bytes", "local.retention.bytes"),
 ];
 
 /// Topic-level configs we implement, with Kafka's defaults.
@@ -138,11 +178,14 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("cleanup.policy", "delete"),
     ("compression.type", "producer"),
     ("index.interval.bytes", "4096"),
+    ("local.retention.bytes", "-2"),
+    ("local.retention.ms", "-2"),
     ("max.message.bytes", "1048588"),
     ("message.timestamp.after.max.ms", "3600000"),
     ("message.timestamp.before.max.ms", "9223372036854775807"),
     ("message.timestamp.type", "CreateTime"),
     ("min.insync.replicas", "1"),
+    ("remote.storage.enable", "true"),
     ("retention.bytes", "-1"),
     ("retention.ms", "604800000"),
     ("segment.bytes", "1073741824"),
@@ -206,6 +249,8 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<()> {
         "min.insync.replicas" => int(1),
         "message.timestamp.before.max.ms" | "message.timestamp.after.max.ms" => int(0),
         "retention.bytes" | "retention.ms" => int(-1),
+        "local.retention.bytes" | "local.retention.ms" => int(-2),
+        "remote.storage.enable" => parse_bool(name, value).map(|_| ()),
         "segment.bytes" => {
             let v = parse_i64(name, value)?;
             if !(14..=i32::MAX as i64).contains(&v) {
@@ -248,6 +293,11 @@ pub fn log_config(
         timestamp_before_max_ms: num("message.timestamp.before.max.ms").max(0),
         timestamp_after_max_ms: num("message.timestamp.after.max.ms").max(0),
         producer_expiration_ms: 86_400_000,
+        remote_storage: get("remote.storage.enable")
+            .trim()
+            .eq_ignore_ascii_case("true"),
+        local_retention_ms: num("local.retention.ms").max(-2),
+        local_retention_bytes: num("local.retention.bytes").max(-2),
     }
 }
 
@@ -348,6 +398,10 @@ impl BrokerConfig {
             topic_defaults: BTreeMap::new(),
             groups: GroupConfig::default(),
             explicit_settings: BTreeMap::new(),
+            tier: TierConfig {
+                object_store: args.object_store.clone().or(file.object_store.clone()),
+                ..TierConfig::default()
+            },
         };
         if cfg.node_id < 0 {
             bail!("--node-id must not be negative");
@@ -466,6 +520,16 @@ impl BrokerConfig {
             "offsets.topic.segment.bytes" => {
                 self.groups.offsets_segment_bytes =
                     parse_range(name, value, 1024, i32::MAX as i64)? as u64
+            }
+            "remote.log.storage.system.enable" => self.tier.enabled = parse_bool(name, value)?,
+            "remote.log.manager.task.interval.ms" => {
+                self.tier.task_interval_ms = parse_range(name, value, 10, i64::MAX)? as u64
+            }
+            "remote.log.manager.copier.thread.pool.size" => {
+                self.tier.copy_concurrency = parse_range(name, value, 1, 1024)? as usize
+            }
+            "remote.fetch.cache.size.bytes" => {
+                self.tier.cache_bytes = parse_range(name, value, 0, i64::MAX)? as u64
             }
             "log.retention.minutes" | "log.retention.hours" | "log.roll.hours" => {
                 let v = parse_i64(name, value)?;

@@ -71,6 +71,15 @@ fn init_tracing(level: &str) {
 async fn serve(config: BrokerConfig) -> Result<()> {
     let retention_every = Duration::from_millis(config.retention_check_interval_ms);
     let broker = Broker::open(config)?;
+    let tier_task = match broker.tier.clone() {
+        Some(tier) => {
+            // Manifests first: the log start of a partition may lie in the tier.
+            tier.load(&broker.topics()).await;
+            let b = broker.clone();
+            Some(tokio::spawn(tier.run(move || b.topics())))
+        }
+        None => None,
+    };
     let listeners = Listeners::start(broker.clone()).await?;
     tracing::info!(cluster_id = %broker.cluster_id, node_id = broker.config.node_id, data_dir = %broker.config.data_dir.display(), "sluice started");
 
@@ -90,6 +99,9 @@ async fn serve(config: BrokerConfig) -> Result<()> {
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     retention.abort();
+    if let Some(task) = tier_task {
+        task.abort();
+    }
     for task in groups {
         task.abort();
     }

@@ -546,7 +546,17 @@ async fn size_retention_advances_log_start() {
     ]);
     let bs = broker.bootstrap();
     const RETENTION: i64 = 262_144;
-    common::create_topic(&bs, "sized", 1, &[("retention.bytes", "262144")]).await;
+    // Local retention alone (tiered retention is covered in tiered_storage.rs).
+    common::create_topic(
+        &bs,
+        "sized",
+        1,
+        &[
+            ("retention.bytes", "262144"),
+            ("remote.storage.enable", "false"),
+        ],
+    )
+    .await;
 
     const N: usize = 2000; // ~2 MB: ~30 segments of 64 KiB
     let by_offset = produce_kb_records(&bs, "sized", 0, N, None).await;
@@ -593,7 +603,16 @@ async fn time_retention_advances_log_start() {
         "log.retention.check.interval.ms=200",
     ]);
     let bs = broker.bootstrap();
-    common::create_topic(&bs, "timed", 1, &[("retention.ms", "60000")]).await;
+    common::create_topic(
+        &bs,
+        "timed",
+        1,
+        &[
+            ("retention.ms", "60000"),
+            ("remote.storage.enable", "false"),
+        ],
+    )
+    .await;
 
     // Records stamped a day ago: every segment, the active one included (Kafka rolls it), is
     // past retention.ms, so the whole log goes and the log start meets the high watermark.

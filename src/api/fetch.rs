@@ -4,10 +4,13 @@
 use super::errors::ResponseError;
 use super::metadata::find_topic;
 use super::{Handled, RequestContext};
+use crate::broker::Topic;
 use crate::log::{batch, Durability, Partition, ReadOutcome};
-use futures::future::select_all;
+use bytes::Bytes;
+use futures::future::{join_all, select_all};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind, TopicName};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -18,6 +21,8 @@ struct Wanted {
     topic: usize,
     partition: i32,
     log: Option<Arc<Partition>>,
+    /// For reads that go to the tier.
+    topic_ref: Option<Arc<Topic>>,
     missing_error: ResponseError,
     fetch_offset: i64,
     max_bytes: usize,
@@ -31,10 +36,21 @@ struct Plan {
     version: i16,
 }
 
+/// Results of reads from the tier, by index into `Plan::wanted` (None: the tier lacks it).
+type RemoteReads = HashMap<usize, Result<Option<Bytes>, String>>;
+
+struct Read {
+    response: FetchResponse,
+    bytes: usize,
+    /// Some partition had an error (Kafka answers those at once).
+    had_error: bool,
+    /// Partitions whose offset lies in the tier and was not read yet.
+    needs_remote: Vec<usize>,
+}
+
 impl Plan {
-    /// Reads every partition once. Returns the response, the bytes it carries, and whether
-    /// any partition had an error (Kafka answers those at once).
-    fn read(&self) -> (FetchResponse, usize, bool) {
+    /// Reads every partition once, taking what lies below the local log start from `remote`.
+    fn read(&self, remote: &RemoteReads) -> Read {
         let mut topics: Vec<FetchableTopicResponse> = self
             .topics
             .iter()
@@ -50,9 +66,10 @@ impl Plan {
             .collect();
         let mut total = 0usize;
         let mut had_error = false;
+        let mut needs_remote = Vec::new();
         // Like Kafka: the first partition with data may exceed the limits by one batch.
         let mut min_one = true;
-        for w in &self.wanted {
+        for (i, w) in self.wanted.iter().enumerate() {
             let mut data = PartitionData::default().with_partition_index(w.partition);
             match &w.log {
                 None => {
@@ -62,7 +79,19 @@ impl Plan {
                 }
                 Some(log) => {
                     let limit = w.max_bytes.min(self.max_bytes.saturating_sub(total));
-                    match log.read(w.fetch_offset, limit, min_one) {
+                    let outcome = match log.read(w.fetch_offset, limit, min_one) {
+                        Ok(ReadOutcome::Remote) => match remote.get(&i) {
+                            Some(Ok(Some(bytes))) => Ok(ReadOutcome::Records(bytes.clone())),
+                            Some(Ok(None)) => Ok(ReadOutcome::OutOfRange),
+                            Some(Err(e)) => Err(std::io::Error::other(e.clone())),
+                            None => {
+                                needs_remote.push(i);
+                                Ok(ReadOutcome::Records(Bytes::new()))
+                            }
+                        },
+                        other => other,
+                    };
+                    match outcome {
                         Ok(ReadOutcome::Records(bytes))
                             if self.version < 10 && has_zstd(&bytes) =>
                         {
@@ -77,7 +106,7 @@ impl Plan {
                             }
                             data.records = Some(bytes);
                         }
-                        Ok(ReadOutcome::OutOfRange) => {
+                        Ok(ReadOutcome::OutOfRange) | Ok(ReadOutcome::Remote) => {
                             data.error_code = ResponseError::OffsetOutOfRange.code();
                             had_error = true;
                         }
@@ -96,11 +125,12 @@ impl Plan {
             }
             topics[w.topic].partitions.push(data);
         }
-        (
-            FetchResponse::default().with_responses(topics),
-            total,
+        Read {
+            response: FetchResponse::default().with_responses(topics),
+            bytes: total,
             had_error,
-        )
+            needs_remote,
+        }
     }
 }
 
@@ -136,6 +166,7 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
                 topic: t_idx,
                 partition: p.partition,
                 log,
+                topic_ref: found.clone(),
                 missing_error,
                 fetch_offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
@@ -148,10 +179,37 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
         .iter()
         .filter_map(|w| w.log.as_ref().map(|l| l.subscribe()))
         .collect();
-    let (response, bytes, had_error) = plan.read();
+    let first = plan.read(&RemoteReads::new());
+    if !first.needs_remote.is_empty() {
+        // Old offsets: read them from the tier off the connection's reader, then answer.
+        let tier = ctx.broker.tier.clone();
+        return Handled::Deferred(Box::pin(async move {
+            let reads = first.needs_remote.iter().map(|&i| {
+                let w = &plan.wanted[i];
+                let tier = tier.clone();
+                let max_bytes = w.max_bytes.min(plan.max_bytes).max(1);
+                async move {
+                    let result = match (&tier, &w.topic_ref) {
+                        (Some(tier), Some(t)) => tier
+                            .read(t, w.partition, w.fetch_offset, max_bytes)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        _ => Ok(None),
+                    };
+                    if let Err(e) = &result {
+                        tracing::warn!(partition = w.partition, offset = w.fetch_offset, error = %e, "reading from the tier failed");
+                    }
+                    (i, result)
+                }
+            });
+            let remote: RemoteReads = join_all(reads).await.into_iter().collect();
+            ResponseKind::Fetch(plan.read(&remote).response)
+        }));
+    }
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
-    if bytes >= plan.min_bytes || had_error || max_wait.is_zero() || watchers.is_empty() {
-        return Handled::ready(ResponseKind::Fetch(response));
+    if first.bytes >= plan.min_bytes || first.had_error || max_wait.is_zero() || watchers.is_empty()
+    {
+        return Handled::ready(ResponseKind::Fetch(first.response));
     }
     let deadline = Instant::now() + max_wait;
     Handled::Deferred(Box::pin(async move {
@@ -161,9 +219,13 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
                 select_all(watchers.iter_mut().map(|w| Box::pin(w.changed()))),
             )
             .await;
-            let (response, bytes, had_error) = plan.read();
-            if woke.is_err() || bytes >= plan.min_bytes || had_error {
-                return ResponseKind::Fetch(response);
+            let again = plan.read(&RemoteReads::new());
+            if woke.is_err()
+                || again.bytes >= plan.min_bytes
+                || again.had_error
+                || !again.needs_remote.is_empty()
+            {
+                return ResponseKind::Fetch(again.response);
             }
         }
     }))

@@ -2,11 +2,14 @@
 
 use super::errors::ResponseError;
 use super::{Handled, RequestContext, LEADER_EPOCH};
+use crate::broker::Topic;
 use crate::log::Partition;
+use crate::tier::Tier;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, ResponseKind};
+use std::sync::Arc;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -14,15 +17,46 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-fn lookup(log: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError> {
+/// By timestamp, older records first: the tier when it holds offsets below the local start.
+fn by_timestamp(
+    tier: Option<&Arc<Tier>>,
+    topic: &Topic,
+    log: &Partition,
+    ts: i64,
+) -> std::io::Result<Option<(i64, i64)>> {
+    if let (Some(tier), Some((start, _))) = (tier, log.remote()) {
+        if start < log.local_start() {
+            let runtime = tokio::runtime::Handle::current();
+            if let Some(found) =
+                runtime.block_on(tier.offset_for_timestamp(topic, log.index, ts))?
+            {
+                return Ok(Some(found));
+            }
+        }
+    }
+    log.offset_for_timestamp(ts)
+}
+
+fn lookup(
+    tier: Option<&Arc<Tier>>,
+    topic: &Topic,
+    log: &Partition,
+    timestamp: i64,
+) -> Result<(i64, i64), ResponseError> {
     let offsets = log.offsets();
     let found = match timestamp {
-        EARLIEST | EARLIEST_LOCAL => return Ok((-1, offsets.log_start)),
+        EARLIEST => return Ok((-1, offsets.log_start)),
+        EARLIEST_LOCAL => return Ok((-1, log.local_start())),
         LATEST => return Ok((-1, offsets.high_watermark)),
-        // Nothing is tiered yet.
-        LATEST_TIERED => return Ok((-1, -1)),
+        // KIP-1005: the last offset copied to the tier.
+        LATEST_TIERED => {
+            return Ok(match log.remote() {
+                Some((start, end)) if start < end => (-1, end - 1),
+                _ => (-1, -1),
+            })
+        }
         MAX_TIMESTAMP => log.offset_of_max_timestamp(),
-        ts if ts >= 0 => log.offset_for_timestamp(ts),
+        ts if ts >= 0 => by_timestamp(tier, topic, log, ts),
         _ => return Err(ResponseError::InvalidRequest),
     };
     match found {
@@ -46,16 +80,22 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> Handled {
                 .map(|p| {
                     let mut out = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let result = match ctx
-                        .broker
-                        .partition(topic.name.0.as_str(), p.partition_index)
-                    {
+                    let found = ctx.broker.topic(topic.name.0.as_str()).and_then(|t| {
+                        let log = usize::try_from(p.partition_index)
+                            .ok()
+                            .and_then(|i| t.partitions.get(i).cloned())?;
+                        Some((t, log))
+                    });
+                    let result = match found {
                         None => Err(ResponseError::UnknownTopicOrPartition),
                         Some(_) if p.current_leader_epoch > LEADER_EPOCH => {
                             Err(ResponseError::UnknownLeaderEpoch)
                         }
-                        // Disk reads and possibly decompression: off the async workers.
-                        Some(log) => tokio::task::block_in_place(|| lookup(&log, p.timestamp)),
+                        // Disk (or object store) reads and possibly decompression: off the
+                        // async workers.
+                        Some((t, log)) => tokio::task::block_in_place(|| {
+                            lookup(ctx.broker.tier.as_ref(), &t, &log, p.timestamp)
+                        }),
                     };
                     match result {
                         Ok((timestamp, offset)) => {

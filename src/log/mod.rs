@@ -8,7 +8,9 @@ pub mod producer_state;
 pub mod records;
 pub mod segment;
 
-pub use partition::{AppendError, AppendOutcome, Durability, Partition, ReadOutcome};
+pub use partition::{
+    AppendError, AppendOutcome, Durability, Partition, ReadOutcome, SealedSegment,
+};
 
 /// Per-partition log settings (resolved from topic configs and broker defaults).
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +29,26 @@ pub struct LogConfig {
     pub timestamp_after_max_ms: i64,
     /// Idle producer ids are forgotten after this long (Kafka's producer.id.expiration.ms).
     pub producer_expiration_ms: i64,
+    /// Sealed segments are copied to the tier and deleted locally by the local.retention.*
+    /// limits once copied (Kafka's remote.storage.enable).
+    pub remote_storage: bool,
+    /// -2: same as retention.ms / retention.bytes.
+    pub local_retention_ms: i64,
+    pub local_retention_bytes: i64,
+}
+
+impl LogConfig {
+    /// Local retention limits in effect: (ms, bytes); -1 means unlimited.
+    pub fn local_limits(&self) -> (i64, i64) {
+        if !self.remote_storage {
+            return (self.retention_ms, self.retention_bytes);
+        }
+        let pick = |local: i64, total: i64| if local == -2 { total } else { local };
+        (
+            pick(self.local_retention_ms, self.retention_ms),
+            pick(self.local_retention_bytes, self.retention_bytes),
+        )
+    }
 }
 
 impl Default for LogConfig {
@@ -42,6 +64,9 @@ impl Default for LogConfig {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
             producer_expiration_ms: 86_400_000,
+            remote_storage: false,
+            local_retention_ms: -2,
+            local_retention_bytes: -2,
         }
     }
 }

@@ -49,6 +49,19 @@ pub enum AppendError {
 pub enum ReadOutcome {
     Records(Bytes),
     OutOfRange,
+    /// The offset is below the local log start but held by the tier.
+    Remote,
+}
+
+/// A sealed, durable segment as the tier copies it.
+#[derive(Debug, Clone)]
+pub struct SealedSegment {
+    pub base_offset: i64,
+    pub next_offset: i64,
+    pub size: u64,
+    pub max_timestamp: i64,
+    pub log_path: PathBuf,
+    pub index: Vec<super::segment::IndexEntry>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -69,7 +82,10 @@ pub struct Durability {
 
 struct State {
     segments: BTreeMap<i64, Segment>,
+    /// First offset readable anywhere: the tier's start when it holds older data.
     log_start: i64,
+    /// Offsets [start, end) copied to the tier and named by its manifest.
+    remote: Option<(i64, i64)>,
     /// Offsets below this are fsynced and visible to consumers.
     high_watermark: i64,
     /// Where the high watermark falls: (segment base offset, byte position in it).
@@ -100,6 +116,21 @@ impl State {
     }
     fn log_end(&self) -> i64 {
         self.active().next_offset
+    }
+    fn local_start(&self) -> i64 {
+        *self
+            .segments
+            .keys()
+            .next()
+            .expect("a partition always has a segment")
+    }
+    /// The log start follows the local segments, or the tier when it reaches further back.
+    fn refresh_log_start(&mut self) {
+        let local = self.local_start();
+        self.log_start = match self.remote {
+            Some((start, end)) if start < local && end >= local => start,
+            _ => local,
+        };
     }
     /// Byte limit readable in `seg` (everything below the high watermark).
     fn readable_limit(&self, seg: &Segment) -> u64 {
@@ -229,6 +260,7 @@ impl Partition {
             state: Mutex::new(State {
                 segments,
                 log_start,
+                remote: None,
                 high_watermark,
                 hw_segment,
                 hw_position,
@@ -453,6 +485,9 @@ impl Partition {
             if offset < st.log_start || offset > st.log_end() {
                 return Ok(ReadOutcome::OutOfRange);
             }
+            if offset < st.local_start() {
+                return Ok(ReadOutcome::Remote);
+            }
             if offset >= st.high_watermark {
                 return Ok(ReadOutcome::Records(Bytes::new()));
             }
@@ -608,7 +643,8 @@ impl Partition {
 
     /// Deletes whole segments past retention.ms / retention.bytes (rolling the active segment
     /// first when it is itself past retention.ms, as Kafka does) and forgets idle producers.
-    /// Returns how many segments were deleted.
+    /// With remote storage the local.retention.* limits apply instead, and only to segments
+    /// the tier already holds. Returns how many segments were deleted.
     pub fn apply_retention(&self, now: i64) -> usize {
         let mut doomed = Vec::new();
         let mut rolled = false;
@@ -619,8 +655,13 @@ impl Partition {
             }
             let expiration = st.config.producer_expiration_ms;
             st.producers.expire(now, expiration);
-            let (retention_ms, retention_bytes) =
-                (st.config.retention_ms, st.config.retention_bytes);
+            let (retention_ms, retention_bytes) = st.config.local_limits();
+            // Without remote storage everything is deletable; with it, only what the tier holds.
+            let deletable_below = match (st.config.remote_storage, st.remote) {
+                (false, _) => i64::MAX,
+                (true, Some((_, end))) => end,
+                (true, None) => i64::MIN,
+            };
             let active = st.active();
             let active_expired = retention_ms >= 0
                 && active.size > 0
@@ -644,7 +685,7 @@ impl Partition {
                 .map(|s| (s.base_offset, s.next_offset, s.size, s.max_timestamp))
                 .collect();
             for (base, next, size, max_ts) in candidates {
-                if next > st.high_watermark {
+                if next > st.high_watermark || next > deletable_below {
                     break;
                 }
                 let by_time = retention_ms >= 0 && max_ts >= 0 && now - max_ts > retention_ms;
@@ -654,9 +695,9 @@ impl Partition {
                 }
                 st.segments.remove(&base);
                 total -= size as i64;
-                st.log_start = next;
                 doomed.push(base);
             }
+            st.refresh_log_start();
         }
         if rolled {
             // The new active segment must be durable before the old one's removal can be.
@@ -669,6 +710,59 @@ impl Partition {
             tracing::info!(topic = %self.topic, partition = self.index, segments = doomed.len(), "retention deleted segments");
         }
         doomed.len()
+    }
+
+    /// Sealed segments wholly below the high watermark that start at or after `from`, oldest
+    /// first: what the tier may copy.
+    pub fn segments_to_upload(&self, from: i64) -> Vec<SealedSegment> {
+        let st = self.lock();
+        if st.deleted {
+            return Vec::new();
+        }
+        let active = st.active().base_offset;
+        st.segments
+            .values()
+            .filter(|s| s.base_offset != active)
+            .filter(|s| s.base_offset >= from && s.next_offset <= st.high_watermark)
+            .map(|s| SealedSegment {
+                base_offset: s.base_offset,
+                next_offset: s.next_offset,
+                size: s.size,
+                max_timestamp: s.max_timestamp,
+                log_path: s.log_path.clone(),
+                index: s.index.clone(),
+            })
+            .collect()
+    }
+
+    /// What the tier holds, [start, end), as its manifest says (None: nothing copied yet;
+    /// start == end: everything copied was since removed by retention). Local segments below
+    /// `end` become deletable by local retention; the log start may move back to `start`.
+    pub fn set_remote(&self, range: Option<(i64, i64)>) {
+        let mut st = self.lock();
+        st.remote = range;
+        st.refresh_log_start();
+    }
+
+    /// The remote range last set.
+    pub fn remote(&self) -> Option<(i64, i64)> {
+        self.lock().remote
+    }
+
+    /// First offset held locally.
+    pub fn local_start(&self) -> i64 {
+        self.lock().local_start()
+    }
+
+    /// Bytes and segments not yet copied to the tier (upload lag).
+    pub fn upload_lag(&self) -> (u64, usize) {
+        let st = self.lock();
+        let end = st.remote.map(|r| r.1).unwrap_or(i64::MIN);
+        let active = st.active().base_offset;
+        st.segments
+            .values()
+            .filter(|s| s.base_offset != active && s.next_offset > end)
+            .fold((0, 0), |(b, n), s| (b + s.size, n + 1))
     }
 
     /// Seals the active segment (if it holds anything) so the next append starts a new one.
@@ -706,9 +800,9 @@ impl Partition {
                     break;
                 }
                 st.segments.remove(&base);
-                st.log_start = next;
                 doomed.push(base);
             }
+            st.refresh_log_start();
         }
         for base in &doomed {
             Segment::delete_files(&self.dir, *base);

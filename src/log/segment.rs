@@ -237,19 +237,12 @@ impl Segment {
 
     /// Position of the last indexed batch at or before `offset`.
     pub fn lookup(&self, offset: i64) -> u64 {
-        let rel = (offset - self.base_offset).max(0) as u32;
-        match self.index.partition_point(|e| e.rel_offset <= rel) {
-            0 => 0,
-            i => self.index[i - 1].position as u64,
-        }
+        lookup(&self.index, self.base_offset, offset)
     }
 
     /// Position from which to scan for the first record with timestamp >= `ts`.
     pub fn lookup_time(&self, ts: i64) -> u64 {
-        match self.index.partition_point(|e| e.max_ts_before < ts) {
-            0 => 0,
-            i => self.index[i - 1].position as u64,
-        }
+        lookup_time(&self.index, ts)
     }
 
     /// Writes the index files of a segment that will receive no more appends.
@@ -320,6 +313,50 @@ impl Segment {
             let _ = fs::remove_file(dir.join(file_name(base_offset, ext)));
         }
     }
+}
+
+/// Position of the last indexed batch at or before `offset` in a segment starting at `base`.
+pub fn lookup(index: &[IndexEntry], base: i64, offset: i64) -> u64 {
+    let rel = (offset - base).max(0) as u32;
+    match index.partition_point(|e| e.rel_offset <= rel) {
+        0 => 0,
+        i => index[i - 1].position as u64,
+    }
+}
+
+/// Position from which to scan for the first record with timestamp >= `ts`.
+pub fn lookup_time(index: &[IndexEntry], ts: i64) -> u64 {
+    match index.partition_point(|e| e.max_ts_before < ts) {
+        0 => 0,
+        i => index[i - 1].position as u64,
+    }
+}
+
+/// The index as one byte string (the tier stores it next to the segment): 16 bytes per entry.
+pub fn encode_index(index: &[IndexEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(index.len() * 16);
+    for e in index {
+        out.extend_from_slice(&e.rel_offset.to_be_bytes());
+        out.extend_from_slice(&e.position.to_be_bytes());
+        out.extend_from_slice(&e.max_ts_before.to_be_bytes());
+    }
+    out
+}
+
+pub fn decode_index(bytes: &[u8]) -> Option<Vec<IndexEntry>> {
+    if !bytes.len().is_multiple_of(16) {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(16)
+            .map(|c| IndexEntry {
+                rel_offset: u32::from_be_bytes(c[0..4].try_into().unwrap()),
+                position: u32::from_be_bytes(c[4..8].try_into().unwrap()),
+                max_ts_before: i64::from_be_bytes(c[8..16].try_into().unwrap()),
+            })
+            .collect(),
+    )
 }
 
 pub fn read_exact(file: &File, position: u64, len: usize) -> io::Result<Bytes> {
