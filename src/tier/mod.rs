@@ -73,6 +73,9 @@ pub struct TierStats {
 
 pub struct Tier {
     store: Arc<dyn ObjectStore>,
+    /// For file stores: the directory, so written objects can be fsynced (object_store's
+    /// LocalFileSystem renames into place but does not fsync).
+    local_root: Option<std::path::PathBuf>,
     prefix: String,
     /// Where the objects go, for logs.
     pub location: String,
@@ -92,6 +95,7 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
 impl Tier {
     /// Opens the object store named by `--object-store` (default: DATA_DIR/tier).
     pub fn open(cfg: &TierConfig, data_dir: &Path) -> anyhow::Result<Tier> {
+        let mut local_root = None;
         let (store, prefix, location): (Arc<dyn ObjectStore>, String, String) = match cfg
             .object_store
             .as_deref()
@@ -101,6 +105,7 @@ impl Tier {
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
                 let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)?;
+                local_root = Some(dir.clone());
                 (
                     Arc::new(store),
                     String::new(),
@@ -117,6 +122,7 @@ impl Tier {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
                 let store = object_store::local::LocalFileSystem::new_with_prefix(dir)?;
+                local_root = Some(dir.to_path_buf());
                 (Arc::new(store), String::new(), url.to_string())
             }
             Some(url) if url.starts_with("s3://") => {
@@ -143,6 +149,7 @@ impl Tier {
             .context("creating the tier read cache")?;
         Ok(Tier {
             store,
+            local_root,
             prefix,
             location,
             cfg: cfg.clone(),
@@ -160,6 +167,24 @@ impl Tier {
         } else {
             ObjectPath::from(format!("{}/{rel}", self.prefix))
         }
+    }
+
+    /// On a file store, makes a written object durable (file and directory) before anything
+    /// relies on it; object stores proper are durable once the PUT returns.
+    async fn make_durable(&self, object: &ObjectPath) -> io::Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let path = root.join(object.as_ref());
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&path)?.sync_all()?;
+            match path.parent() {
+                Some(dir) => std::fs::File::open(dir)?.sync_all(),
+                None => Ok(()),
+            }
+        })
+        .await
+        .map_err(io_err)?
     }
 
     fn topic_dir(topic: &str, id: &Uuid) -> String {
@@ -208,11 +233,15 @@ impl Tier {
         m: &Manifest,
     ) -> Result<(), TierError> {
         let json = serde_json::to_vec(m).expect("manifests serialize");
+        let object = self.manifest_object(t, partition);
+        let failed = |e: String| TierError::ManifestWrite(e);
         self.store
-            .put(&self.manifest_object(t, partition), PutPayload::from(json))
+            .put(&object, PutPayload::from(json))
             .await
-            .map(|_| ())
-            .map_err(|e| TierError::ManifestWrite(e.to_string()))
+            .map_err(|e| failed(e.to_string()))?;
+        self.make_durable(&object)
+            .await
+            .map_err(|e| failed(e.to_string()))
     }
 
     /// Reads every tiered partition's manifest (on start, before clients are served).
@@ -439,13 +468,16 @@ impl Tier {
             }
             writer.finish().await.map_err(upload)?;
         }
+        let index_object = self.segment_object(t, partition, &stem, "index");
         self.store
-            .put(
-                &self.segment_object(t, partition, &stem, "index"),
-                PutPayload::from(segment::encode_index(&seg.index)),
-            )
+            .put(&index_object, PutPayload::from(segment::encode_index(&seg.index)))
             .await
             .map_err(upload)?;
+        for object in [&log_object, &index_object] {
+            self.make_durable(object)
+                .await
+                .map_err(|e| TierError::Upload(format!("fsync of {object}: {e}")))?;
+        }
         Ok(())
     }
 
