@@ -96,55 +96,53 @@ impl Tier {
     /// Opens the object store named by `--object-store` (default: DATA_DIR/tier).
     pub fn open(cfg: &TierConfig, data_dir: &Path) -> anyhow::Result<Tier> {
         let mut local_root = None;
-        let (store, prefix, location): (Arc<dyn ObjectStore>, String, String) = match cfg
-            .object_store
-            .as_deref()
-        {
-            None => {
-                let dir = data_dir.join("tier");
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-                let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)?;
-                local_root = Some(dir.clone());
-                (
-                    Arc::new(store),
-                    String::new(),
-                    format!("file://{}", dir.display()),
-                )
-            }
-            Some(url) if url.starts_with("file://") => {
-                let dir = Path::new(&url["file://".len()..]);
-                if !dir.is_absolute() {
-                    bail!(
+        let (store, prefix, location): (Arc<dyn ObjectStore>, String, String) =
+            match cfg.object_store.as_deref() {
+                None => {
+                    let dir = data_dir.join("tier");
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                    let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)?;
+                    local_root = Some(dir.clone());
+                    (
+                        Arc::new(store),
+                        String::new(),
+                        format!("file://{}", dir.display()),
+                    )
+                }
+                Some(url) if url.starts_with("file://") => {
+                    let dir = Path::new(&url["file://".len()..]);
+                    if !dir.is_absolute() {
+                        bail!(
                         "--object-store {url}: a file:// URL needs an absolute path (file:///PATH)"
                     );
+                    }
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                    let store = object_store::local::LocalFileSystem::new_with_prefix(dir)?;
+                    local_root = Some(dir.to_path_buf());
+                    (Arc::new(store), String::new(), url.to_string())
                 }
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-                let store = object_store::local::LocalFileSystem::new_with_prefix(dir)?;
-                local_root = Some(dir.to_path_buf());
-                (Arc::new(store), String::new(), url.to_string())
-            }
-            Some(url) if url.starts_with("s3://") => {
-                let rest = &url["s3://".len()..];
-                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                if bucket.is_empty() {
-                    bail!("--object-store {url}: no bucket");
+                Some(url) if url.starts_with("s3://") => {
+                    let rest = &url["s3://".len()..];
+                    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                    if bucket.is_empty() {
+                        bail!("--object-store {url}: no bucket");
+                    }
+                    let store = object_store::aws::AmazonS3Builder::from_env()
+                        .with_bucket_name(bucket)
+                        .build()
+                        .with_context(|| format!("--object-store {url}"))?;
+                    (
+                        Arc::new(store),
+                        prefix.trim_matches('/').to_string(),
+                        url.to_string(),
+                    )
                 }
-                let store = object_store::aws::AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    .build()
-                    .with_context(|| format!("--object-store {url}"))?;
-                (
-                    Arc::new(store),
-                    prefix.trim_matches('/').to_string(),
-                    url.to_string(),
-                )
-            }
-            Some(other) => {
-                bail!("--object-store {other}: expected s3://BUCKET/PREFIX or file:///PATH")
-            }
-        };
+                Some(other) => {
+                    bail!("--object-store {other}: expected s3://BUCKET/PREFIX or file:///PATH")
+                }
+            };
         let cache = ChunkCache::open(data_dir.join("tier-cache"), cfg.cache_bytes)
             .context("creating the tier read cache")?;
         Ok(Tier {
@@ -378,15 +376,20 @@ impl Tier {
         }
     }
 
+    /// Copies what is new and applies remote retention. Only this task changes manifests (one
+    /// turn per partition at a time), so the cell is locked just to read or publish one, never
+    /// across an upload: remote reads of the partition carry on meanwhile.
     async fn sync_partition(&self, t: &Topic, p: &Partition) -> Result<(), TierError> {
         let cell = self.cell((t.id, p.index));
-        let mut guard = cell.lock().await;
-        if guard.is_none() {
-            let m = self.read_manifest(t, p.index).await?;
-            p.set_remote(m.range());
-            *guard = Some(m);
-        }
-        let m = guard.as_mut().expect("loaded above");
+        let mut m = {
+            let mut guard = cell.lock().await;
+            if guard.is_none() {
+                let m = self.read_manifest(t, p.index).await?;
+                p.set_remote(m.range());
+                *guard = Some(m);
+            }
+            guard.clone().expect("loaded above")
+        };
         let from = m.end().unwrap_or(i64::MIN);
         for seg in p.segments_to_upload(from) {
             if m.end().is_some_and(|end| end != seg.base_offset) {
@@ -394,15 +397,14 @@ impl Tier {
                 break;
             }
             self.upload_segment(t, p.index, &seg).await?;
-            let mut next = m.clone();
-            next.push(RemoteSegment {
+            m.push(RemoteSegment {
                 base_offset: seg.base_offset,
                 next_offset: seg.next_offset,
                 size: seg.size,
                 max_timestamp: seg.max_timestamp,
             });
-            self.write_manifest(t, p.index, &next).await?;
-            *m = next;
+            self.write_manifest(t, p.index, &m).await?;
+            *cell.lock().await = Some(m.clone());
             p.set_remote(m.range());
             self.stats
                 .bytes_uploaded
@@ -410,7 +412,7 @@ impl Tier {
             self.stats.segments_uploaded.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(topic = %t.name, partition = p.index, base = seg.base_offset, bytes = seg.size, "tier: segment copied");
         }
-        self.apply_remote_retention(t, p, m).await
+        self.apply_remote_retention(t, p, &cell, m).await
     }
 
     async fn upload_segment(
@@ -470,7 +472,10 @@ impl Tier {
         }
         let index_object = self.segment_object(t, partition, &stem, "index");
         self.store
-            .put(&index_object, PutPayload::from(segment::encode_index(&seg.index)))
+            .put(
+                &index_object,
+                PutPayload::from(segment::encode_index(&seg.index)),
+            )
             .await
             .map_err(upload)?;
         for object in [&log_object, &index_object] {
@@ -487,12 +492,13 @@ impl Tier {
         &self,
         t: &Topic,
         p: &Partition,
-        m: &mut Manifest,
+        cell: &ManifestCell,
+        m: Manifest,
     ) -> Result<(), TierError> {
         let cfg = p.config();
         let now = crate::log::now_ms();
         let mut total = m.bytes() + p.upload_lag().0;
-        let mut next = m.clone();
+        let mut next = m;
         let mut doomed = Vec::new();
         while let Some(first) = next.segments.first() {
             let by_time = cfg.retention_ms >= 0
@@ -510,8 +516,8 @@ impl Tier {
             return Ok(());
         }
         self.write_manifest(t, p.index, &next).await?;
-        *m = next;
-        p.set_remote(m.range());
+        p.set_remote(next.range());
+        *cell.lock().await = Some(next);
         for seg in &doomed {
             for ext in ["log", "index"] {
                 let object = self.segment_object(t, p.index, &seg.stem(), ext);
