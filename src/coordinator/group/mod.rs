@@ -202,6 +202,30 @@ pub fn subscription_topics(metadata: &Bytes) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The (topic, partition) and offset an Offset record commits.
+fn committed_offset(r: GroupRecord) -> Option<((String, i32), CommittedOffset)> {
+    match r {
+        GroupRecord::Offset {
+            topic,
+            partition,
+            offset,
+            leader_epoch,
+            metadata,
+            commit_ms,
+            ..
+        } => Some((
+            (topic, partition),
+            CommittedOffset {
+                offset,
+                leader_epoch,
+                metadata,
+                commit_ms,
+            },
+        )),
+        _ => None,
+    }
+}
+
 /// One offset to commit.
 pub struct OffsetToCommit {
     pub topic: String,
@@ -258,27 +282,11 @@ impl GroupCoordinator {
         let count = records.len();
         for r in records {
             match r {
-                GroupRecord::Offset {
-                    group,
-                    topic,
-                    partition,
-                    offset,
-                    leader_epoch,
-                    metadata,
-                    commit_ms,
-                } => {
+                GroupRecord::Offset { ref group, .. } => {
                     let g = groups
                         .entry(group.clone())
-                        .or_insert_with(|| classic(&group));
-                    g.offsets.insert(
-                        (topic, partition),
-                        CommittedOffset {
-                            offset,
-                            leader_epoch,
-                            metadata,
-                            commit_ms,
-                        },
-                    );
+                        .or_insert_with(|| classic(group));
+                    g.offsets.extend(committed_offset(r));
                 }
                 GroupRecord::OffsetRemoved {
                     group,
@@ -585,28 +593,8 @@ impl GroupCoordinator {
             }
             match self.store.append(&records) {
                 Ok(end) => {
-                    for r in records {
-                        if let GroupRecord::Offset {
-                            topic,
-                            partition,
-                            offset,
-                            leader_epoch,
-                            metadata,
-                            commit_ms,
-                            ..
-                        } = r
-                        {
-                            g.offsets.insert(
-                                (topic, partition),
-                                CommittedOffset {
-                                    offset,
-                                    leader_epoch,
-                                    metadata,
-                                    commit_ms,
-                                },
-                            );
-                        }
-                    }
+                    g.offsets
+                        .extend(records.into_iter().filter_map(committed_offset));
                     CommitOutcome {
                         errors,
                         durable_end: Some(end),
