@@ -1,11 +1,21 @@
 //! ApiVersions: the list comes from the single table in api/mod.rs.
 
 use super::{Handled, RequestContext, APIS};
+use crate::broker::Broker;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, ResponseKind};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, ResponseKind};
 
-pub fn supported_apis() -> Vec<ApiVersion> {
+pub fn supported_apis(broker: &Broker) -> Vec<ApiVersion> {
+    // Like Kafka, KIP-848 APIs are advertised only while the consumer protocol is enabled.
+    let kip848 = broker.config.groups.consumer_protocol_enabled;
     APIS.iter()
+        .filter(|e| {
+            kip848
+                || !matches!(
+                    e.key,
+                    ApiKey::ConsumerGroupHeartbeat | ApiKey::ConsumerGroupDescribe
+                )
+        })
         .map(|e| {
             ApiVersion::default()
                 .with_api_key(e.key as i16)
@@ -27,14 +37,14 @@ pub fn handle(ctx: &RequestContext, request: ApiVersionsRequest) -> Handled {
     }
     let response = ApiVersionsResponse::default()
         .with_error_code(0)
-        .with_api_keys(supported_apis());
+        .with_api_keys(supported_apis(&ctx.broker));
     Handled::ready(ResponseKind::ApiVersions(response))
 }
 
 /// KIP-511: a version we do not know still gets a v0 response with UNSUPPORTED_VERSION and
 /// our list, so the client can retry with a version we serve.
-pub fn unsupported_version_response() -> ApiVersionsResponse {
+pub fn unsupported_version_response(broker: &Broker) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(kafka_protocol::ResponseError::UnsupportedVersion.code())
-        .with_api_keys(supported_apis())
+        .with_api_keys(supported_apis(broker))
 }

@@ -146,7 +146,7 @@ fn handle_request(
     };
     if api_version < entry.min_version || api_version > entry.max_version {
         if entry.key == ApiKey::ApiVersions {
-            let response = api_versions::unsupported_version_response();
+            let response = api_versions::unsupported_version_response(&info.broker);
             return Ok(Some(Pending {
                 meta: ResponseMeta {
                     correlation_id,
