@@ -1,0 +1,142 @@
+//! CPU-only parts of the produce and fetch paths, so regressions show without a broker:
+//! batch validation (+ the uncompressed record walk) and header patching, offset-index lookup,
+//! and Produce request decode / Fetch response encode.
+//!
+//!   cargo bench --bench hot_path
+
+use bytes::{Bytes, BytesMut};
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{FetchResponse, ProduceRequest, TopicName};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use sluice::log::batch;
+use sluice::log::segment::{self, IndexEntry};
+
+/// One record batch of `count` records with `value_len`-byte values, as a producer sends it.
+fn record_batch(count: usize, value_len: usize, compression: Compression) -> Bytes {
+    let now = 1_700_000_000_000i64;
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: 42,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32,
+            timestamp: now + i as i64,
+            key: Some(Bytes::from(format!("key-{i}"))),
+            value: Some(Bytes::from(vec![b'v'; value_len])),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode batch");
+    buf.freeze()
+}
+
+fn produce_path(c: &mut Criterion) {
+    let mut group = c.benchmark_group("produce_batch");
+    // 256 KiB of 1 KiB records: librdkafka's batch.size in the benchmarks.
+    for (name, compression) in [
+        ("uncompressed", Compression::None),
+        ("lz4", Compression::Lz4),
+    ] {
+        let b = record_batch(250, 1024, compression);
+        group.throughput(Throughput::Bytes(b.len() as u64));
+        group.bench_function(format!("validate_and_patch/{name}"), |bench| {
+            bench.iter(|| {
+                let h = batch::validate(black_box(&b)).expect("valid");
+                let stats = batch::check_records(&b, &h).expect("records");
+                black_box(batch::patched_header(
+                    &b,
+                    1_000_000,
+                    0,
+                    stats.max_timestamp,
+                    false,
+                ))
+            })
+        });
+    }
+    group.finish();
+}
+
+fn index_lookup(c: &mut Criterion) {
+    // A 1 GiB segment indexed every 4 KiB.
+    let index: Vec<IndexEntry> = (0..262_144u32)
+        .map(|i| IndexEntry {
+            rel_offset: i * 4,
+            position: i * 4096,
+            max_ts_before: i as i64,
+        })
+        .collect();
+    let mut offset = 0i64;
+    c.bench_function("index_lookup/262144_entries", |bench| {
+        bench.iter(|| {
+            offset = (offset + 7919) % 1_048_576;
+            black_box(segment::lookup(black_box(&index), 0, offset))
+        })
+    });
+}
+
+fn wire_codec(c: &mut Criterion) {
+    let records = record_batch(250, 1024, Compression::None);
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("bench")))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records.clone()))])]);
+    let mut encoded = BytesMut::new();
+    request.encode(&mut encoded, 9).expect("encode produce");
+    let encoded = encoded.freeze();
+    let mut group = c.benchmark_group("wire");
+    group.throughput(Throughput::Bytes(encoded.len() as u64));
+    group.bench_function("produce_v9_decode/256KiB", |bench| {
+        bench.iter_batched(
+            || encoded.clone(),
+            |mut buf| black_box(ProduceRequest::decode(&mut buf, 9).expect("decode")),
+            BatchSize::SmallInput,
+        )
+    });
+    let response = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+        .with_topic(TopicName(StrBytes::from_static_str("bench")))
+        .with_partitions(
+            (0..3)
+                .map(|p| {
+                    PartitionData::default()
+                        .with_partition_index(p)
+                        .with_high_watermark(1_000_000)
+                        .with_records(Some(records.clone()))
+                })
+                .collect(),
+        )]);
+    group.bench_function("fetch_v12_encode/3x256KiB", |bench| {
+        bench.iter(|| {
+            let size = response.compute_size(12).expect("size");
+            let mut out = BytesMut::with_capacity(size);
+            response.encode(&mut out, 12).expect("encode");
+            black_box(out)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, produce_path, index_lookup, wire_codec);
+criterion_main!(benches);
