@@ -1,0 +1,191 @@
+//! Reads below the local log start: the segment's index, then range reads of 1 MiB chunks
+//! through the on-disk cache, with the next chunk fetched ahead for sequential consumers.
+
+use super::manifest::RemoteSegment;
+use super::{io_err, Tier, CHUNK};
+use crate::broker::Topic;
+use crate::log::batch::{BatchHeader, HEADER_LEN};
+use crate::log::records;
+use crate::log::segment::{self, IndexEntry};
+use bytes::{Bytes, BytesMut};
+use object_store::path::Path as ObjectPath;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl Tier {
+    /// The remote segment holding `offset`, if the tier has it.
+    async fn remote_segment(
+        &self,
+        t: &Topic,
+        partition: i32,
+        offset: i64,
+    ) -> Option<RemoteSegment> {
+        let cell = self.cell((t.id, partition));
+        let guard = cell.lock().await;
+        guard.as_ref()?.find(offset).cloned()
+    }
+
+    async fn index(
+        &self,
+        t: &Topic,
+        partition: i32,
+        seg: &RemoteSegment,
+    ) -> io::Result<Arc<Vec<IndexEntry>>> {
+        let object = self.segment_object(t, partition, &seg.stem(), "index");
+        if let Some(found) = self.indexes.get(object.as_ref()) {
+            return Ok(found.clone());
+        }
+        let bytes = self
+            .store
+            .get(&object)
+            .await
+            .map_err(io_err)?
+            .bytes()
+            .await
+            .map_err(io_err)?;
+        let index = Arc::new(
+            segment::decode_index(&bytes)
+                .ok_or_else(|| io_err(format!("{object}: malformed index")))?,
+        );
+        if self.indexes.len() > 4096 {
+            self.indexes.clear();
+        }
+        self.indexes.insert(object.to_string(), index.clone());
+        Ok(index)
+    }
+
+    async fn chunk(&self, object: &ObjectPath, k: u64, size: u64) -> io::Result<Bytes> {
+        let key = format!("{object}#{k}");
+        if let Some(data) = self.cache.get(&key).await {
+            return Ok(data);
+        }
+        let range = k * CHUNK..((k + 1) * CHUNK).min(size);
+        let data = self.store.get_range(object, range).await.map_err(io_err)?;
+        self.cache.put(&key, &data).await;
+        Ok(data)
+    }
+
+    /// Bytes [from, to) of a remote segment, through the chunk cache.
+    async fn read_range(
+        &self,
+        object: &ObjectPath,
+        size: u64,
+        from: u64,
+        to: u64,
+    ) -> io::Result<Bytes> {
+        if to > size || from >= to {
+            return Err(io_err(format!(
+                "{object}: range {from}..{to} outside the segment ({size} bytes)"
+            )));
+        }
+        let (first, last) = (from / CHUNK, (to - 1) / CHUNK);
+        if first == last {
+            let chunk = self.chunk(object, first, size).await?;
+            return Ok(chunk.slice((from - first * CHUNK) as usize..(to - first * CHUNK) as usize));
+        }
+        let mut out = BytesMut::with_capacity((to - from) as usize);
+        for k in first..=last {
+            let chunk = self.chunk(object, k, size).await?;
+            let start = from.max(k * CHUNK) - k * CHUNK;
+            let end = to.min((k + 1) * CHUNK) - k * CHUNK;
+            out.extend_from_slice(&chunk[start as usize..end as usize]);
+        }
+        Ok(out.freeze())
+    }
+
+    async fn header_at(&self, object: &ObjectPath, size: u64, pos: u64) -> io::Result<BatchHeader> {
+        let head = self
+            .read_range(object, size, pos, pos + HEADER_LEN as u64)
+            .await?;
+        BatchHeader::parse(&head).map_err(|e| io_err(format!("{object} at {pos}: {e:?}")))
+    }
+
+    /// Whole batches from the remote segment holding `offset`, starting with the batch that
+    /// contains it, up to `max_bytes` (at least one batch). None: the tier does not hold it.
+    pub async fn read(
+        self: &Arc<Self>,
+        t: &Topic,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> io::Result<Option<Bytes>> {
+        let started = Instant::now();
+        let Some(seg) = self.remote_segment(t, partition, offset).await else {
+            return Ok(None);
+        };
+        let object = self.segment_object(t, partition, &seg.stem(), "log");
+        let index = self.index(t, partition, &seg).await?;
+        let mut pos = segment::lookup(&index, seg.base_offset, offset);
+        let mut out = BytesMut::new();
+        while pos + (HEADER_LEN as u64) <= seg.size {
+            let h = self.header_at(&object, seg.size, pos).await?;
+            let end = pos + h.total_len as u64;
+            if h.last_offset() < offset {
+                pos = end;
+                continue;
+            }
+            if !out.is_empty() && out.len() + h.total_len > max_bytes {
+                break;
+            }
+            out.extend_from_slice(&self.read_range(&object, seg.size, pos, end).await?);
+            pos = end;
+            if out.len() >= max_bytes {
+                break;
+            }
+        }
+        // Sequential consumers read on from here: fetch the next chunk ahead of them.
+        let next_chunk = pos / CHUNK + 1;
+        if next_chunk * CHUNK < seg.size && !self.cache.contains(&format!("{object}#{next_chunk}"))
+        {
+            let tier = self.clone();
+            let object = object.clone();
+            tokio::spawn(async move {
+                let _ = tier.chunk(&object, next_chunk, seg.size).await;
+            });
+        }
+        self.stats.remote_reads.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .remote_read_bytes
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+        self.stats
+            .remote_read_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        Ok(Some(out.freeze()))
+    }
+
+    /// (timestamp, offset) of the first remote record with timestamp >= `ts`.
+    pub async fn offset_for_timestamp(
+        &self,
+        t: &Topic,
+        partition: i32,
+        ts: i64,
+    ) -> io::Result<Option<(i64, i64)>> {
+        let segments = {
+            let cell = self.cell((t.id, partition));
+            let guard = cell.lock().await;
+            guard
+                .as_ref()
+                .map(|m| m.segments.clone())
+                .unwrap_or_default()
+        };
+        for seg in segments.iter().filter(|s| s.max_timestamp >= ts) {
+            let object = self.segment_object(t, partition, &seg.stem(), "log");
+            let index = self.index(t, partition, seg).await?;
+            let mut pos = segment::lookup_time(&index, ts);
+            while pos + (HEADER_LEN as u64) <= seg.size {
+                let h = self.header_at(&object, seg.size, pos).await?;
+                let end = pos + h.total_len as u64;
+                if h.max_timestamp >= ts {
+                    let batch = self.read_range(&object, seg.size, pos, end).await?;
+                    if let Some(found) = records::first_at_or_after(&batch, ts).ok().flatten() {
+                        return Ok(Some(found));
+                    }
+                }
+                pos = end;
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,318 @@
+//! The copier: every remote.log.manager.task.interval.ms, each tiered partition uploads its
+//! new sealed segments, publishes its manifest and applies remote retention; failures back off.
+
+use super::manifest::{Manifest, RemoteSegment};
+use super::{ManifestCell, Tier, TierError, MAX_BACKOFF, MULTIPART_ABOVE, PART_SIZE};
+use crate::broker::Topic;
+use crate::log::segment;
+use crate::log::{Partition, SealedSegment};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{PutPayload, WriteMultipart};
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+impl Tier {
+    /// The background task: copies sealed segments and applies remote retention every
+    /// remote.log.manager.task.interval.ms, and logs a summary now and then.
+    pub async fn run(self: Arc<Self>, topics: impl Fn() -> Vec<Arc<Topic>> + Send + 'static) {
+        let mut every = tokio::time::interval(Duration::from_millis(self.cfg.task_interval_ms));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_summary = Instant::now();
+        let mut last_uploaded = 0;
+        loop {
+            every.tick().await;
+            let work: Vec<(Arc<Topic>, Arc<Partition>)> = topics()
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(move |p| (t.clone(), p.clone())))
+                .filter(|(_, p)| p.config().remote_storage)
+                .collect();
+            let lag = work.iter().fold((0u64, 0usize), |(b, n), (_, p)| {
+                let (pb, pn) = p.upload_lag();
+                (b + pb, n + pn)
+            });
+            futures::stream::iter(work)
+                .for_each_concurrent(self.cfg.copy_concurrency, |(t, p)| {
+                    let tier = self.clone();
+                    async move { tier.maintain(&t, &p).await }
+                })
+                .await;
+            let uploaded = self.stats.bytes_uploaded.load(Ordering::Relaxed);
+            if last_summary.elapsed() >= Duration::from_secs(60)
+                && (uploaded != last_uploaded || lag.0 > 0)
+            {
+                self.log_summary(lag);
+                last_summary = Instant::now();
+                last_uploaded = uploaded;
+            }
+        }
+    }
+
+    fn log_summary(&self, lag: (u64, usize)) {
+        let s = &self.stats;
+        let reads = s.remote_reads.load(Ordering::Relaxed);
+        let (hits, misses) = (
+            self.cache.hits.load(Ordering::Relaxed),
+            self.cache.misses.load(Ordering::Relaxed),
+        );
+        tracing::info!(
+            bytes_uploaded = s.bytes_uploaded.load(Ordering::Relaxed),
+            segments_uploaded = s.segments_uploaded.load(Ordering::Relaxed),
+            upload_failures = s.upload_failures.load(Ordering::Relaxed),
+            upload_lag_bytes = lag.0,
+            upload_lag_segments = lag.1,
+            remote_segments_deleted = s.segments_deleted.load(Ordering::Relaxed),
+            remote_reads = reads,
+            remote_read_bytes = s.remote_read_bytes.load(Ordering::Relaxed),
+            remote_read_avg_ms = if reads == 0 {
+                0.0
+            } else {
+                s.remote_read_micros.load(Ordering::Relaxed) as f64 / reads as f64 / 1000.0
+            },
+            cache_hit_ratio = if hits + misses == 0 {
+                0.0
+            } else {
+                hits as f64 / (hits + misses) as f64
+            },
+            "tier"
+        );
+    }
+
+    /// One partition's turn, with exponential backoff after failures.
+    async fn maintain(&self, t: &Topic, p: &Partition) {
+        let key = (t.id, p.index);
+        if self.backoff.get(&key).is_some_and(|b| b.1 > Instant::now()) {
+            return;
+        }
+        match self.sync_partition(t, p).await {
+            Ok(()) => {
+                if self.backoff.remove(&key).is_some() {
+                    tracing::info!(topic = %t.name, partition = p.index, "tier: uploads recovered");
+                }
+            }
+            Err(e) => {
+                self.stats.upload_failures.fetch_add(1, Ordering::Relaxed);
+                let failures = self.backoff.get(&key).map_or(0, |b| b.0) + 1;
+                let base = Duration::from_millis(self.cfg.task_interval_ms);
+                let wait = base.saturating_mul(1 << failures.min(16)).min(MAX_BACKOFF);
+                self.backoff.insert(key, (failures, Instant::now() + wait));
+                if failures == 1 || failures.is_multiple_of(10) {
+                    let (lag_bytes, lag_segments) = p.upload_lag();
+                    tracing::warn!(
+                        topic = %t.name,
+                        partition = p.index,
+                        failures,
+                        lag_bytes,
+                        lag_segments,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "tier: {e}; local segments are kept until uploaded"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Copies what is new and applies remote retention. Only this task changes manifests (one
+    /// turn per partition at a time), so the cell is locked just to read or publish one, never
+    /// across an upload: remote reads of the partition carry on meanwhile.
+    async fn sync_partition(&self, t: &Topic, p: &Partition) -> Result<(), TierError> {
+        let cell = self.cell((t.id, p.index));
+        let mut m = {
+            let mut guard = cell.lock().await;
+            if guard.is_none() {
+                let m = self.read_manifest(t, p.index).await?;
+                p.set_remote(m.range());
+                *guard = Some(m);
+            }
+            guard.clone().expect("loaded above")
+        };
+        let from = m.end().unwrap_or(i64::MIN);
+        for seg in p.segments_to_upload(from) {
+            if m.end().is_some_and(|end| end != seg.base_offset) {
+                tracing::error!(topic = %t.name, partition = p.index, expected = m.end(), found = seg.base_offset, "tier: local segments do not continue the manifest; not copying");
+                break;
+            }
+            self.upload_segment(t, p.index, &seg).await?;
+            m.push(RemoteSegment {
+                base_offset: seg.base_offset,
+                next_offset: seg.next_offset,
+                size: seg.size,
+                max_timestamp: seg.max_timestamp,
+            });
+            self.write_manifest(t, p.index, &m).await?;
+            *cell.lock().await = Some(m.clone());
+            p.set_remote(m.range());
+            self.stats
+                .bytes_uploaded
+                .fetch_add(seg.size, Ordering::Relaxed);
+            self.stats.segments_uploaded.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(topic = %t.name, partition = p.index, base = seg.base_offset, bytes = seg.size, "tier: segment copied");
+        }
+        self.apply_remote_retention(t, p, &cell, m).await
+    }
+
+    async fn upload_segment(
+        &self,
+        t: &Topic,
+        partition: i32,
+        seg: &SealedSegment,
+    ) -> Result<(), TierError> {
+        let stem = RemoteSegment {
+            base_offset: seg.base_offset,
+            next_offset: seg.next_offset,
+            size: seg.size,
+            max_timestamp: seg.max_timestamp,
+        }
+        .stem();
+        let log_object = self.segment_object(t, partition, &stem, "log");
+        let upload = |e: object_store::Error| TierError::Upload(e.to_string());
+        let local = |e: io::Error| TierError::LocalRead(format!("{}: {e}", seg.log_path.display()));
+        if seg.size <= MULTIPART_ABOVE {
+            let mut data = tokio::fs::read(&seg.log_path).await.map_err(local)?;
+            if (data.len() as u64) < seg.size {
+                return Err(TierError::LocalRead(format!(
+                    "{} is shorter than the segment",
+                    seg.log_path.display()
+                )));
+            }
+            data.truncate(seg.size as usize);
+            self.store
+                .put(&log_object, PutPayload::from(data))
+                .await
+                .map_err(upload)?;
+        } else {
+            use tokio::io::AsyncReadExt;
+            let mut file = tokio::fs::File::open(&seg.log_path).await.map_err(local)?;
+            let multipart = self
+                .store
+                .put_multipart(&log_object)
+                .await
+                .map_err(upload)?;
+            let mut writer = WriteMultipart::new_with_chunk_size(multipart, PART_SIZE);
+            let mut left = seg.size;
+            let mut buf = vec![0u8; PART_SIZE];
+            while left > 0 {
+                let want = (left as usize).min(PART_SIZE);
+                if let Err(e) = file.read_exact(&mut buf[..want]).await {
+                    writer.abort().await.ok();
+                    return Err(local(e));
+                }
+                if let Err(e) = writer.wait_for_capacity(4).await {
+                    writer.abort().await.ok();
+                    return Err(upload(e));
+                }
+                writer.write(&buf[..want]);
+                left -= want as u64;
+            }
+            writer.finish().await.map_err(upload)?;
+        }
+        let index_object = self.segment_object(t, partition, &stem, "index");
+        self.store
+            .put(
+                &index_object,
+                PutPayload::from(segment::encode_index(&seg.index)),
+            )
+            .await
+            .map_err(upload)?;
+        for object in [&log_object, &index_object] {
+            self.make_durable(object)
+                .await
+                .map_err(|e| TierError::Upload(format!("fsync of {object}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// retention.ms / retention.bytes over everything (remote and not yet copied): the
+    /// oldest remote segments leave the manifest, then their objects are deleted.
+    async fn apply_remote_retention(
+        &self,
+        t: &Topic,
+        p: &Partition,
+        cell: &ManifestCell,
+        m: Manifest,
+    ) -> Result<(), TierError> {
+        let cfg = p.config();
+        let now = crate::log::now_ms();
+        let mut total = m.bytes() + p.upload_lag().0;
+        let mut next = m;
+        let mut doomed = Vec::new();
+        while let Some(first) = next.segments.first() {
+            let by_time = cfg.retention_ms >= 0
+                && first.max_timestamp >= 0
+                && now - first.max_timestamp > cfg.retention_ms;
+            let by_size =
+                cfg.retention_bytes >= 0 && total - first.size >= cfg.retention_bytes as u64;
+            if !(by_time || by_size) {
+                break;
+            }
+            total -= first.size;
+            doomed.push(next.segments.remove(0));
+        }
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        self.write_manifest(t, p.index, &next).await?;
+        p.set_remote(next.range());
+        *cell.lock().await = Some(next);
+        for seg in &doomed {
+            for ext in ["log", "index"] {
+                let object = self.segment_object(t, p.index, &seg.stem(), ext);
+                if let Err(e) = self.store.delete(&object).await {
+                    tracing::warn!(%object, error = %e, "tier: deleting an expired object failed; it stays as garbage");
+                }
+                self.indexes.remove(object.as_ref());
+            }
+        }
+        self.stats
+            .segments_deleted
+            .fetch_add(doomed.len() as u64, Ordering::Relaxed);
+        tracing::info!(topic = %t.name, partition = p.index, segments = doomed.len(), "tier: retention deleted remote segments");
+        Ok(())
+    }
+
+    /// Removes a deleted topic's objects, in the background.
+    pub fn delete_topic(self: &Arc<Self>, name: &str, id: Uuid) {
+        self.manifests.retain(|(topic_id, _), _| *topic_id != id);
+        let prefix = self.object(&Self::topic_dir(name, &id));
+        let tier = self.clone();
+        let name = name.to_string();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            for attempt in 0..10u32 {
+                let listed: Result<Vec<ObjectPath>, _> = tier
+                    .store
+                    .list(Some(&prefix))
+                    .map_ok(|meta| meta.location)
+                    .try_collect()
+                    .await;
+                let result = match listed {
+                    Ok(objects) => {
+                        let mut failed = None;
+                        for object in &objects {
+                            if let Err(e) = tier.store.delete(object).await {
+                                failed = Some(e);
+                            }
+                        }
+                        failed.map_or(Ok(objects.len()), Err)
+                    }
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(n) => {
+                        tracing::info!(topic = %name, objects = n, "tier: deleted the topic's objects");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(topic = %name, attempt, error = %e, "tier: deleting the topic's objects failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1 << attempt.min(6))).await;
+                    }
+                }
+            }
+        });
+    }
+}
