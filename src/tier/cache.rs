@@ -10,6 +10,9 @@ use std::sync::Mutex;
 
 pub struct ChunkCache {
     dir: PathBuf,
+    /// Makes every temporary file name unique: the same chunk may be written twice at once
+    /// (a prefetch and a reader).
+    writes: AtomicU64,
     capacity: u64,
     state: Mutex<State>,
     pub hits: AtomicU64,
@@ -30,6 +33,7 @@ impl ChunkCache {
         std::fs::create_dir_all(&dir)?;
         Ok(ChunkCache {
             dir,
+            writes: AtomicU64::new(0),
             capacity,
             state: Mutex::new(State::default()),
             hits: AtomicU64::new(0),
@@ -76,6 +80,16 @@ impl ChunkCache {
         }
     }
 
+    pub async fn remove(&self, key: &str) {
+        let removed = {
+            let mut st = self.lock();
+            st.entries.remove(key).map(|(size, _)| st.total -= size)
+        };
+        if removed.is_some() {
+            let _ = tokio::fs::remove_file(self.path(key)).await;
+        }
+    }
+
     pub fn contains(&self, key: &str) -> bool {
         self.lock().entries.contains_key(key)
     }
@@ -87,7 +101,8 @@ impl ChunkCache {
             return;
         }
         let path = self.path(key);
-        let tmp = path.with_extension("tmp");
+        let n = self.writes.fetch_add(1, Ordering::Relaxed);
+        let tmp = path.with_extension(format!("{n}.tmp"));
         if tokio::fs::write(&tmp, data).await.is_err()
             || tokio::fs::rename(&tmp, &path).await.is_err()
         {

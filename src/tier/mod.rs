@@ -83,6 +83,8 @@ pub struct Tier {
     manifests: DashMap<PartitionKey, ManifestCell>,
     indexes: DashMap<String, Arc<Vec<IndexEntry>>>,
     cache: ChunkCache,
+    /// Topics deleted while this broker runs: their uploads stop short of the manifest.
+    deleted_topics: DashMap<Uuid, ()>,
     /// Failing partitions: (consecutive failures, next attempt).
     backoff: DashMap<PartitionKey, (u32, Instant)>,
     pub stats: TierStats,
@@ -129,7 +131,22 @@ impl Tier {
                     if bucket.is_empty() {
                         bail!("--object-store {url}: no bucket");
                     }
+                    use object_store::aws::AmazonS3ConfigKey;
+                    use object_store::ClientConfigKey;
+                    // Bounded waits, so a hung store surfaces as an error (and a WARN) within
+                    // about a minute instead of object_store's default of minutes.
+                    let retry = object_store::RetryConfig {
+                        max_retries: 3,
+                        retry_timeout: Duration::from_secs(30),
+                        ..Default::default()
+                    };
                     let store = object_store::aws::AmazonS3Builder::from_env()
+                        .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "30s")
+                        .with_config(
+                            AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                            "5s",
+                        )
+                        .with_retry(retry)
                         .with_bucket_name(bucket)
                         .build()
                         .with_context(|| format!("--object-store {url}"))?;
@@ -154,6 +171,7 @@ impl Tier {
             manifests: DashMap::new(),
             indexes: DashMap::new(),
             cache,
+            deleted_topics: DashMap::new(),
             backoff: DashMap::new(),
             stats: TierStats::default(),
         })
@@ -251,13 +269,21 @@ impl Tier {
             .filter(|(_, p)| p.config().remote_storage)
             .collect();
         let loaded = AtomicU64::new(0);
-        futures::stream::iter(work)
-            .for_each_concurrent(16, |(t, p)| {
+        let pending = work.len();
+        // A hung store must not keep the broker from starting: what cannot be read within the
+        // time limits is read by the tier task later (no local deletion happens before).
+        let all = futures::stream::iter(work).for_each_concurrent(16, |(t, p)| {
                 let loaded = &loaded;
                 async move {
                     let cell = self.cell((t.id, p.index));
                     let mut guard = cell.lock().await;
-                    match self.read_manifest(&t, p.index).await {
+                    let read = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        self.read_manifest(&t, p.index),
+                    )
+                    .await
+                    .unwrap_or_else(|_| Err(TierError::ManifestRead("timed out".into())));
+                    match read {
                         Ok(m) => {
                             p.set_remote(m.range());
                             if !m.segments.is_empty() {
@@ -268,8 +294,16 @@ impl Tier {
                         Err(e) => tracing::warn!(topic = %t.name, partition = p.index, "tier: {e}; will retry"),
                     }
                 }
-            })
-            .await;
+            });
+        if tokio::time::timeout(Duration::from_secs(20), all)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                partitions = pending,
+                "tier: the object store did not answer in time; manifests not read yet are read later"
+            );
+        }
         tracing::info!(
             store = %self.location,
             partitions_with_remote_data = loaded.load(Ordering::Relaxed),

@@ -56,13 +56,25 @@ impl Tier {
         Ok(index)
     }
 
+    /// Chunk `k` of a remote segment of `size` bytes; always exactly the chunk's length.
     async fn chunk(&self, object: &ObjectPath, k: u64, size: u64) -> io::Result<Bytes> {
         let key = format!("{object}#{k}");
-        if let Some(data) = self.cache.get(&key).await {
-            return Ok(data);
-        }
         let range = k * CHUNK..((k + 1) * CHUNK).min(size);
+        let expected = (range.end - range.start) as usize;
+        if let Some(data) = self.cache.get(&key).await {
+            if data.len() == expected {
+                return Ok(data);
+            }
+            // A cache file that is not what we wrote: drop it and read the store.
+            self.cache.remove(&key).await;
+        }
         let data = self.store.get_range(object, range).await.map_err(io_err)?;
+        if data.len() != expected {
+            return Err(io_err(format!(
+                "{object}: chunk {k} has {} bytes, expected {expected}",
+                data.len()
+            )));
+        }
         self.cache.put(&key, &data).await;
         Ok(data)
     }

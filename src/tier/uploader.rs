@@ -136,6 +136,10 @@ impl Tier {
                 break;
             }
             self.upload_segment(t, p.index, &seg).await?;
+            if self.deleted_topics.contains_key(&t.id) {
+                // Deleted meanwhile: no manifest; the deletion sweep removes what was written.
+                return Ok(());
+            }
             m.push(RemoteSegment {
                 base_offset: seg.base_offset,
                 next_offset: seg.next_offset,
@@ -275,6 +279,7 @@ impl Tier {
 
     /// Removes a deleted topic's objects, in the background.
     pub fn delete_topic(self: &Arc<Self>, name: &str, id: Uuid) {
+        self.deleted_topics.insert(id, ());
         self.manifests.retain(|(topic_id, _), _| *topic_id != id);
         let prefix = self.object(&Self::topic_dir(name, &id));
         let tier = self.clone();
@@ -282,8 +287,15 @@ impl Tier {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        // An upload already under way when the topic went may still land: sweep until the
+        // prefix has been seen empty after the copier had time to notice the deletion.
+        let settle = Duration::from_millis(self.cfg.task_interval_ms.saturating_mul(2))
+            .max(Duration::from_secs(1));
         runtime.spawn(async move {
-            for attempt in 0..10u32 {
+            let mut deleted = 0;
+            let mut failures = 0u32;
+            let mut clean_sweeps = 0;
+            while clean_sweeps < 2 && failures < 10 {
                 let listed: Result<Vec<ObjectPath>, _> = tier
                     .store
                     .list(Some(&prefix))
@@ -303,16 +315,18 @@ impl Tier {
                     Err(e) => Err(e),
                 };
                 match result {
-                    Ok(n) => {
-                        tracing::info!(topic = %name, objects = n, "tier: deleted the topic's objects");
-                        return;
-                    }
+                    Ok(0) => clean_sweeps += 1,
+                    Ok(n) => deleted += n,
                     Err(e) => {
-                        tracing::warn!(topic = %name, attempt, error = %e, "tier: deleting the topic's objects failed; retrying");
-                        tokio::time::sleep(Duration::from_secs(1 << attempt.min(6))).await;
+                        failures += 1;
+                        tracing::warn!(topic = %name, attempt = failures, error = %e, "tier: deleting the topic's objects failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1 << failures.min(6))).await;
+                        continue;
                     }
                 }
+                tokio::time::sleep(settle).await;
             }
+            tracing::info!(topic = %name, objects = deleted, "tier: deleted the topic's objects");
         });
     }
 }

@@ -39,6 +39,8 @@ pub struct Broker {
     data_dir: PathBuf,
     log_path: PathBuf,
     extra_args: Vec<String>,
+    /// Extra environment variables for the broker process (e.g. AWS_* for an S3 object store).
+    env: Vec<(String, String)>,
     /// Owns the temp dir (data dir + log) when the broker created it.
     _tmp: Option<tempfile::TempDir>,
 }
@@ -46,6 +48,11 @@ pub struct Broker {
 impl Broker {
     /// Start a broker on a fresh temp data dir with extra CLI args (e.g. `["--set", "a=b"]`).
     pub fn start(extra_args: &[&str]) -> Broker {
+        Broker::start_with_env(extra_args, &[])
+    }
+
+    /// Like `start`, with extra environment variables for the broker process.
+    pub fn start_with_env(extra_args: &[&str], env: &[(String, String)]) -> Broker {
         let tmp = tempfile::Builder::new()
             .prefix("sluice-test-")
             .tempdir()
@@ -59,6 +66,7 @@ impl Broker {
             data_dir,
             log_path,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            env: env.to_vec(),
             _tmp: Some(tmp),
         };
         b.spawn();
@@ -78,6 +86,7 @@ impl Broker {
             data_dir: data_dir.to_path_buf(),
             log_path,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
             _tmp: None,
         };
         b.spawn();
@@ -108,7 +117,8 @@ impl Broker {
             .arg(&self.data_dir)
             .arg("--node-id")
             .arg("1")
-            .args(&self.extra_args);
+            .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         if !self.extra_args.iter().any(|a| a == "--log-level") {
             let level = std::env::var("SLUICE_TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into());
             cmd.arg("--log-level").arg(level);
@@ -557,6 +567,7 @@ pub async fn assert_broker_serves_clients(broker: &mut Broker) {
 // ---------------------------------------------------------------------------------------------
 
 pub mod groups;
+pub mod objstore;
 
 pub mod wire {
     use super::*;
