@@ -15,6 +15,7 @@ use kafka_protocol::records::{
 };
 use sluice::log::batch;
 use sluice::log::segment::{self, IndexEntry};
+use sluice::server::chunked::ChunkedBuf;
 
 /// One record batch of `count` records with `value_len`-byte values, as a producer sends it.
 fn record_batch(count: usize, value_len: usize, compression: Compression) -> Bytes {
@@ -133,6 +134,15 @@ fn wire_codec(c: &mut Criterion) {
             let mut out = BytesMut::with_capacity(size);
             response.encode(&mut out, 12).expect("encode");
             black_box(out)
+        })
+    });
+    // What the broker does: record batches go out by reference, only the framing is written.
+    let batches = vec![records.clone(); 3];
+    group.bench_function("fetch_v12_encode_by_reference/3x256KiB", |bench| {
+        bench.iter(|| {
+            let mut out = ChunkedBuf::new(1024, batches.clone());
+            response.encode(&mut out, 12).expect("encode");
+            black_box(out.into_chunks())
         })
     });
     group.finish();

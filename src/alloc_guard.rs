@@ -68,3 +68,17 @@ unsafe impl GlobalAlloc for AllocGuard {
         new
     }
 }
+
+/// Keeps freed I/O buffers (fetch reads, request frames: up to megabytes each) in the heap
+/// instead of returning them to the kernel after every request. glibc's defaults unmap or trim
+/// them, and the next request faults fresh zeroed pages in again; on VMs whose memory is backed
+/// lazily by the host that first touch costs more than the copy itself. Memory stays bounded
+/// by the peak of buffers in flight.
+pub fn retain_freed_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called once before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}

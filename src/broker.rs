@@ -76,7 +76,7 @@ impl Broker {
             .and_then(|d| d.sync_all())
             .with_context(|| format!("syncing {}", config.data_dir.display()))?;
         let metadata = MetadataStore::open(&config.data_dir)?;
-        let flusher = Flusher::start();
+        let flusher = Flusher::with_page_cache_budget(config.page_cache_max_bytes);
         let groups = GroupCoordinator::open(
             config.groups.clone(),
             config

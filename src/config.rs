@@ -83,6 +83,9 @@ pub struct BrokerConfig {
     /// Upper bound on the bytes one Fetch response carries.
     pub fetch_max_bytes: usize,
     pub producer_id_expiration_ms: i64,
+    /// log.page.cache.max.bytes (sluice): recently written log bytes left in the OS page
+    /// cache across all partitions; older ones are dropped once fsynced. -1: the kernel decides.
+    pub page_cache_max_bytes: i64,
     pub connections_max_idle_ms: u64,
     /// Topic defaults (Kafka's log.* broker settings), as topic-level names.
     pub topic_defaults: BTreeMap<String, String>,
@@ -129,6 +132,7 @@ const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("log.retention.check.interval.ms", "300000"),
     ("fetch.max.bytes", "57671680"),
     ("producer.id.expiration.ms", "86400000"),
+    ("log.page.cache.max.bytes", "1073741824"),
     ("connections.max.idle.ms", "600000"),
     ("group.initial.rebalance.delay.ms", "3000"),
     ("group.min.session.timeout.ms", "6000"),
@@ -394,6 +398,7 @@ impl BrokerConfig {
             retention_check_interval_ms: 300_000,
             fetch_max_bytes: 57_671_680,
             producer_id_expiration_ms: 86_400_000,
+            page_cache_max_bytes: 1 << 30,
             connections_max_idle_ms: 600_000,
             topic_defaults: BTreeMap::new(),
             groups: GroupConfig::default(),
@@ -437,6 +442,9 @@ impl BrokerConfig {
             }
             "producer.id.expiration.ms" => {
                 self.producer_id_expiration_ms = parse_range(name, value, 1, i64::MAX)?
+            }
+            "log.page.cache.max.bytes" => {
+                self.page_cache_max_bytes = parse_range(name, value, -1, i64::MAX)?
             }
             "connections.max.idle.ms" => {
                 self.connections_max_idle_ms = parse_range(name, value, 1, i64::MAX)? as u64

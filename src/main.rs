@@ -45,6 +45,7 @@ fn main() {
         }
     };
     init_tracing(&config.log_level);
+    sluice::alloc_guard::retain_freed_buffers();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sluice")

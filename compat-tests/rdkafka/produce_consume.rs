@@ -100,7 +100,11 @@ async fn produce_all(producer: &FutureProducer, topic: &str, recs: &[Rec]) -> Ve
 }
 
 async fn roundtrip_codec(codec: &str) {
-    let broker = Broker::start(&[]);
+    roundtrip_codec_on(codec, &[]).await;
+}
+
+async fn roundtrip_codec_on(codec: &str, broker_args: &[&str]) {
+    let broker = Broker::start(broker_args);
     let bs = broker.bootstrap();
     let topic = format!("roundtrip-{codec}");
     common::create_topic(&bs, &topic, PARTITIONS, &[]).await;
@@ -190,6 +194,13 @@ async fn roundtrip_codec(codec: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn roundtrip_100k_uncompressed() {
     roundtrip_codec("none").await;
+}
+
+/// With a 256 KiB page-cache budget nearly every read is a cold one, served from disk and
+/// dropped from the cache behind it.
+#[tokio::test(flavor = "multi_thread")]
+async fn roundtrip_100k_beyond_the_page_cache_budget() {
+    roundtrip_codec_on("none", &["--set", "log.page.cache.max.bytes=262144"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -37,6 +37,7 @@ fn config_type(name: &str, value: &str) -> i8 {
         | "message.timestamp.before.max.ms"
         | "retention.check.interval.ms"
         | "producer.id.expiration.ms"
+        | "page.cache.max.bytes"
         | "connections.max.idle.ms"
         | "offsets.retention.check.interval.ms" => LONG,
         _ if value == "true" || value == "false" => BOOLEAN,

@@ -1,21 +1,43 @@
 //! Group commit: one flusher thread fsyncs partitions that have unflushed appends and then
 //! publishes their new durable offset. Appends arriving during an fsync ride on the next one.
+//!
+//! The flusher also bounds the log's footprint in the OS page cache: it remembers the byte
+//! ranges it made durable, oldest first, and once they add up to more than the budget it drops
+//! the oldest from the cache. Writes then land in recycled pages instead of fresh ones, which
+//! is what keeps produce fast where first-touching memory is slow (VMs whose memory the host
+//! backs lazily and reclaims), and memory use predictable (containers). Tail readers within
+//! the budget are still served from the cache.
 
 use super::partition::Partition;
+use std::collections::VecDeque;
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 #[derive(Clone)]
 pub struct Flusher {
     tx: Sender<Arc<Partition>>,
 }
 
+/// Bytes `from..to` of the segment starting at offset `segment` became durable.
+pub struct FlushedRange {
+    pub segment: i64,
+    pub from: u64,
+    pub to: u64,
+}
+
 impl Flusher {
+    /// A flusher that leaves the page cache to the kernel.
     pub fn start() -> Flusher {
+        Self::with_page_cache_budget(-1)
+    }
+
+    /// `budget`: bytes of recently fsynced log left in the page cache; -1 for no limit.
+    pub fn with_page_cache_budget(budget: i64) -> Flusher {
         let (tx, rx) = channel::<Arc<Partition>>();
+        let budget = u64::try_from(budget).ok().map(PageCacheBudget::new);
         std::thread::Builder::new()
             .name("sluice-flusher".into())
-            .spawn(move || run(rx))
+            .spawn(move || run(rx, budget))
             .expect("spawn flusher thread");
         Flusher { tx }
     }
@@ -27,7 +49,7 @@ impl Flusher {
     }
 }
 
-fn run(rx: Receiver<Arc<Partition>>) {
+fn run(rx: Receiver<Arc<Partition>>, mut budget: Option<PageCacheBudget>) {
     let mut pending: Vec<Arc<Partition>> = Vec::new();
     while let Ok(first) = rx.recv() {
         pending.push(first);
@@ -38,8 +60,56 @@ fn run(rx: Receiver<Arc<Partition>>) {
             // A bug in one partition must not stop group commit for all the others.
             let flushed =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| partition.flush_now()));
-            if flushed.is_err() {
-                tracing::error!(topic = %partition.topic, partition = partition.index, "flush panicked");
+            match (flushed, budget.as_mut()) {
+                (Ok(ranges), Some(budget)) => budget.add(&partition, ranges),
+                (Ok(_), None) => {}
+                (Err(_), _) => {
+                    tracing::error!(topic = %partition.topic, partition = partition.index, "flush panicked")
+                }
+            }
+        }
+    }
+}
+
+struct PageCacheBudget {
+    limit: u64,
+    cached: u64,
+    ranges: VecDeque<(Weak<Partition>, FlushedRange)>,
+}
+
+impl PageCacheBudget {
+    fn new(limit: u64) -> PageCacheBudget {
+        PageCacheBudget {
+            limit,
+            cached: 0,
+            ranges: VecDeque::new(),
+        }
+    }
+
+    fn add(&mut self, partition: &Arc<Partition>, ranges: Vec<FlushedRange>) {
+        for range in ranges {
+            self.cached += range.to - range.from;
+            self.ranges.push_back((Arc::downgrade(partition), range));
+        }
+        while self.cached > self.limit {
+            let Some((partition, oldest)) = self.ranges.front_mut() else {
+                break;
+            };
+            // Drop only as much of the oldest range as the budget needs.
+            let excess = self.cached - self.limit;
+            let cut = FlushedRange {
+                segment: oldest.segment,
+                from: oldest.from,
+                to: oldest.to.min(oldest.from + excess),
+            };
+            self.cached -= cut.to - cut.from;
+            // A deleted partition's pages went with its files.
+            if let Some(partition) = partition.upgrade() {
+                partition.drop_cached(&cut);
+            }
+            oldest.from = cut.to;
+            if oldest.from == oldest.to {
+                self.ranges.pop_front();
             }
         }
     }

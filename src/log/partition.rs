@@ -2,10 +2,10 @@
 //! producer state. Appends run under the partition's own lock; fsync happens on the flusher.
 
 use super::batch::{self, BatchError, BatchHeader, HEADER_LEN};
-use super::flush::Flusher;
+use super::flush::{FlushedRange, Flusher};
 use super::producer_state::{ProducerStates, SequenceCheck, SequenceError};
 use super::records;
-use super::segment::{file_name, read_exact, Segment};
+use super::segment::{drop_cached, file_name, read_exact, Segment, PAGE_SIZE};
 use super::{now_ms, LogConfig};
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -95,6 +95,8 @@ struct State {
     config: LogConfig,
     /// Files written since the last fsync.
     unflushed: Vec<Arc<File>>,
+    /// (segment base, position) up to which durable bytes were reported to the flusher.
+    flushed_mark: (i64, u64),
     dir_dirty: bool,
     flush_queued: bool,
     deleted: bool,
@@ -132,6 +134,31 @@ impl State {
             _ => local,
         };
     }
+    /// Byte ranges made durable since the last call, now that the segment at `flushed_base`
+    /// is fsynced up to `flushed_size` (and every older one whole).
+    fn newly_flushed(&mut self, flushed_base: i64, flushed_size: u64) -> Vec<FlushedRange> {
+        let (mark_base, mark_position) = self.flushed_mark;
+        if flushed_base < mark_base {
+            return Vec::new();
+        }
+        let ranges = self
+            .segments
+            .range(mark_base..=flushed_base)
+            .map(|(&base, seg)| FlushedRange {
+                segment: base,
+                from: if base == mark_base { mark_position } else { 0 },
+                to: if base == flushed_base {
+                    flushed_size.min(seg.size)
+                } else {
+                    seg.size
+                },
+            })
+            .filter(|r| r.to > r.from)
+            .collect();
+        self.flushed_mark = (flushed_base, flushed_size);
+        ranges
+    }
+
     /// Byte limit readable in `seg` (everything below the high watermark).
     fn readable_limit(&self, seg: &Segment) -> u64 {
         use std::cmp::Ordering::*;
@@ -267,6 +294,7 @@ impl Partition {
                 producers,
                 config,
                 unflushed: Vec::new(),
+                flushed_mark: (hw_segment, hw_position),
                 dir_dirty: false,
                 flush_queued: false,
                 deleted: false,
@@ -434,13 +462,14 @@ impl Partition {
     }
 
     /// Called on the flusher thread: fsync what was written, then publish the durable offset.
-    pub fn flush_now(&self) {
+    /// Returns the byte ranges that became durable.
+    pub fn flush_now(&self) -> Vec<FlushedRange> {
         let _serial = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
         let (files, dir_dirty, log_end, active_base, active_size) = {
             let mut st = self.lock();
             st.flush_queued = false;
             if st.failed || st.deleted {
-                return;
+                return Vec::new();
             }
             let a = st.active();
             let (end, base, size) = (a.next_offset, a.base_offset, a.size);
@@ -457,16 +486,17 @@ impl Partition {
                 // A failed fsync may have dropped dirty pages; retrying could "succeed" over lost
                 // data, so never acknowledge anything written since (Kafka: log dir offline).
                 self.fail(&mut self.lock(), "fsync", &e);
-                return;
+                return Vec::new();
             }
         }
         if dir_dirty {
             if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
                 self.fail(&mut self.lock(), "directory fsync", &e);
-                return;
+                return Vec::new();
             }
         }
         let mut st = self.lock();
+        let flushed = st.newly_flushed(active_base, active_size);
         if log_end > st.high_watermark {
             st.high_watermark = log_end;
             st.hw_segment = active_base;
@@ -474,13 +504,28 @@ impl Partition {
             drop(st);
             self.durability.send_modify(|d| d.offset = log_end);
         }
+        flushed
+    }
+
+    /// Drops a durable range from the page cache (the flusher's budget is exceeded); later
+    /// reads below it are treated as cold.
+    pub fn drop_cached(&self, range: &FlushedRange) {
+        let file = {
+            let mut st = self.lock();
+            let Some(seg) = st.segments.get_mut(&range.segment) else {
+                return;
+            };
+            seg.cache_dropped_to = seg.cache_dropped_to.max(range.to / PAGE_SIZE * PAGE_SIZE);
+            seg.file.clone()
+        };
+        drop_cached(&file, range.from / PAGE_SIZE * PAGE_SIZE, range.to);
     }
 
     /// Reads whole batches starting with the one holding `offset`, up to `max_bytes` (but at
     /// least one batch when `min_one`), never past the high watermark. Offsets between the
     /// high watermark and the log end read as empty, as in Kafka.
     pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> io::Result<ReadOutcome> {
-        let (file, mut position, limit) = {
+        let (file, mut position, limit, cold_below) = {
             let st = self.lock();
             if offset < st.log_start || offset > st.log_end() {
                 return Ok(ReadOutcome::OutOfRange);
@@ -500,7 +545,12 @@ impl Partition {
             let Some(seg) = seg else {
                 return Ok(ReadOutcome::Records(Bytes::new()));
             };
-            (seg.file.clone(), seg.lookup(offset), st.readable_limit(seg))
+            (
+                seg.file.clone(),
+                seg.lookup(offset),
+                st.readable_limit(seg),
+                seg.cache_dropped_to,
+            )
         };
         // Find the first batch whose last offset reaches `offset`.
         let start = loop {
@@ -544,6 +594,15 @@ impl Partition {
             data = read_exact(&file, start, h.total_len.min(available))?;
         } else {
             data.truncate(whole);
+        }
+        if start < cold_below {
+            // A catch-up read of bytes the page-cache budget let go: do not refill the cache.
+            let end = (start + data.len() as u64).min(cold_below);
+            drop_cached(
+                &file,
+                start / PAGE_SIZE * PAGE_SIZE,
+                end / PAGE_SIZE * PAGE_SIZE,
+            );
         }
         Ok(ReadOutcome::Records(data))
     }
@@ -812,7 +871,7 @@ impl Partition {
 
     /// Makes everything written durable (graceful shutdown).
     pub fn close(&self) {
-        self.flush_now();
+        let _ = self.flush_now();
     }
 
     /// Stops appends and removes the partition's files.
@@ -925,6 +984,88 @@ mod tests {
             panic!()
         };
         assert_eq!(BatchHeader::parse(&d).unwrap().base_offset, start);
+    }
+
+    /// Pages of `path` in [from, to) that are in the page cache.
+    fn resident_pages(path: &Path, from: u64, to: u64) -> usize {
+        let file = File::open(path).unwrap();
+        let len = file.metadata().unwrap().len() as usize;
+        // SAFETY: a read-only private mapping of a file nobody truncates during the test.
+        unsafe {
+            let map = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                0,
+            );
+            assert_ne!(map, libc::MAP_FAILED);
+            let pages = len.div_ceil(PAGE_SIZE as usize);
+            let mut vec = vec![0u8; pages];
+            assert_eq!(libc::mincore(map, len, vec.as_mut_ptr()), 0);
+            libc::munmap(map, len);
+            let (a, b) = ((from / PAGE_SIZE) as usize, (to / PAGE_SIZE) as usize);
+            vec[a..b.min(pages)].iter().filter(|v| *v & 1 == 1).count()
+        }
+    }
+
+    #[test]
+    fn fsynced_bytes_beyond_the_budget_leave_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = 64 * 1024;
+        let c = LogConfig {
+            segment_bytes: 8 << 20,
+            ..config()
+        };
+        let flusher = Flusher::with_page_cache_budget(budget as i64);
+        let p = Partition::open("t", 0, dir.path().join("t-0"), c, flusher).unwrap();
+        let mut next = 0;
+        for _ in 0..2000 {
+            next = p.append(&make_batch(60, 1000, None)).unwrap().last_offset + 1;
+        }
+        wait_hw(&p, next);
+        // The flusher drops after publishing the high watermark; give it a moment.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let (path, size, dropped_to) = {
+            let st = p.lock();
+            let a = st.active();
+            (a.log_path.clone(), a.size, a.cache_dropped_to)
+        };
+        assert!(size > 1_000_000);
+        assert_eq!(dropped_to % PAGE_SIZE, 0);
+        // What stays is at most the budget plus the last flush cycle's bytes.
+        assert!(dropped_to >= size / 2 && dropped_to <= size - budget);
+        assert_eq!(resident_pages(&path, 0, dropped_to), 0, "old pages dropped");
+        assert!(
+            resident_pages(&path, dropped_to, size) > 0,
+            "the newest bytes stay cached"
+        );
+        // A catch-up read is served from disk and does not refill the cache behind it.
+        let ReadOutcome::Records(data) = p.read(0, 200_000, true).unwrap() else {
+            panic!()
+        };
+        let batches: Vec<_> = batch::headers(&data).collect();
+        assert_eq!(batches[0].1.base_offset, 0);
+        assert!(batches.len() > 300);
+        assert!(resident_pages(&path, 0, 196 * 1024) <= 1);
+    }
+
+    #[test]
+    fn without_a_budget_the_page_cache_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = LogConfig {
+            segment_bytes: 8 << 20,
+            ..config()
+        };
+        let p = Partition::open("t", 0, dir.path().join("t-0"), c, Flusher::start()).unwrap();
+        let mut next = 0;
+        for _ in 0..500 {
+            next = p.append(&make_batch(60, 1000, None)).unwrap().last_offset + 1;
+        }
+        wait_hw(&p, next);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(p.lock().active().cache_dropped_to, 0);
     }
 
     #[test]

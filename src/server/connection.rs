@@ -1,6 +1,7 @@
 //! One task per connection. The reader decodes each request and runs its handler's
 //! synchronous part in arrival order; a writer task sends the responses strictly in that order.
 
+use super::chunked::ChunkedBuf;
 use super::frame::{read_frame, FrameError};
 use crate::api::{self, api_versions, Handled, Listener, RequestContext};
 use crate::broker::Broker;
@@ -205,15 +206,29 @@ fn handle_request(
     }))
 }
 
-fn encode_response(p: &ResponseMeta, response: &ResponseKind) -> anyhow::Result<BytesMut> {
+/// Encodes the size-prefixed response. A Fetch response's record batches go by reference,
+/// not copied: they are most of its bytes.
+fn encode_response(p: &ResponseMeta, response: &ResponseKind) -> anyhow::Result<Vec<Bytes>> {
     let header_version = p.api_key.response_header_version(p.api_version);
     let header = ResponseHeader::default().with_correlation_id(p.correlation_id);
     let size = header.compute_size(header_version)? + response_size(response, p.api_version)?;
+    if let ResponseKind::Fetch(fetch) = response {
+        let records = fetch
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter().filter_map(|p| p.records.clone()))
+            .collect();
+        let mut buf = ChunkedBuf::new((4 + size).min(64 * 1024), records);
+        buf.put_i32(size as i32);
+        header.encode(&mut buf, header_version)?;
+        fetch.encode(&mut buf, p.api_version)?;
+        return Ok(buf.into_chunks());
+    }
     let mut buf = BytesMut::with_capacity(4 + size);
     buf.put_i32(size as i32);
     header.encode(&mut buf, header_version)?;
     response.encode(&mut buf, p.api_version)?;
-    Ok(buf)
+    Ok(vec![buf.freeze()])
 }
 
 fn response_size(response: &ResponseKind, version: i16) -> anyhow::Result<usize> {
@@ -284,15 +299,17 @@ async fn write_responses(
             }
         };
         let meta = pending.meta;
-        let buf = match encode_response(&meta, &response) {
-            Ok(buf) => buf,
+        let chunks = match encode_response(&meta, &response) {
+            Ok(chunks) => chunks,
             Err(e) => {
                 tracing::error!(%peer, api = ?meta.api_key, version = meta.api_version, error = %e, "failed to encode response; closing connection");
                 break;
             }
         };
-        if out.write_all(&buf).await.is_err() {
-            return;
+        for chunk in chunks {
+            if out.write_all(&chunk).await.is_err() {
+                return;
+            }
         }
         written.send_modify(|n| *n += 1);
     }

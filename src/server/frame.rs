@@ -44,12 +44,18 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     if len <= 0 || len as usize > max_len {
         return Err(FrameError::BadLength(len));
     }
-    let mut buf = BytesMut::zeroed(len as usize);
-    match reader.read_exact(&mut buf).await {
-        Ok(_) => Ok(Some(buf.freeze())),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(FrameError::Truncated),
-        Err(e) => Err(FrameError::Io(e)),
+    // Filled straight from the socket, without zeroing it first.
+    let len = len as usize;
+    let mut buf = BytesMut::with_capacity(len);
+    while buf.len() < len {
+        let rest = (len - buf.len()) as u64;
+        match (&mut *reader).take(rest).read_buf(&mut buf).await {
+            Ok(0) => return Err(FrameError::Truncated),
+            Ok(_) => {}
+            Err(e) => return Err(FrameError::Io(e)),
+        }
     }
+    Ok(Some(buf.freeze()))
 }
 
 #[cfg(test)]

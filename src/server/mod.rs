@@ -1,5 +1,6 @@
 //! Network front end: listeners, per-connection tasks, framing.
 
+pub mod chunked;
 pub mod connection;
 pub mod frame;
 pub mod listener;
