@@ -289,6 +289,8 @@ pub struct MemberState {
     /// the rebalances that the closes themselves cause may then fail with
     /// REBALANCE_IN_PROGRESS / ILLEGAL_GENERATION, exactly as they would against Kafka.
     teardown: AtomicBool,
+    /// Set once this member's own close commit is done (see `commit_processed`).
+    closing: AtomicBool,
     teardown_errors: Mutex<Vec<String>>,
     /// Asks the member thread to commit what it processed now (answered via `final_commit_done`).
     final_commit_wanted: AtomicBool,
@@ -388,6 +390,13 @@ fn commit_processed(
             st.commits_ok.fetch_add(1, Ordering::SeqCst);
             st.event(format!("{why}: committed {:?}", commit_desc(&tpl)));
         }
+        // Closing: the "close" commit already stored these positions; the revoke commit that
+        // librdkafka's close runs after it can race its own LeaveGroup, and a member that has
+        // left gets UNKNOWN_MEMBER_ID (from Kafka too).
+        Err(e) if st.closing.load(Ordering::SeqCst) => st.event(format!(
+            "{why}: sync commit of {:?} after the close commit failed: {e}",
+            commit_desc(&tpl)
+        )),
         Err(e) => st.error(format!(
             "{why}: sync commit of {:?} failed: {e}",
             commit_desc(&tpl)
@@ -537,6 +546,7 @@ impl Member {
                 // Close: commit everything processed, then close (the close's revoke commits
                 // again whatever is still assigned, which is the same positions).
                 commit_processed(&consumer, &st, None, "close");
+                st.closing.store(true, Ordering::SeqCst);
                 drop(consumer);
                 st.event("closed".into());
                 let _ = tx.send(());
