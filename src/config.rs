@@ -107,6 +107,8 @@ pub struct TierConfig {
     pub task_interval_ms: u64,
     /// remote.log.manager.copier.thread.pool.size: partitions copied at once.
     pub copy_concurrency: usize,
+    /// remote.log.manager.copy.max.bytes.per.second: all copies together (i64::MAX: unpaced).
+    pub copy_max_bytes_per_second: u64,
     /// remote.fetch.cache.size.bytes (sluice): on-disk cache of fetched remote chunks.
     pub cache_bytes: u64,
 }
@@ -118,6 +120,7 @@ impl Default for TierConfig {
             enabled: true,
             task_interval_ms: 30_000,
             copy_concurrency: 10,
+            copy_max_bytes_per_second: i64::MAX as u64,
             cache_bytes: 1 << 30,
         }
     }
@@ -150,6 +153,10 @@ const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("remote.log.storage.system.enable", "true"),
     ("remote.log.manager.task.interval.ms", "30000"),
     ("remote.log.manager.copier.thread.pool.size", "10"),
+    (
+        "remote.log.manager.copy.max.bytes.per.second",
+        "9223372036854775807",
+    ),
     ("remote.fetch.cache.size.bytes", "1073741824"),
 ];
 
@@ -535,6 +542,9 @@ impl BrokerConfig {
             }
             "remote.log.manager.copier.thread.pool.size" => {
                 self.tier.copy_concurrency = parse_range(name, value, 1, 1024)? as usize
+            }
+            "remote.log.manager.copy.max.bytes.per.second" => {
+                self.tier.copy_max_bytes_per_second = parse_range(name, value, 1, i64::MAX)? as u64
             }
             "remote.fetch.cache.size.bytes" => {
                 self.tier.cache_bytes = parse_range(name, value, 0, i64::MAX)? as u64

@@ -389,6 +389,55 @@ fn assert_manifest_consistent(
     }
 }
 
+/// On a file store on the data dir's filesystem, a segment still held locally and in the tier
+/// is one file under two names (the uploader links instead of copying).
+fn assert_file_objects_are_links(
+    store: &TierStore,
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    m: &Manifest,
+) {
+    use std::os::unix::fs::MetadataExt;
+    let Backend::File {
+        root: Some(root), ..
+    } = &store.backend
+    else {
+        return;
+    };
+    let local_dir = broker
+        .data_dir()
+        .join("topics")
+        .join(format!("{topic}-{partition}"));
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+    if dev(root) != dev(&local_dir) {
+        eprintln!("[file] tier and data dir on different filesystems: segments are copied");
+        return;
+    }
+    let topic_dir = root.join(topic_dirs(store, topic).into_iter().next().unwrap());
+    let mut both = 0;
+    for seg in &m.segments {
+        let local = local_dir.join(format!("{:020}.log", seg.base_offset));
+        let Ok(local_meta) = std::fs::metadata(&local) else {
+            continue;
+        };
+        let object = topic_dir.join(format!("{partition}/{}.log", stem(seg)));
+        let object_meta = std::fs::metadata(&object).unwrap();
+        assert_eq!(
+            (object_meta.dev(), object_meta.ino()),
+            (local_meta.dev(), local_meta.ino()),
+            "{topic}/{partition}: {} is a link to {}",
+            object.display(),
+            local.display()
+        );
+        both += 1;
+    }
+    assert!(
+        both > 0,
+        "{topic}/{partition}: local.retention.bytes keeps some tiered segments local"
+    );
+}
+
 /// Base offsets of the partition's local segments (`*.log` in DATA_DIR/topics/T-P), sorted.
 fn local_segments(broker: &Broker, topic: &str, partition: i32) -> Vec<i64> {
     let dir = broker
@@ -721,6 +770,7 @@ async fn big_round_trip(mut store: TierStore) {
             locals[0] > 0,
             "{topic}/{p}: the first local segment is gone"
         );
+        assert_file_objects_are_links(&store, &broker, topic, p, &m);
         manifests.insert(p, m);
     }
 

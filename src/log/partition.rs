@@ -62,6 +62,9 @@ pub struct SealedSegment {
     pub max_timestamp: i64,
     pub log_path: PathBuf,
     pub index: Vec<super::segment::IndexEntry>,
+    /// Bytes below this were dropped from the page cache (log.page.cache.max.bytes): a reader
+    /// should not pull them back in.
+    pub cold_below: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -790,6 +793,7 @@ impl Partition {
                 max_timestamp: s.max_timestamp,
                 log_path: s.log_path.clone(),
                 index: s.index.clone(),
+                cold_below: s.cache_dropped_to,
             })
             .collect()
     }

@@ -87,7 +87,41 @@ pub struct Tier {
     deleted_topics: DashMap<Uuid, ()>,
     /// Failing partitions: (consecutive failures, next attempt).
     backoff: DashMap<PartitionKey, (u32, Instant)>,
+    copy_pacer: CopyPacer,
     pub stats: TierStats,
+}
+
+/// remote.log.manager.copy.max.bytes.per.second: copies of all partitions together are paced
+/// to this rate, so a burst of sealed segments does not take the disk (or the uplink) from
+/// producers and consumers.
+struct CopyPacer {
+    bytes_per_second: u64,
+    /// When the bytes admitted so far will have had their time.
+    next_free: std::sync::Mutex<Instant>,
+}
+
+impl CopyPacer {
+    fn new(bytes_per_second: u64) -> CopyPacer {
+        CopyPacer {
+            bytes_per_second,
+            next_free: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Waits until `bytes` more may be copied.
+    async fn admit(&self, bytes: u64) {
+        if self.bytes_per_second >= i64::MAX as u64 {
+            return;
+        }
+        let start = {
+            let mut next_free = self.next_free.lock().unwrap_or_else(|e| e.into_inner());
+            let start = (*next_free).max(Instant::now());
+            *next_free =
+                start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_second as f64);
+            start
+        };
+        tokio::time::sleep_until(start.into()).await;
+    }
 }
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
@@ -173,6 +207,7 @@ impl Tier {
             cache,
             deleted_topics: DashMap::new(),
             backoff: DashMap::new(),
+            copy_pacer: CopyPacer::new(cfg.copy_max_bytes_per_second),
             stats: TierStats::default(),
         })
     }
@@ -309,5 +344,33 @@ impl Tier {
             partitions_with_remote_data = loaded.load(Ordering::Relaxed),
             "tier ready"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CopyPacer;
+    use std::time::{Duration, Instant};
+
+    #[tokio::test]
+    async fn copies_are_paced_to_the_rate() {
+        // 1 MB/s: four 100 kB pieces cannot all be through before 300 ms (the first goes at
+        // once, each next one 100 ms after the one before).
+        let pacer = CopyPacer::new(1_000_000);
+        let started = Instant::now();
+        for _ in 0..4 {
+            pacer.admit(100_000).await;
+        }
+        assert!(started.elapsed() >= Duration::from_millis(300));
+    }
+
+    #[tokio::test]
+    async fn the_default_rate_does_not_pace() {
+        let pacer = CopyPacer::new(i64::MAX as u64);
+        let started = Instant::now();
+        for _ in 0..1000 {
+            pacer.admit(1 << 30).await;
+        }
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 }

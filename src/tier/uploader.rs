@@ -174,44 +174,45 @@ impl Tier {
         let log_object = self.segment_object(t, partition, &stem, "log");
         let upload = |e: object_store::Error| TierError::Upload(e.to_string());
         let local = |e: io::Error| TierError::LocalRead(format!("{}: {e}", seg.log_path.display()));
-        if seg.size <= MULTIPART_ABOVE {
-            let mut data = tokio::fs::read(&seg.log_path).await.map_err(local)?;
-            if (data.len() as u64) < seg.size {
-                return Err(TierError::LocalRead(format!(
-                    "{} is shorter than the segment",
-                    seg.log_path.display()
-                )));
-            }
-            data.truncate(seg.size as usize);
-            self.store
-                .put(&log_object, PutPayload::from(data))
-                .await
-                .map_err(upload)?;
+        if self.link_sealed_segment(&log_object, seg).await {
+            // Same filesystem: the object is the sealed file itself, nothing to copy.
         } else {
-            use tokio::io::AsyncReadExt;
-            let mut file = tokio::fs::File::open(&seg.log_path).await.map_err(local)?;
-            let multipart = self
-                .store
-                .put_multipart(&log_object)
-                .await
-                .map_err(upload)?;
-            let mut writer = WriteMultipart::new_with_chunk_size(multipart, PART_SIZE);
-            let mut left = seg.size;
-            let mut buf = vec![0u8; PART_SIZE];
-            while left > 0 {
-                let want = (left as usize).min(PART_SIZE);
-                if let Err(e) = file.read_exact(&mut buf[..want]).await {
-                    writer.abort().await.ok();
-                    return Err(local(e));
+            let file = Arc::new(std::fs::File::open(&seg.log_path).map_err(local)?);
+            if seg.size <= MULTIPART_ABOVE {
+                let data = self
+                    .read_for_copy(&file, seg, 0, seg.size as usize)
+                    .await
+                    .map_err(local)?;
+                self.store
+                    .put(&log_object, PutPayload::from(data))
+                    .await
+                    .map_err(upload)?;
+            } else {
+                let multipart = self
+                    .store
+                    .put_multipart(&log_object)
+                    .await
+                    .map_err(upload)?;
+                let mut writer = WriteMultipart::new_with_chunk_size(multipart, PART_SIZE);
+                let mut position = 0;
+                while position < seg.size {
+                    let want = ((seg.size - position) as usize).min(PART_SIZE);
+                    let part = match self.read_for_copy(&file, seg, position, want).await {
+                        Ok(part) => part,
+                        Err(e) => {
+                            writer.abort().await.ok();
+                            return Err(local(e));
+                        }
+                    };
+                    if let Err(e) = writer.wait_for_capacity(4).await {
+                        writer.abort().await.ok();
+                        return Err(upload(e));
+                    }
+                    writer.put(part);
+                    position += want as u64;
                 }
-                if let Err(e) = writer.wait_for_capacity(4).await {
-                    writer.abort().await.ok();
-                    return Err(upload(e));
-                }
-                writer.write(&buf[..want]);
-                left -= want as u64;
+                writer.finish().await.map_err(upload)?;
             }
-            writer.finish().await.map_err(upload)?;
         }
         let index_object = self.segment_object(t, partition, &stem, "index");
         self.store
@@ -227,6 +228,71 @@ impl Tier {
                 .map_err(|e| TierError::Upload(format!("fsync of {object}: {e}")))?;
         }
         Ok(())
+    }
+
+    /// One piece of a sealed segment to copy, paced by remote.log.manager.copy.max.bytes.per.second.
+    /// Bytes the page-cache budget already let go are dropped behind, as catch-up reads do.
+    async fn read_for_copy(
+        &self,
+        file: &Arc<std::fs::File>,
+        seg: &SealedSegment,
+        position: u64,
+        len: usize,
+    ) -> io::Result<bytes::Bytes> {
+        self.copy_pacer.admit(len as u64).await;
+        let (file, cold_below) = (file.clone(), seg.cold_below);
+        tokio::task::spawn_blocking(move || {
+            let data = segment::read_exact(&file, position, len)?;
+            if position < cold_below {
+                let end = (position + len as u64).min(cold_below);
+                segment::drop_cached(
+                    &file,
+                    position / segment::PAGE_SIZE * segment::PAGE_SIZE,
+                    end / segment::PAGE_SIZE * segment::PAGE_SIZE,
+                );
+            }
+            Ok(data)
+        })
+        .await
+        .map_err(|e| io::Error::other(e.to_string()))?
+    }
+
+    /// On a file store on the segment's own filesystem, the object is made a hard link to the
+    /// sealed segment file: sealed segments are never written again, so the link is as good as
+    /// a copy and costs no I/O (a copy would write the whole segment a second time, on the same
+    /// disk as the produce path's fsyncs). False when a link cannot be made (another
+    /// filesystem, a file longer than the segment, no links): then the segment is copied.
+    async fn link_sealed_segment(&self, object: &ObjectPath, seg: &SealedSegment) -> bool {
+        let Some(root) = &self.local_root else {
+            return false;
+        };
+        let target = root.join(object.as_ref());
+        let source = seg.log_path.clone();
+        let size = seg.size;
+        let linked = tokio::task::spawn_blocking(move || -> io::Result<bool> {
+            if std::fs::metadata(&source)?.len() != size {
+                return Ok(false);
+            }
+            if let Some(dir) = target.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            // Left by an attempt that stopped before its manifest: replace it.
+            match std::fs::remove_file(&target) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            std::fs::hard_link(&source, &target)?;
+            Ok(true)
+        })
+        .await;
+        match linked {
+            Ok(Ok(linked)) => linked,
+            Ok(Err(e)) => {
+                tracing::debug!(segment = %seg.log_path.display(), error = %e, "tier: no hard link; copying");
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// retention.ms / retention.bytes over everything (remote and not yet copied): the
