@@ -42,6 +42,13 @@ impl Flusher {
         Flusher { tx }
     }
 
+    /// A flusher with no thread behind it: tests call `Partition::flush_now` themselves.
+    #[cfg(test)]
+    pub fn manual() -> Flusher {
+        let (tx, _) = channel::<Arc<Partition>>();
+        Flusher { tx }
+    }
+
     /// Asks for `partition` to be fsynced soon. Callers send at most once per flush cycle.
     pub fn request(&self, partition: Arc<Partition>) {
         // The flusher only stops when every sender is gone, so this cannot fail while we hold one.

@@ -101,6 +101,10 @@ struct State {
     /// (segment base, position) up to which durable bytes were reported to the flusher.
     flushed_mark: (i64, u64),
     dir_dirty: bool,
+    /// Base of the newest segment whose file is known to survive a crash (its directory was
+    /// fsynced). Until a sealed segment's successor is, a crash could make the sealed one
+    /// active again, so it is not offered to the tier.
+    durable_segment_base: i64,
     flush_queued: bool,
     deleted: bool,
     failed: bool,
@@ -299,6 +303,7 @@ impl Partition {
                 unflushed: Vec::new(),
                 flushed_mark: (hw_segment, hw_position),
                 dir_dirty: false,
+                durable_segment_base: hw_segment,
                 flush_queued: false,
                 deleted: false,
                 failed: false,
@@ -499,6 +504,9 @@ impl Partition {
             }
         }
         let mut st = self.lock();
+        if dir_dirty {
+            st.durable_segment_base = st.durable_segment_base.max(active_base);
+        }
         let flushed = st.newly_flushed(active_base, active_size);
         if log_end > st.high_watermark {
             st.high_watermark = log_end;
@@ -786,6 +794,7 @@ impl Partition {
             .values()
             .filter(|s| s.base_offset != active)
             .filter(|s| s.base_offset >= from && s.next_offset <= st.high_watermark)
+            .filter(|s| s.next_offset <= st.durable_segment_base)
             .map(|s| SealedSegment {
                 base_offset: s.base_offset,
                 next_offset: s.next_offset,
@@ -1012,6 +1021,34 @@ mod tests {
             let (a, b) = ((from / PAGE_SIZE) as usize, (to / PAGE_SIZE) as usize);
             vec[a..b.min(pages)].iter().filter(|v| *v & 1 == 1).count()
         }
+    }
+
+    #[test]
+    fn a_sealed_segment_goes_to_the_tier_once_its_successor_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let p =
+            Partition::open("t", 0, dir.path().join("t-0"), config(), Flusher::manual()).unwrap();
+        // Flush before every append, so the first segment is wholly durable when one rolls.
+        loop {
+            p.flush_now();
+            p.append(&make_batch(2, 1000, None)).unwrap();
+            if p.lock().segments.len() == 2 {
+                break;
+            }
+        }
+        let sealed_end = *p.lock().segments.keys().next_back().unwrap();
+        assert_eq!(p.offsets().high_watermark, sealed_end);
+        assert!(
+            p.segments_to_upload(i64::MIN).is_empty(),
+            "the new segment's file is not durable yet"
+        );
+        p.flush_now();
+        let ready = p.segments_to_upload(i64::MIN);
+        assert_eq!(ready.len(), 1);
+        assert_eq!(
+            (ready[0].base_offset, ready[0].next_offset),
+            (0, sealed_end)
+        );
     }
 
     #[test]
