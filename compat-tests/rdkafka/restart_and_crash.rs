@@ -17,7 +17,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::Offset;
 
-const PARTITIONS: i32 = 3;
+/// More than the flusher's PARALLEL_FROM, so crashes land while fsyncs run in its pool.
+const PARTITIONS: i32 = 8;
 
 /// The payload for sequence number `seq`: self-describing and checkable.
 fn make_payload(tag: &str, seq: u64) -> Vec<u8> {
