@@ -64,9 +64,14 @@ struct TierStore {
 
 impl TierStore {
     fn file() -> TierStore {
+        Self::file_in(&std::env::temp_dir())
+    }
+
+    /// A directory store in a fresh directory under `parent`.
+    fn file_in(parent: &Path) -> TierStore {
         let tmp = tempfile::Builder::new()
             .prefix("sluice-tier-store-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("temp dir");
         TierStore {
             backend: Backend::File {
@@ -724,9 +729,9 @@ fn assert_log_clean(broker: &mut Broker) {
 // 1. Big round trip
 // ---------------------------------------------------------------------------------------------
 
-async fn big_round_trip(mut store: TierStore) {
+async fn big_round_trip(mut store: TierStore, broker_args: &[&str]) {
     const PARTS: i32 = 2;
-    let mut broker = start_broker(&mut store, &[]);
+    let mut broker = start_broker(&mut store, broker_args);
     let bs = broker.bootstrap();
     let topic = "tiered";
     common::create_topic(&bs, topic, PARTS, &[("local.retention.bytes", "2097152")]).await;
@@ -961,12 +966,33 @@ async fn big_round_trip(mut store: TierStore) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn big_round_trip_file_store() {
-    big_round_trip(TierStore::file()).await;
+    big_round_trip(TierStore::file(), &[]).await;
+}
+
+/// A file store on another filesystem (tmpfs): no hard links there, so segments are copied,
+/// paced by remote.log.manager.copy.max.bytes.per.second.
+#[tokio::test(flavor = "multi_thread")]
+async fn big_round_trip_file_store_on_another_filesystem() {
+    use std::os::unix::fs::MetadataExt;
+    let other = Path::new("/dev/shm");
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+    if dev(other).is_none() || dev(other) == dev(&std::env::temp_dir()) {
+        eprintln!("SKIPPED: /dev/shm is missing or on the temp dir's filesystem");
+        return;
+    }
+    big_round_trip(
+        TierStore::file_in(other),
+        &[
+            "--set",
+            "remote.log.manager.copy.max.bytes.per.second=104857600",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn big_round_trip_s3() {
-    big_round_trip(TierStore::s3()).await;
+    big_round_trip(TierStore::s3(), &[]).await;
 }
 
 // ---------------------------------------------------------------------------------------------
