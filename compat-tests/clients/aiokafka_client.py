@@ -8,12 +8,13 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compat_common import Program, check, payload  # noqa: E402
+from compat_common import Program, check, check_offsets, payload  # noqa: E402
 
 import aiokafka  # noqa: E402
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType  # noqa: E402
+from aiokafka.protocol.metadata import MetadataRequest  # noqa: E402
 from aiokafka.structs import OffsetAndMetadata  # noqa: E402
 import aiokafka.errors as Errors  # noqa: E402
 
@@ -53,6 +54,12 @@ async def consumer(group=None, **kw):
     return c
 
 
+# DescribeConfigs config_source values (the wire's names).
+SOURCES = {0: "UNKNOWN", 1: "DYNAMIC_TOPIC_CONFIG", 2: "DYNAMIC_BROKER_CONFIG", 3: "DYNAMIC_DEFAULT_BROKER_CONFIG",
+           4: "STATIC_BROKER_CONFIG", 5: "DEFAULT_CONFIG", 6: "DYNAMIC_BROKER_LOGGER_CONFIG",
+           7: "CLIENT_METRICS_CONFIG", 8: "GROUP_CONFIG"}
+
+
 def err_of(code):
     return Errors.for_code(code).__name__ if code else "NONE"
 
@@ -85,13 +92,14 @@ async def send_all(p, topic, recs):
     return [await asyncio.wait_for(f, 20) for f in futs]
 
 
-async def poll_n(c, n, timeout):
+async def poll_n(c, n, timeout, sort=True):
     got = []
     end = time.monotonic() + timeout
     while len(got) < n and time.monotonic() < end:
         for _tp, msgs in (await c.getmany(timeout_ms=500)).items():
             got.extend(msgs)
-    return sorted(got, key=lambda m: (m.partition, m.offset))
+    # sort=False keeps the delivery order (one partition: must already be offset order)
+    return sorted(got, key=lambda m: (m.partition, m.offset)) if sort else got
 
 
 async def read_partition(topic, partition, n, offset=0, timeout=15):
@@ -100,7 +108,7 @@ async def read_partition(topic, partition, n, offset=0, timeout=15):
         tp = TopicPartition(topic, partition)
         c.assign([tp])
         c.seek(tp, offset)
-        return await poll_n(c, n, timeout)
+        return await poll_n(c, n, timeout, sort=False)
     finally:
         await c.stop()
 
@@ -139,8 +147,10 @@ def s_produce(codec):
         finally:
             await p.stop()
         P.obs(s, "offsets", ",".join(str(m.offset) for m in md))
+        check([m.offset for m in md] == list(range(10)), f"produce offsets {[m.offset for m in md]}, expected 0..9")
         got = await read_partition(t, 0, len(recs))
         check(len(got) == len(recs), f"read back {len(got)} of {len(recs)}")
+        check_offsets([m.offset for m in got], 10)
         for r, m in zip(recs, got):
             check(m.key == r["key"], f"key mismatch at {m.offset}")
             check(m.value == r["value"], f"value mismatch at {m.offset}")
@@ -269,6 +279,7 @@ async def s_describe_groups(s):
     P.obs(s, "members", len(d["members"]))
     check(d["error_code"] == 0, f"error {err_of(d['error_code'])}")
     check(state == "Empty", f"state {state}, expected Empty")
+    check(d["protocol_type"] == "consumer", f"protocol_type {d['protocol_type']}, expected consumer")
 
 
 @sync
@@ -285,6 +296,17 @@ async def s_describe_configs(s):
         if k in cfg:
             P.obs(s, k, cfg[k]["config_value"])
     check(cfg["retention.ms"]["config_value"] == "3600000", f"retention.ms = {cfg['retention.ms']['config_value']}")
+    # config_source is in DescribeConfigs v1+ (aiokafka negotiates up to v2); v0 has only is_default.
+    check("config_source" in cfg["retention.ms"], f"no config_source in the response (DescribeConfigs v0?): {cfg['retention.ms']}")
+    src = SOURCES.get(cfg["retention.ms"]["config_source"], cfg["retention.ms"]["config_source"])
+    P.obs(s, "retention.ms.source", src)
+    check(src == "DYNAMIC_TOPIC_CONFIG", f"retention.ms source {src}, expected DYNAMIC_TOPIC_CONFIG")
+    check("cleanup.policy" in cfg, f"cleanup.policy missing ({len(cfg)} configs)")
+    cp = cfg["cleanup.policy"]
+    src = SOURCES.get(cp["config_source"], cp["config_source"])
+    P.obs(s, "cleanup.policy.source", src)
+    check(cp["config_value"] == "delete", f"cleanup.policy = {cp['config_value']}")
+    check(src == "DEFAULT_CONFIG", f"cleanup.policy source {src}, expected DEFAULT_CONFIG")
 
 
 @sync
@@ -316,6 +338,8 @@ async def s_idempotent(s):
     got = await read_partition(t, 0, 5)
     check([m.offset for m in got] == list(range(5)), f"offsets {[m.offset for m in got]}")
     P.obs(s, "offsets", ",".join(str(m.offset) for m in got))
+    P.obs(s, "values", ",".join(m.value.decode() for m in got))
+    check([m.value for m in got] == [f"v{i}".encode() for i in range(5)], "values differ")
 
 
 @sync
@@ -323,15 +347,35 @@ async def s_missing_topic(s):
     if not P.missing_bootstrap:
         return "COMPAT_MISSING_BOOTSTRAP not set (needs a broker with auto.create.topics.enable=false)"
     t = P.name("topic", "missing")
-    p = AIOKafkaProducer(bootstrap_servers=P.missing_bootstrap, request_timeout_ms=5000)
-    await asyncio.wait_for(p.start(), 10)
+    # aiokafka's producer raises UnknownTopicOrPartitionError after request_timeout_ms whatever the
+    # broker answered (client.py _wait_on_metadata), so that alone proves nothing: the broker's own error
+    # is asserted on a MetadataRequest (allow_auto_topic_creation=False) to the auto-create-off broker.
+    a = AIOKafkaAdminClient(bootstrap_servers=P.missing_bootstrap, **COMMON)
+    await asyncio.wait_for(a.start(), 10)
+
+    async def metadata_error():
+        resp = await asyncio.wait_for(a._send_request(MetadataRequest([t], allow_auto_topic_creation=False)), 15)
+        ts = [x for x in resp.to_object()["topics"] if x["topic"] == t]
+        check(ts, f"topic {t} absent from the MetadataResponse")
+        return err_of(ts[0]["error_code"])
     try:
-        await asyncio.wait_for(p.send_and_wait(t, b"x"), 20)
-        raise AssertionError("produce to a missing topic succeeded (is auto-create off?)")
-    except (Errors.KafkaTimeoutError, Errors.UnknownTopicOrPartitionError) as e:
-        P.obs(s, "error", type(e).__name__)
+        e = await metadata_error()
+        P.obs(s, "metadata_error", e)
+        check(e == "UnknownTopicOrPartitionError", f"metadata for the missing topic: expected UnknownTopicOrPartitionError, got {e}")
+        p = AIOKafkaProducer(bootstrap_servers=P.missing_bootstrap, request_timeout_ms=5000)
+        await asyncio.wait_for(p.start(), 10)
+        try:
+            await asyncio.wait_for(p.send_and_wait(t, b"x"), 20)
+            raise AssertionError("produce to a missing topic succeeded (is auto-create off?)")
+        except (Errors.KafkaTimeoutError, Errors.UnknownTopicOrPartitionError) as pe:
+            P.obs(s, "error", type(pe).__name__)
+        finally:
+            await p.stop()
+        e = await metadata_error()
+        P.obs(s, "metadata_error_after_produce", e)
+        check(e == "UnknownTopicOrPartitionError", f"after the produce attempt: expected UnknownTopicOrPartitionError, got {e}")
     finally:
-        await p.stop()
+        await a.close()
 
 
 @sync

@@ -40,6 +40,13 @@ def check(cond, msg):
         raise Failed(msg)
 
 
+def check_offsets(offs, n, what="read back offsets"):
+    """The records of one partition came back at offsets 0..n-1, in order, each once."""
+    offs = [int(o) for o in offs]
+    if offs != list(range(n)):
+        raise Failed(f"{what} {offs}, expected 0..{n - 1} in order")
+
+
 class Program:
     def __init__(self, client):
         if len(sys.argv) < 2:

@@ -3,9 +3,10 @@
 import os
 import sys
 import time
+import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compat_common import Program, check, payload, wait_until  # noqa: E402
+from compat_common import Program, check, check_offsets, payload, wait_until  # noqa: E402
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # noqa: E402
@@ -120,8 +121,10 @@ def s_produce(codec):
         errs = [e for e, _ in res if e is not None]
         check(not errs, f"delivery errors: {errs[:3]}")
         P.obs(s, "offsets", ",".join(str(m.offset()) for _, m in sorted(res, key=lambda x: x[1].offset())))
+        check_offsets([m.offset() for _, m in res], 10, "delivery reports (in delivery order) at offsets")
         got = read_partition(t, 0, len(recs))
         check(len(got) == len(recs), f"read back {len(got)} of {len(recs)} records")
+        check_offsets([m.offset() for m in got], 10)
         for r, m in zip(recs, got):
             check(m.key() == r["key"], f"key mismatch at offset {m.offset()}: {m.key()!r}")
             check(m.value() == r["value"], f"value mismatch at offset {m.offset()}")
@@ -252,6 +255,19 @@ def s_describe_groups(s):
     P.obs(s, "is_simple", d.is_simple_consumer_group)
     check(d.group_id == g, f"described {d.group_id}")
     check(str(d.state).endswith("EMPTY"), f"group state {d.state}, expected EMPTY after its only member left")
+    # describe_consumer_groups exposes no protocol type (is_simple_consumer_group only says it is non-empty);
+    # the legacy list_groups(group=...) does a DescribeGroups and returns the raw state and protocol_type.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        lg = [x for x in admin().list_groups(group=g, timeout=15) if x.id == g]
+    check(lg, f"list_groups(group={g}) did not describe the group")
+    P.obs(s, "raw_state", lg[0].state)
+    P.obs(s, "protocol_type", lg[0].protocol_type)
+    P.obs(s, "raw_error", lg[0].error.name() if lg[0].error else "NONE")
+    check(lg[0].error is None, f"DescribeGroups error {lg[0].error}")
+    check(lg[0].state == "Empty", f"DescribeGroups state {lg[0].state}, expected Empty")
+    check(lg[0].protocol_type == "consumer", f"protocol_type {lg[0].protocol_type!r}, expected consumer")
+    check(not d.is_simple_consumer_group, "described as a simple (protocol-less) consumer group")
 
 
 def s_describe_configs(s):
@@ -270,6 +286,10 @@ def s_describe_configs(s):
     check(r.source == confluent_kafka.admin.ConfigSource.DYNAMIC_TOPIC_CONFIG.value,
           f"retention.ms source {r.source}, expected DYNAMIC_TOPIC_CONFIG")
     check(cfg.get("cleanup.policy") and cfg["cleanup.policy"].value == "delete", "cleanup.policy missing or not delete")
+    cp = cfg["cleanup.policy"]
+    P.obs(s, "cleanup.policy.source", cp.source)
+    check(cp.source == confluent_kafka.admin.ConfigSource.DEFAULT_CONFIG.value,
+          f"cleanup.policy source {cp.source}, expected DEFAULT_CONFIG ({confluent_kafka.admin.ConfigSource.DEFAULT_CONFIG.value})")
 
 
 def s_delete_topic(s):
@@ -299,6 +319,9 @@ def s_idempotent(s):
     check([m.offset() for m in got] == list(range(5)), f"offsets {[m.offset() for m in got]}")
     check([m.value() for m in got] == [f"v{i}".encode() for i in range(5)], "values differ")
     P.obs(s, "offsets", ",".join(str(m.offset()) for m in got))
+    P.obs(s, "values", ",".join(m.value().decode() for m in got))
+    P.obs(s, "delivery_offsets", ",".join(str(m.offset()) for _, m in res))
+    check_offsets([m.offset() for _, m in res], 5, "delivery reports at offsets")
 
 
 def s_missing_topic(s):
@@ -315,6 +338,14 @@ def s_missing_topic(s):
     P.obs(s, "error", out[0].name())
     check(out[0].code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC),
           f"expected unknown topic error, got {out[0]}")
+    # Only the broker's own code passes (not librdkafka's local _UNKNOWN_TOPIC, nor a timeout).
+    check(out[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, f"expected UNKNOWN_TOPIC_OR_PART from the broker, got {out[0]}")
+    md = p.list_topics(topic=t, timeout=10)
+    te = md.topics.get(t)
+    check(te is not None, f"topic {t} absent from the MetadataResponse")
+    P.obs(s, "metadata_error", te.error.name() if te.error else "NONE")
+    check(te.error is not None and te.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART,
+          f"metadata for the missing topic: expected UNKNOWN_TOPIC_OR_PART, got {te.error}")
 
 
 def s_oversize(s):

@@ -6,7 +6,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compat_common import Program, check, payload, wait_until  # noqa: E402
+from compat_common import Program, check, check_offsets, payload, wait_until  # noqa: E402
 
 import kafka  # noqa: E402
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
@@ -56,13 +56,14 @@ def send_all(p, topic, recs):
     return [f.get(timeout=20) for f in futs]
 
 
-def poll_n(c, n, timeout):
+def poll_n(c, n, timeout, sort=True):
     got = []
     end = time.monotonic() + timeout
     while len(got) < n and time.monotonic() < end:
         for _tp, msgs in c.poll(timeout_ms=500).items():
             got.extend(msgs)
-    return sorted(got, key=lambda m: (m.partition, m.offset))
+    # sort=False keeps the delivery order (one partition: must already be offset order)
+    return sorted(got, key=lambda m: (m.partition, m.offset)) if sort else got
 
 
 def read_partition(topic, partition, n, offset=0, timeout=15):
@@ -71,7 +72,7 @@ def read_partition(topic, partition, n, offset=0, timeout=15):
         tp = TopicPartition(topic, partition)
         c.assign([tp])
         c.seek(tp, offset)
-        return poll_n(c, n, timeout)
+        return poll_n(c, n, timeout, sort=False)
     finally:
         c.close()
 
@@ -109,8 +110,10 @@ def s_produce(codec):
         finally:
             p.close(timeout=5)
         P.obs(s, "offsets", ",".join(str(m.offset) for m in md))
+        check([m.offset for m in md] == list(range(10)), f"produce offsets {[m.offset for m in md]}, expected 0..9")
         got = read_partition(t, 0, len(recs))
         check(len(got) == len(recs), f"read back {len(got)} of {len(recs)}")
+        check_offsets([m.offset for m in got], 10)
         for r, m in zip(recs, got):
             check(m.key == r["key"], f"key mismatch at {m.offset}")
             check(m.value == r["value"], f"value mismatch at {m.offset}")
@@ -246,6 +249,14 @@ def s_describe_configs(s):
     if isinstance(r, dict):
         P.obs(s, "retention.ms.source", r.get("config_source"))
     check(value == "3600000", f"retention.ms = {value}")
+    # kafka-python names the wire config_source (DescribeConfigs v1+) as ConfigSourceType.
+    check(isinstance(r, dict) and r.get("config_source") == "DYNAMIC_TOPIC_CONFIG",
+          f"retention.ms source {r.get('config_source') if isinstance(r, dict) else r}, expected DYNAMIC_TOPIC_CONFIG")
+    check("cleanup.policy" in cfg, f"cleanup.policy missing ({len(cfg)} configs)")
+    cp = cfg["cleanup.policy"]
+    P.obs(s, "cleanup.policy.source", cp.get("config_source"))
+    check(cp.get("value") == "delete", f"cleanup.policy = {cp.get('value')}")
+    check(cp.get("config_source") == "DEFAULT_CONFIG", f"cleanup.policy source {cp.get('config_source')}, expected DEFAULT_CONFIG")
 
 
 def s_delete_topic(s):
@@ -273,20 +284,38 @@ def s_idempotent(s):
     check([m.offset for m in got] == list(range(5)), f"offsets {[m.offset for m in got]}")
     check([m.value for m in got] == [f"v{i}".encode() for i in range(5)], "values differ")
     P.obs(s, "offsets", ",".join(str(m.offset) for m in got))
+    P.obs(s, "values", ",".join(m.value.decode() for m in got))
 
 
 def s_missing_topic(s):
     if not P.missing_bootstrap:
         return "COMPAT_MISSING_BOOTSTRAP not set (needs a broker with auto.create.topics.enable=false)"
     t = P.name("topic", "missing")
-    p = KafkaProducer(bootstrap_servers=P.missing_bootstrap, max_block_ms=5000, **COMMON)
+    # kafka-python's producer never reports the broker's metadata error: it logs it and blocks until
+    # max_block_ms (KafkaTimeoutError). So the broker's answer is asserted on the admin client's
+    # MetadataRequest (allow_auto_topic_creation=False), and the producer must merely not succeed.
+    a = KafkaAdminClient(bootstrap_servers=P.missing_bootstrap, **COMMON)
     try:
-        p.send(t, value=b"x").get(timeout=15)
-        raise AssertionError("produce to a missing topic succeeded (is auto-create off?)")
-    except (Errors.KafkaTimeoutError, Errors.UnknownTopicOrPartitionError) as e:
-        P.obs(s, "error", type(e).__name__)
+        def metadata_error():
+            ts = [x for x in a.describe_topics([t]) if x.get("name") == t]
+            check(ts, f"topic {t} absent from the MetadataResponse")
+            return Errors.for_code(ts[0]["error_code"]).__name__
+        e = metadata_error()
+        P.obs(s, "metadata_error", e)
+        check(e == "UnknownTopicOrPartitionError", f"metadata for the missing topic: expected UnknownTopicOrPartitionError, got {e}")
+        p = KafkaProducer(bootstrap_servers=P.missing_bootstrap, max_block_ms=5000, **COMMON)
+        try:
+            p.send(t, value=b"x").get(timeout=15)
+            raise AssertionError("produce to a missing topic succeeded (is auto-create off?)")
+        except (Errors.KafkaTimeoutError, Errors.UnknownTopicOrPartitionError) as pe:
+            P.obs(s, "producer_error", type(pe).__name__)
+        finally:
+            p.close(timeout=2)
+        e = metadata_error()
+        P.obs(s, "metadata_error_after_produce", e)
+        check(e == "UnknownTopicOrPartitionError", f"after the produce attempt: expected UnknownTopicOrPartitionError, got {e}")
     finally:
-        p.close(timeout=2)
+        a.close()
 
 
 def s_oversize(s):

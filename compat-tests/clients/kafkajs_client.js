@@ -6,6 +6,8 @@ const crypto = require('crypto')
 const { Kafka, logLevel, CompressionTypes, CompressionCodecs, ConfigResourceTypes } = require('kafkajs')
 const SnappyCodec = require('kafkajs-snappy')
 const lz4 = require('lz4js')
+const xxh32 = require('lz4js/xxh32.js')
+const ConfigSource = require('kafkajs/src/protocol/configSource')
 const { ZstdCodec } = require('zstd-codec')
 
 const bootstrap = process.argv[2]
@@ -32,6 +34,12 @@ const obs = (s, k, v) => out(`OBS ${s} ${k}=${String(v).split(RID).join('<id>').
 const check = (cond, msg) => { if (!cond) throw new Error(msg) }
 const name = (scenario) => `compat-kafkajs-${scenario}-${RID}`.replace(/_/g, '-')
 const payload = (codec, i) => Buffer.from(`value-${i}-${codec}-` + 'abcdefgh'.repeat(40))
+// The broker's error: the type of the first KafkaJSProtocolError in the cause chain (null if none, e.g. a timeout).
+const protocolErrType = (e) => {
+  for (let x = e; x; x = x.originalError || x.cause) { if (x.name === 'KafkaJSProtocolError' && x.type) return x.type }
+  return null
+}
+const sourceName = (n) => n === ConfigSource.TOPIC_CONFIG ? 'DYNAMIC_TOPIC_CONFIG' : (Object.keys(ConfigSource).find(k => ConfigSource[k] === n) || String(n))
 const errType = (e) => { for (let x = e; x; x = x.originalError || x.cause) { if (x.type) return x.type } return e && e.name }
 const sleep = (ms) => new Promise(resolve => setTimeout(resolve, ms))
 const finish = () => { out(`${passed} passed, ${failed} failed`); process.exit(failed ? 1 : 0) }
@@ -39,8 +47,18 @@ const finish = () => { out(`${passed} passed, ${failed} failed`); process.exit(f
 // Codecs kafkajs does not ship: snappy (kafkajs-snappy, pure JS), lz4 (LZ4 frame via lz4js, pure JS),
 // zstd (zstd-codec, emscripten build shipped in the npm package).
 CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec
+// lz4js writes frames without the block-independence flag, which Kafka rejects ("Dependent block stream
+// is unsupported", UNKNOWN_SERVER_ERROR). A frame of a single block (input <= 4 MiB, lz4js's block size)
+// is independent by construction: set FLG bit 0x20 and recompute the header checksum.
 CompressionCodecs[CompressionTypes.LZ4] = () => ({
-  compress: async (encoder) => Buffer.from(lz4.compress(encoder.buffer)),
+  compress: async (encoder) => {
+    const src = encoder.buffer
+    if (src.length > (4 << 20)) throw new Error('lz4 shim: batch over 4 MiB would need several (dependent) blocks')
+    const out = Buffer.from(lz4.compress(src))
+    out[4] |= 0x20
+    out[6] = (xxh32.hash(0, out, 4, 2) >> 8) & 0xff
+    return out
+  },
   decompress: async (buffer) => Buffer.from(lz4.decompress(buffer))
 })
 let zstd = null
@@ -66,10 +84,48 @@ const admin = async () => {
 }
 const state = {}
 
+// No waitForLeaders: kafkajs' wait polls Metadata and gives up at once (non-retriable) on
+// UNKNOWN_TOPIC_OR_PARTITION, which a fresh Kafka answers for a moment after CreateTopics succeeded (its
+// metadata cache lags the controller). waitWritable waits for more than leaders anyway.
 async function ensureTopic (topic, numPartitions = 1, configEntries = []) {
   const a = await admin()
-  await a.createTopics({ topics: [{ topic, numPartitions, replicationFactor: 1, configEntries }], waitForLeaders: true, timeout: 10000 })
-  await a.fetchTopicMetadata({ topics: [topic] })
+  await a.createTopics({ topics: [{ topic, numPartitions, replicationFactor: 1, configEntries }], waitForLeaders: false, timeout: 10000 })
+  await waitWritable(topic, numPartitions)
+}
+
+// Metadata naming a leader is not enough: Kafka (KRaft) updates its metadata cache before its ReplicaManager
+// has created the partitions' logs, one partition after another (seen: 233 ms between the two logs of a
+// 2-partition topic on a loaded machine); a Produce in that window fails with NOT_LEADER_OR_FOLLOWER for the
+// partitions not yet created. Wait until ListOffsets, which the ReplicaManager answers like Produce, succeeds
+// for every partition (high watermark 0 for a new topic).
+async function waitWritable (topic, numPartitions, fresh = true) {
+  const a = await admin()
+  let last = null
+  for (const end = Date.now() + 15000; Date.now() < end;) {
+    try {
+      const offs = await a.fetchTopicOffsets(topic)
+      if (offs.length === numPartitions && (!fresh || offs.every(p => p.high === '0'))) return
+      last = `ListOffsets gave ${JSON.stringify(offs)}`
+    } catch (e) { last = `${errType(e)}: ${e.message}` }
+    await sleep(100)
+  }
+  throw new Error(`${topic}: partitions not all writable within 15s (${last})`)
+}
+
+// A fresh Kafka creates __consumer_offsets (50 partitions) on the first FindCoordinator, and answers
+// COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR until those partitions are loaded; the first consumer group then
+// exhausts its retries (seen: produce_none FAILed "This is not the correct coordinator for this group").
+// Wait (at most 30s, silently: no OBS) until a DescribeGroups succeeds and __consumer_offsets is served.
+async function waitGroupCoordinator () {
+  const a = await admin()
+  for (const end = Date.now() + 30000; Date.now() < end;) {
+    try { await a.describeGroups([`compat-kafkajs-warmup-${RID}`]); break } catch (e) { await sleep(200) }
+  }
+  const topics = await a.listTopics().catch(() => [])
+  if (!topics.includes('__consumer_offsets')) return
+  const md = await a.fetchTopicMetadata({ topics: ['__consumer_offsets'] }).catch(() => null)
+  const n = md ? md.topics[0].partitions.length : 0
+  if (n) await waitWritable('__consumer_offsets', n, false).catch(() => {})
 }
 
 async function withProducer (opts, fn) {
@@ -89,11 +145,12 @@ async function consumeGroup (groupId, topic, count, timeoutMs, opts = {}) {
     const full = new Promise(resolve => { resolveDone = resolve })
     let crashed = null
     c.on(c.events.CRASH, (e) => { crashed = e.payload.error; resolveDone() })
+    const enough = opts.until || ((g) => g.length >= count)
     await c.run({
       autoCommit: false,
       eachMessage: async ({ partition, message }) => {
         got.push(Object.assign({ partition }, message))
-        if (got.length >= count) resolveDone()
+        if (enough(got)) resolveDone()
       }
     })
     await Promise.race([full, sleep(timeoutMs)])
@@ -119,9 +176,10 @@ const add = (n, fn) => scenarios.push([n, fn])
 add('create_topic', async (s) => {
   const t = name('create')
   const a = await admin()
-  const created = await a.createTopics({ topics: [{ topic: t, numPartitions: 3, replicationFactor: 1, configEntries: [{ name: 'retention.ms', value: '3600000' }] }], waitForLeaders: true, timeout: 10000 })
+  const created = await a.createTopics({ topics: [{ topic: t, numPartitions: 3, replicationFactor: 1, configEntries: [{ name: 'retention.ms', value: '3600000' }] }], waitForLeaders: false, timeout: 10000 })
   obs(s, 'created', created)
   check(created === true, 'createTopics returned false')
+  await waitWritable(t, 3) // see ensureTopic
   const md = await a.fetchTopicMetadata({ topics: [t] })
   const parts = md.topics[0].partitions.length
   obs(s, 'partitions', parts)
@@ -142,8 +200,11 @@ for (const codec of CODECS) {
     const md = await withProducer({}, p => p.send({ topic: t, compression: COMPRESSION[codec], messages: msgs, acks: -1 }))
     obs(s, 'base_offset', md[0].baseOffset)
     obs(s, 'error_code', md[0].errorCode)
+    check(md[0].errorCode === 0 && String(md[0].baseOffset) === '0', `produce: errorCode ${md[0].errorCode} baseOffset ${md[0].baseOffset}, expected 0/0`)
     const got = await consumeGroup(name(s + '-reader'), t, 10, 20000)
     check(got.length === 10, `read back ${got.length} of 10`)
+    const arrived = got.map(m => String(m.offset)).join(',')
+    check(arrived === '0,1,2,3,4,5,6,7,8,9', `read back offsets ${arrived} (arrival order), expected 0..9 in order`)
     got.sort((x, y) => Number(x.offset) - Number(y.offset))
     got.forEach((m, i) => {
       check(m.key.toString() === `key-${i}`, `key mismatch at ${m.offset}`)
@@ -158,11 +219,33 @@ for (const codec of CODECS) {
 add('group_consume', async (s) => {
   const t = name('group'); const g = name('group-g')
   Object.assign(state, { group: g, groupTopic: t })
-  await ensureTopic(t, 2)
-  await withProducer({}, p => p.send({ topic: t, messages: [0, 1, 2, 3, 4, 5].map(i => ({ key: `k${i}`, value: `v${i}`, partition: i % 2 })) }))
-  const got = await consumeGroup(g, t, 6, 25000, { keep: true })
-  check(got.length === 6, `group consumer got ${got.length} of 6`)
+  await ensureTopic(t, 2) // waits until both partitions are writable, not just until Metadata names leaders
+  // One Produce per partition: kafkajs fails a whole Produce request if any partition in it errors and then
+  // re-sends all of it, so a partition that had been appended gets its records twice (seen on Kafka: partition 1
+  // got k1,k3,k5 at 0..2 and again at 3..5 because partition 0's log did not exist yet). Alone in its request,
+  // a partition is re-sent only after an error for it, i.e. when nothing was appended.
+  const produced = []
+  await withProducer({}, async p => {
+    for (const part of [0, 1]) {
+      const idx = [0, 1, 2, 3, 4, 5].filter(i => i % 2 === part)
+      const md = await p.send({ topic: t, acks: -1, messages: idx.map(i => ({ key: `k${i}`, value: `v${i}`, partition: part })) })
+      const r = md.map(x => `${x.partition}:${x.errorCode}:${x.baseOffset}`).join(',')
+      obs(s, `produce_p${part}`, r)
+      check(r === `${part}:0:0`, `produce to partition ${part}: ${r} (partition:errorCode:baseOffset), expected ${part}:0:0`)
+      idx.forEach((i, n) => produced.push(`${part}:${n}:k${i}:v${i}`))
+    }
+  })
+  const offs = (await (await admin()).fetchTopicOffsets(t)).sort((x, y) => x.partition - y.partition).map(p => `${p.partition}:${p.low}-${p.high}`).join(',')
+  obs(s, 'offsets', offs)
+  check(offs === '0:0-3,1:0-3', `partition offsets (low-high) ${offs}, expected 0:0-3,1:0-3`)
+  const want = produced.sort()
+  const key = (m) => `${m.partition}:${m.offset}:${m.key}:${m.value}`
+  // Read until every produced record arrived (not just any 6), then linger to catch duplicates or extras.
+  const got = await consumeGroup(g, t, 6, 25000, { keep: true, until: (g) => want.every(w => g.some(m => key(m) === w)) })
+  await sleep(1500)
+  const seen = got.map(key).sort()
   obs(s, 'records', got.map(m => `${m.partition}:${m.offset}:${m.key}`).sort().join(','))
+  check(JSON.stringify(seen) === JSON.stringify(want), `group consumer read ${seen.length} records [${seen}], expected exactly [${want}] each once`)
 })
 
 add('commit', async (s) => {
@@ -226,6 +309,37 @@ add('seek_timestamp', async (s) => {
   // Kafka answers offset -1 for a timestamp past the last record; kafkajs then substitutes the high watermark.
   const want = { before_first: '0', mid: '1', exact: '2', after_last: '3' }
   check(JSON.stringify(res) === JSON.stringify(want), `fetchTopicOffsetsByTimestamp gave ${JSON.stringify(res)}, expected ${JSON.stringify(want)}`)
+  // Seek a group consumer to each looked-up offset and read the record there. It first reads to the end,
+  // then seeks backwards (exact, mid, before_first), so a record at the target offset can only come from the seek.
+  const c = kafka.consumer({ groupId: name('ts-g'), sessionTimeout: 10000, heartbeatInterval: 1000, maxWaitTimeInMs: 500, retry: { retries: 2 } })
+  await c.connect()
+  try {
+    await c.subscribe({ topics: [t], fromBeginning: true })
+    let waiter = null
+    const waitFor = (offset) => new Promise(resolve => { waiter = { offset: String(offset), resolve } })
+    const wait = (p, label) => Promise.race([p, sleep(15000).then(() => { throw new Error(`no record at offset ${waiter && waiter.offset} (${label}) within 15s`) })])
+    let crashed = null
+    c.on(c.events.CRASH, (e) => { crashed = e.payload.error })
+    const atEnd = waitFor(2)
+    await c.run({
+      autoCommit: false,
+      eachMessage: async ({ message }) => {
+        if (waiter && String(message.offset) === waiter.offset) { const w = waiter; waiter = null; w.resolve(message) }
+      }
+    })
+    await wait(atEnd, 'initial read to the end')
+    const keyAt = { 0: 'k0', 1: 'k1', 2: 'k2' }
+    for (const label of ['exact', 'mid', 'before_first']) {
+      const off = res[label]
+      const p = waitFor(off)
+      c.seek({ topic: t, partition: 0, offset: off })
+      const m = await wait(p, `seek ${label}`)
+      check(!crashed, `consumer crashed: ${crashed}`)
+      const delta = Number(m.timestamp) - base
+      obs(s, `${label}_read`, `${m.offset}:${m.key}:${delta}`)
+      check(m.key.toString() === keyAt[off] && delta === 1000 * Number(off), `after seek to ${off} (${label}) read ${m.offset}:${m.key} at base+${delta}ms, expected ${keyAt[off]} at base+${1000 * Number(off)}ms`)
+    }
+  } finally { await c.disconnect() }
 })
 
 add('list_groups', async (s) => {
@@ -243,6 +357,7 @@ add('describe_groups', async (s) => {
   obs(s, 'state', g.state); obs(s, 'protocol_type', g.protocolType); obs(s, 'members', g.members.length)
   check(g.errorCode === 0, `errorCode ${g.errorCode}`)
   check(g.state === 'Empty', `state ${g.state}, expected Empty`)
+  check(g.protocolType === 'consumer', `protocolType ${g.protocolType}, expected consumer`)
 })
 
 add('describe_configs', async (s) => {
@@ -256,6 +371,15 @@ add('describe_configs', async (s) => {
   obs(s, 'retention.ms', cfg['retention.ms'].configValue)
   for (const k of ['cleanup.policy', 'max.message.bytes']) if (cfg[k]) obs(s, k, cfg[k].configValue)
   check(cfg['retention.ms'].configValue === '3600000', `retention.ms = ${cfg['retention.ms'].configValue}`)
+  // kafkajs decodes DescribeConfigs v1+ config_source as configSource (1 = TOPIC_CONFIG, the wire's DYNAMIC_TOPIC_CONFIG).
+  const rsrc = sourceName(cfg['retention.ms'].configSource)
+  obs(s, 'retention.ms.source', rsrc)
+  check(rsrc === 'DYNAMIC_TOPIC_CONFIG', `retention.ms source ${rsrc}, expected DYNAMIC_TOPIC_CONFIG`)
+  check(cfg['cleanup.policy'], 'cleanup.policy missing')
+  const csrc = sourceName(cfg['cleanup.policy'].configSource)
+  obs(s, 'cleanup.policy.source', csrc)
+  check(cfg['cleanup.policy'].configValue === 'delete', `cleanup.policy = ${cfg['cleanup.policy'].configValue}`)
+  check(csrc === 'DEFAULT_CONFIG', `cleanup.policy source ${csrc}, expected DEFAULT_CONFIG`)
 })
 
 add('delete_topic', async (s) => {
@@ -285,6 +409,13 @@ add('idempotent_producer', async (s) => {
   const off = await (await admin()).fetchTopicOffsets(t)
   obs(s, 'high', off[0].high)
   check(off[0].high === '5', `high watermark ${off[0].high}, expected 5`)
+  const got = await consumeGroup(name('idem-reader'), t, 5, 20000)
+  await sleep(0)
+  const offs = got.map(m => String(m.offset)).join(',')
+  obs(s, 'offsets', offs)
+  obs(s, 'values', got.map(m => m.value.toString()).join(','))
+  check(offs === '0,1,2,3,4', `read back offsets ${offs}, expected 0..4 each once`)
+  check(got.every((m, i) => m.value.toString() === `v${i}` && m.key.toString() === `k${i}`), `records ${got.map(m => `${m.key}=${m.value}`)}`)
 })
 
 add('missing_topic', async (s) => {
@@ -299,6 +430,9 @@ add('missing_topic', async (s) => {
     const type = errType(e)
     obs(s, 'error', type)
     check(/UNKNOWN_TOPIC_OR_PARTITION/.test(type + ' ' + e.message) || /does not host this topic/.test(e.message), `unexpected error ${type}: ${e.message}`)
+    const proto = protocolErrType(e)
+    obs(s, 'protocol_error', proto)
+    check(proto === 'UNKNOWN_TOPIC_OR_PARTITION', `expected a KafkaJSProtocolError UNKNOWN_TOPIC_OR_PARTITION, got ${e.name} ${type}: ${e.message}`)
   } finally { await p.disconnect() }
 })
 
@@ -327,6 +461,7 @@ async function main () {
     for (const [n] of selected) fail(n, `preflight against ${bootstrap} failed (broker down?): ${e.message}`)
     finish()
   }
+  await waitGroupCoordinator()
   for (const [n, fn] of selected) {
     let timer
     try {

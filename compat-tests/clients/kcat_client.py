@@ -13,9 +13,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compat_common import Program, check, payload  # noqa: E402
+from compat_common import Program, check, check_offsets, payload  # noqa: E402
 
 KCAT = os.environ.get("KCAT", "kcat")
+BROKER_UNKNOWN = "Broker: Unknown topic or partition"  # librdkafka's text for UNKNOWN_TOPIC_OR_PARTITION (3)
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 P = Program("kcat")
 BASE_X = ["-X", "broker.address.family=v4", "-X", "socket.timeout.ms=10000", "-m", "8"]
@@ -80,6 +81,8 @@ def s_produce(codec):
         produce(t, lines, ["-z", codec, "-H", f"h-codec={codec}", "-H", "h-dup=a", "-H", "h-dup=b"])
         got = consume(t, count=10)
         check(len(got) == 10, f"read back {len(got)} of 10")
+        # kcat -P reports no offsets; the read-back must find the records at 0..9 in order.
+        check_offsets([m["offset"] for m in got], 10)
         for (k, v), m in zip(lines, got):
             check(m["key"] == k.decode(), f"key mismatch at {m['offset']}: {m['key']!r}")
             check(m["payload"] == v.decode(), f"value mismatch at {m['offset']}")
@@ -106,6 +109,15 @@ def s_commit(s):
     got = group_consume(g, t)
     P.obs(s, "reread", len(got))
     check(not got, f"same group re-read {len(got)} records: offsets were not committed")
+    # kcat cannot query committed offsets: produce 3 more records; the same group must then read exactly
+    # those (offsets 6..8), i.e. the committed offset was 6 on partition 0.
+    produce(t, [(f"k{i}".encode(), f"v{i}".encode()) for i in range(6, 9)])
+    more = group_consume(g, t)
+    P.obs(s, "after_commit", ",".join(f"{m['partition']}:{m['offset']}:{m['key']}" for m in more))
+    check([(m["partition"], m["offset"], m["key"], m["payload"]) for m in more] ==
+          [(0, i, f"k{i}", f"v{i}") for i in range(6, 9)],
+          f"after 3 more records the group read {[(m['partition'], m['offset'], m['key']) for m in more]}, "
+          "expected exactly 0:6:k6,0:7:k7,0:8:k8 (committed offset 6)")
 
 
 def s_group_restart(s):
@@ -141,6 +153,12 @@ def s_seek_timestamp(s):
     check(res == exp, f"-Q gave {res}, expected {exp}")
     got = consume(t, offset=f"s@{ts[1] - 1}", count=1)
     check(got and got[0]["key"] == "k1", f"-o s@ts read {got[:1]}")
+    # Seek to each looked-up offset and read the record there.
+    for label in ("before_first", "mid", "exact"):
+        at = consume(t, offset=res[label], count=1)
+        P.obs(s, f"{label}_read", ",".join(f"{m['offset']}:{m['key']}" for m in at))
+        check([(m["offset"], m["key"], m["ts"]) for m in at] == [(res[label], f"k{res[label]}", ts[res[label]])],
+              f"-o {res[label]} ({label}) read {[(m['offset'], m['key']) for m in at]}, expected {res[label]}:k{res[label]}")
 
 
 def s_idempotent(s):
@@ -149,6 +167,9 @@ def s_idempotent(s):
     got = consume(t, count=5)
     check([m["offset"] for m in got] == list(range(5)), f"offsets {[m['offset'] for m in got]}")
     P.obs(s, "offsets", ",".join(str(m["offset"]) for m in got))
+    P.obs(s, "values", ",".join(m["payload"] for m in got))
+    check([(m["key"], m["payload"]) for m in got] == [(f"k{i}", f"v{i}") for i in range(5)],
+          f"records {[(m['key'], m['payload']) for m in got]}")
 
 
 def s_missing_topic(s):
@@ -159,7 +180,16 @@ def s_missing_topic(s):
                          stdin=b"x\n", bootstrap=P.missing_bootstrap)
     P.obs(s, "rc_nonzero", rc != 0)
     check("Unknown topic" in err or "UNKNOWN_TOPIC" in err, f"no unknown-topic error (rc={rc}): {err.strip()[-300:]}")
+    # Only the broker's UNKNOWN_TOPIC_OR_PARTITION passes ("Broker: Unknown topic or partition"), not
+    # librdkafka's local "Local: Unknown topic" nor a message timeout.
+    check(BROKER_UNKNOWN in err, f"expected '{BROKER_UNKNOWN}' (UNKNOWN_TOPIC_OR_PARTITION) (rc={rc}): {err.strip()[-300:]}")
     P.obs(s, "error", "unknown_topic")
+    rc, out, err = kcat(["-L", "-t", t, "-J"], timeout=15, bootstrap=P.missing_bootstrap)
+    check(rc == 0, f"kcat -L failed (rc={rc}): {err.strip()[-200:]}")
+    ts = [x for x in json.loads(out).get("topics", []) if x.get("topic") == t]
+    check(ts, f"topic {t} absent from the metadata")
+    P.obs(s, "metadata_error", ts[0].get("error", "NONE"))
+    check(ts[0].get("error") == BROKER_UNKNOWN, f"metadata for the missing topic: {ts[0]}")
 
 
 def s_oversize(s):
@@ -179,7 +209,7 @@ def preflight():
 
 
 SCENARIOS = ([(f"produce_{c}", s_produce(c)) for c in CODECS] +
-             [("group_consume", s_group_consume), ("commit", s_commit), ("group_restart", s_group_restart, 50),
+             [("group_consume", s_group_consume), ("commit", s_commit, 55), ("group_restart", s_group_restart, 50),
               ("seek_timestamp", s_seek_timestamp), ("idempotent_producer", s_idempotent),
               ("missing_topic", s_missing_topic), ("oversize_record", s_oversize)])
 print("# " + subprocess.run([KCAT, "-V"], capture_output=True, text=True).stdout.splitlines()[3], flush=True)

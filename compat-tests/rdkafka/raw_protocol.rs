@@ -298,7 +298,14 @@ fn list_offsets_epochs_cluster_and_producer_ids() {
     assert_eq!(cluster.brokers[0].port, broker.addr().port() as i32);
     assert_eq!(cluster.cluster_id.len(), 22);
     let controllers = c.call(1, &DescribeClusterRequest::default().with_endpoint_type(2));
-    assert_eq!(controllers.error_code, 115, "UNSUPPORTED_ENDPOINT_TYPE");
+    assert_eq!(
+        controllers.error_code, 114,
+        "MISMATCHED_ENDPOINT_TYPE, as Kafka"
+    );
+    assert_eq!(
+        controllers.endpoint_type, 1,
+        "the endpoint type this listener is"
+    );
 
     let a = c.call(
         4,
@@ -730,5 +737,119 @@ fn describe_configs_at_every_version() {
             .iter()
             .any(|c| c.name.as_str() == "num.partitions" && c.value.as_deref() == Some("1")));
         assert_eq!(r.results[2].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    }
+}
+
+/// ApiVersions v3+ carries Kafka's feature flags (the Java client and franz-go switch behaviour
+/// on them): metadata.version for the 4.1 schemas, group.version 1 while KIP-848 is on, and no
+/// transaction.version until transactions exist.
+#[test]
+fn api_versions_features() {
+    let broker = Broker::start(&[]);
+    let mut c = Client::connect(&broker);
+    for version in 3..=4 {
+        let r = c.call(
+            version,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(s("raw-protocol-test"))
+                .with_client_software_version(s("1")),
+        );
+        assert_eq!(r.error_code, 0);
+        let supported: Vec<(String, i16, i16)> = r
+            .supported_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.min_version, f.max_version))
+            .collect();
+        assert_eq!(
+            supported,
+            [
+                ("metadata.version".to_string(), 7, 27),
+                ("group.version".to_string(), 0, 1)
+            ],
+            "v{version}"
+        );
+        let finalized: Vec<(String, i16)> = r
+            .finalized_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.max_version_level))
+            .collect();
+        assert_eq!(
+            finalized,
+            [
+                ("metadata.version".to_string(), 27),
+                ("group.version".to_string(), 1)
+            ]
+        );
+        assert!(r.finalized_features_epoch >= 0);
+    }
+    // Kafka's rule for the client software fields: INVALID_REQUEST and no API list otherwise.
+    for (name, version) in [("", "1"), ("-bad", "1"), ("ok", "1.0+x"), ("a b", "1")] {
+        let r = c.call(
+            3,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(s(name))
+                .with_client_software_version(s(version)),
+        );
+        assert_eq!(r.error_code, 42, "{name:?} {version:?}");
+        assert!(r.api_keys.is_empty());
+    }
+    drop(c);
+    let broker = Broker::start(&["--set", "group.coordinator.rebalance.protocols=classic"]);
+    let r = Client::connect(&broker).call(
+        3,
+        &ApiVersionsRequest::default()
+            .with_client_software_name(s("raw-protocol-test"))
+            .with_client_software_version(s("1")),
+    );
+    let finalized: Vec<String> = r
+        .finalized_features
+        .iter()
+        .map(|f| f.name.to_string())
+        .collect();
+    assert_eq!(
+        finalized,
+        ["metadata.version"],
+        "group.version 0 is not finalized"
+    );
+}
+
+/// Without an authorizer the ACL APIs answer SECURITY_DISABLED, as Kafka does (kafka-acls and
+/// UIs read that as "ACLs are off").
+#[test]
+fn acl_apis_answer_security_disabled() {
+    use kafka_protocol::ResponseError as E;
+    let broker = Broker::start(&[]);
+    let mut c = Client::connect(&broker);
+    for version in 1..=3 {
+        let r = c.call(version, &DescribeAclsRequest::default());
+        assert_eq!(
+            r.error_code,
+            E::SecurityDisabled.code(),
+            "DescribeAcls v{version}"
+        );
+        assert!(r.resources.is_empty());
+        let r = c.call(
+            version,
+            &CreateAclsRequest::default().with_creations(vec![
+                create_acls_request::AclCreation::default(),
+                create_acls_request::AclCreation::default(),
+            ]),
+        );
+        assert_eq!(r.results.len(), 2);
+        assert!(r
+            .results
+            .iter()
+            .all(|x| x.error_code == E::SecurityDisabled.code()));
+        let r = c.call(
+            version,
+            &DeleteAclsRequest::default()
+                .with_filters(vec![delete_acls_request::DeleteAclsFilter::default()]),
+        );
+        assert_eq!(r.filter_results.len(), 1);
+        assert_eq!(
+            r.filter_results[0].error_code,
+            E::SecurityDisabled.code(),
+            "DeleteAcls v{version}"
+        );
     }
 }

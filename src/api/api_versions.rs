@@ -1,9 +1,42 @@
 //! ApiVersions: the list comes from the single table in api/mod.rs.
 
+use super::str_bytes;
 use super::{Handled, RequestContext, APIS};
 use crate::broker::Broker;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, ResponseKind};
+
+/// A Kafka feature flag (KIP-584) as this broker implements it. The Java client and franz-go
+/// switch behaviour on finalized features (transactions v2 on `transaction.version`, so that one
+/// is listed only once transactions work).
+struct Feature {
+    name: &'static str,
+    min: i16,
+    max: i16,
+    finalized: fn(&Broker) -> i16,
+}
+
+static FEATURES: &[Feature] = &[
+    // 7..27 = 3.3-IV3 (Kafka 4's minimum) .. 4.1-IV1: the schemas of the kafka-protocol crate.
+    Feature {
+        name: "metadata.version",
+        min: 7,
+        max: 27,
+        finalized: |_| 27,
+    },
+    // group.version 1 = the KIP-848 consumer protocol.
+    Feature {
+        name: "group.version",
+        min: 0,
+        max: 1,
+        finalized: |b| i16::from(b.config.groups.consumer_protocol_enabled),
+    },
+];
+
+/// The epoch of the finalized features: a single node never changes them while it runs.
+const FINALIZED_FEATURES_EPOCH: i64 = 1;
 
 pub fn supported_apis(broker: &Broker) -> Vec<ApiVersion> {
     // Like Kafka, KIP-848 APIs are advertised only while the consumer protocol is enabled.
@@ -25,7 +58,27 @@ pub fn supported_apis(broker: &Broker) -> Vec<ApiVersion> {
         .collect()
 }
 
+/// Kafka's rule for ClientSoftwareName and ClientSoftwareVersion (v3+): letters, digits, '-'
+/// and '.', starting and ending with a letter or digit. Anything else is INVALID_REQUEST.
+fn valid_software_field(s: &str) -> bool {
+    let b = s.as_bytes();
+    let edge = |c: &u8| c.is_ascii_alphanumeric();
+    b.first().is_some_and(edge)
+        && b.last().is_some_and(edge)
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
+}
+
 pub fn handle(ctx: &RequestContext, request: ApiVersionsRequest) -> Handled {
+    if ctx.api_version >= 3
+        && !(valid_software_field(&request.client_software_name)
+            && valid_software_field(&request.client_software_version))
+    {
+        return Handled::ready(ResponseKind::ApiVersions(
+            ApiVersionsResponse::default()
+                .with_error_code(kafka_protocol::ResponseError::InvalidRequest.code()),
+        ));
+    }
     if ctx.api_version >= 3 {
         tracing::info!(
             peer = %ctx.peer,
@@ -35,9 +88,34 @@ pub fn handle(ctx: &RequestContext, request: ApiVersionsRequest) -> Handled {
             "client software"
         );
     }
+    let broker = &ctx.broker;
+    let supported = FEATURES
+        .iter()
+        .map(|f| {
+            SupportedFeatureKey::default()
+                .with_name(str_bytes(f.name))
+                .with_min_version(f.min)
+                .with_max_version(f.max)
+        })
+        .collect();
+    // Like Kafka, a feature at level 0 is not finalized at all.
+    let finalized = FEATURES
+        .iter()
+        .map(|f| (f.name, (f.finalized)(broker)))
+        .filter(|&(_, level)| level > 0)
+        .map(|(name, level)| {
+            FinalizedFeatureKey::default()
+                .with_name(str_bytes(name))
+                .with_min_version_level(level)
+                .with_max_version_level(level)
+        })
+        .collect();
     let response = ApiVersionsResponse::default()
         .with_error_code(0)
-        .with_api_keys(supported_apis(&ctx.broker));
+        .with_api_keys(supported_apis(broker))
+        .with_supported_features(supported)
+        .with_finalized_features_epoch(FINALIZED_FEATURES_EPOCH)
+        .with_finalized_features(finalized);
     Handled::ready(ResponseKind::ApiVersions(response))
 }
 

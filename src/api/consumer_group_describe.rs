@@ -54,7 +54,10 @@ pub fn handle(ctx: &RequestContext, request: ConsumerGroupDescribeRequest) -> Ha
                                         .map(|n| TopicName(str_bytes(n)))
                                         .collect(),
                                 )
-                                .with_subscribed_topic_regex(m.regex.as_deref().map(str_bytes))
+                                // Kafka sends "" for a member without a regex.
+                                .with_subscribed_topic_regex(Some(str_bytes(
+                                    m.regex.as_deref().unwrap_or(""),
+                                )))
                                 .with_assignment(wire(c, &m.assigned))
                                 .with_target_assignment(wire(c, &c.target_of(&m.id)));
                             if version >= 1 {

@@ -48,7 +48,10 @@ pub fn handle(ctx: &RequestContext, request: ConsumerGroupHeartbeatRequest) -> H
     let mut response = ConsumerGroupHeartbeatResponse::default()
         .with_error_code(outcome.error)
         .with_error_message(outcome.message.as_deref().map(str_bytes))
-        .with_member_id(Some(str_bytes(&outcome.member_id)).filter(|m| !m.is_empty()))
+        // Kafka names the member only in successful responses.
+        .with_member_id(
+            Some(str_bytes(&outcome.member_id)).filter(|m| !m.is_empty() && outcome.error == 0),
+        )
         .with_member_epoch(outcome.member_epoch)
         .with_heartbeat_interval_ms(outcome.heartbeat_interval_ms);
     if outcome.error == 0 {

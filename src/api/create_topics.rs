@@ -188,7 +188,8 @@ pub fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Handled {
                     tracing::info!(topic = name, error = ?error, "create topic refused: {message}");
                     result.error_code = error.code();
                     result.error_message = Some(str_bytes(&message));
-                    result.configs = None;
+                    // Kafka sends an empty list (v5+), not null, with an error.
+                    result.configs = Some(Vec::new());
                 }
             }
             result

@@ -17,13 +17,15 @@ pub fn handle(ctx: &RequestContext, request: DescribeClusterRequest) -> Handled 
         .with_controller_id(node)
         .with_brokers(vec![this_broker]);
     if ctx.api_version >= 1 {
-        response.endpoint_type = request.endpoint_type;
-        // 1 = brokers. Asking a broker for controller endpoints (2) is refused, as in Kafka.
+        // 1 = brokers: the endpoint type this listener is. Kafka answers any other request
+        // (controllers, 2) with MISMATCHED_ENDPOINT_TYPE and names its own type.
+        response.endpoint_type = 1;
         if request.endpoint_type != 1 {
-            response.error_code = kafka_protocol::ResponseError::UnsupportedEndpointType.code();
-            response.error_message = Some(str_bytes(
-                "only broker endpoints (endpoint_type 1) are served",
-            ));
+            response.error_code = kafka_protocol::ResponseError::MismatchedEndpointType.code();
+            response.error_message = Some(str_bytes(&format!(
+                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type {}",
+                if request.endpoint_type == 2 { "CONTROLLER" } else { "UNKNOWN" }
+            )));
             response.brokers.clear();
         }
     }

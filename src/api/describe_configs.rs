@@ -47,6 +47,10 @@ fn config_type(name: &str, value: &str) -> i8 {
     }
 }
 
+/// Broker settings Kafka declares without a default of their own (it comes from the coarser
+/// `.hours` setting): Kafka lists them as synonyms of a topic config only when they are set.
+const NO_KAFKA_DEFAULT: &[&str] = &["log.retention.ms", "log.roll.ms"];
+
 struct Entry {
     name: String,
     value: String,
@@ -74,8 +78,13 @@ fn topic_entries(
                 .broker_synonym(name)
                 .map(|(b, _)| b.to_string())
                 .unwrap_or_else(|| name.to_string());
-            synonyms.push((default_name, default.to_string(), DEFAULT_CONFIG));
-            let (value, source) = (synonyms[0].1.clone(), synonyms[0].2);
+            if !NO_KAFKA_DEFAULT.contains(&default_name.as_str()) {
+                synonyms.push((default_name, default.to_string(), DEFAULT_CONFIG));
+            }
+            let (value, source) = synonyms
+                .first()
+                .map(|(_, v, s)| (v.clone(), *s))
+                .unwrap_or_else(|| (default.to_string(), DEFAULT_CONFIG));
             Entry {
                 name: name.to_string(),
                 value,
@@ -122,9 +131,10 @@ pub fn handle(ctx: &RequestContext, request: DescribeConfigsRequest) -> Handled 
                     Some(t) => Ok(topic_entries(ctx, &t.configs)),
                     None => Err((E::UnknownTopicOrPartition, "unknown topic".to_string())),
                 },
-                BROKER if res.resource_name.is_empty() || *res.resource_name == *node => {
-                    Ok(broker_entries(ctx))
-                }
+                // "" is the cluster-wide dynamic default entity: sluice has no dynamic
+                // broker configs, so it holds none (Kafka answers the same until one is set).
+                BROKER if res.resource_name.is_empty() => Ok(Vec::new()),
+                BROKER if *res.resource_name == *node => Ok(broker_entries(ctx)),
                 BROKER => Err((
                     E::InvalidRequest,
                     format!("unexpected broker id, expected {node}"),

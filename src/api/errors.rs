@@ -42,3 +42,7 @@ pub fn append_error(e: &AppendError) -> (i16, String) {
     };
     (code.code(), message)
 }
+
+/// What Kafka answers the ACL APIs with while no authorizer runs (SECURITY_DISABLED);
+/// `kafka-acls` and UIs (kafbat) treat exactly this as "ACLs are off".
+pub const NO_AUTHORIZER: &str = "No Authorizer is configured on the broker";

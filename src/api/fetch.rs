@@ -3,9 +3,9 @@
 
 use super::errors::ResponseError;
 use super::metadata::find_topic;
-use super::{Handled, RequestContext};
+use super::{Handled, RequestContext, LEADER_EPOCH};
 use crate::broker::Topic;
-use crate::log::{batch, Durability, Partition, ReadOutcome};
+use crate::log::{Durability, Partition, ReadOutcome};
 use bytes::Bytes;
 use futures::future::{join_all, select_all};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -24,6 +24,8 @@ struct Wanted {
     /// For reads that go to the tier.
     topic_ref: Option<Arc<Topic>>,
     missing_error: ResponseError,
+    /// The request's current leader epoch does not match the partition's (v9+).
+    epoch_error: Option<ResponseError>,
     fetch_offset: i64,
     max_bytes: usize,
 }
@@ -34,6 +36,7 @@ struct Plan {
     max_bytes: usize,
     min_bytes: usize,
     version: i16,
+    read_committed: bool,
 }
 
 /// Results of reads from the tier, by index into `Plan::wanted` (None: the tier lacks it).
@@ -71,13 +74,10 @@ impl Plan {
         let mut min_one = true;
         for (i, w) in self.wanted.iter().enumerate() {
             let mut data = PartitionData::default().with_partition_index(w.partition);
-            match &w.log {
-                None => {
-                    data.error_code = w.missing_error.code();
-                    data.high_watermark = -1;
-                    had_error = true;
-                }
-                Some(log) => {
+            match (&w.log, w.epoch_error) {
+                (None, _) => data.error_code = w.missing_error.code(),
+                (Some(_), Some(e)) => data.error_code = e.code(),
+                (Some(log), None) => {
                     let limit = w.max_bytes.min(self.max_bytes.saturating_sub(total));
                     let outcome = match log.read(w.fetch_offset, limit, min_one) {
                         Ok(ReadOutcome::Remote) => match remote.get(&i) {
@@ -92,13 +92,6 @@ impl Plan {
                         other => other,
                     };
                     match outcome {
-                        Ok(ReadOutcome::Records(bytes))
-                            if self.version < 10 && has_zstd(&bytes) =>
-                        {
-                            // Clients before Fetch v10 cannot decode zstd (Kafka refuses likewise).
-                            data.error_code = ResponseError::UnsupportedCompressionType.code();
-                            had_error = true;
-                        }
                         Ok(ReadOutcome::Records(bytes)) => {
                             if !bytes.is_empty() {
                                 min_one = false;
@@ -108,20 +101,31 @@ impl Plan {
                         }
                         Ok(ReadOutcome::OutOfRange) | Ok(ReadOutcome::Remote) => {
                             data.error_code = ResponseError::OffsetOutOfRange.code();
-                            had_error = true;
                         }
                         Err(e) => {
                             tracing::error!(topic = %log.topic, partition = log.index, error = %e, "fetch read failed");
                             data.error_code = ResponseError::KafkaStorageError.code();
-                            had_error = true;
                         }
                     }
-                    // Taken after the read, so the records never run past the reported watermark.
-                    let offsets = log.offsets();
-                    data.high_watermark = offsets.high_watermark;
-                    data.last_stable_offset = offsets.high_watermark;
-                    data.log_start_offset = offsets.log_start;
+                    if data.error_code == 0 {
+                        // Taken after the read, so the records never run past the reported watermark.
+                        let offsets = log.offsets();
+                        data.high_watermark = offsets.high_watermark;
+                        data.last_stable_offset = offsets.high_watermark;
+                        data.log_start_offset = offsets.log_start;
+                    }
                 }
+            }
+            if data.error_code != 0 {
+                // Kafka's error partitions: no offsets, no aborted-transaction list.
+                had_error = true;
+                data.high_watermark = -1;
+                data.last_stable_offset = -1;
+                data.log_start_offset = -1;
+                data.aborted_transactions = None;
+            } else if !self.read_committed {
+                // Kafka sends the aborted-transaction list to read_committed consumers only.
+                data.aborted_transactions = None;
             }
             topics[w.topic].partitions.push(data);
         }
@@ -134,8 +138,15 @@ impl Plan {
     }
 }
 
-fn has_zstd(records: &[u8]) -> bool {
-    batch::headers(records).any(|(_, h)| h.compression() == 4)
+/// Kafka's check of the client's view of leadership: a newer epoch than the leader's is
+/// UNKNOWN_LEADER_EPOCH (the client is ahead of this broker), an older one FENCED_LEADER_EPOCH.
+pub fn leader_epoch_error(current_leader_epoch: i32) -> Option<ResponseError> {
+    match current_leader_epoch {
+        -1 => None,
+        e if e > LEADER_EPOCH => Some(ResponseError::UnknownLeaderEpoch),
+        e if e < LEADER_EPOCH => Some(ResponseError::FencedLeaderEpoch),
+        _ => None,
+    }
 }
 
 pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
@@ -146,6 +157,7 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
         max_bytes: (request.max_bytes.max(0) as usize).min(ctx.broker.config.fetch_max_bytes),
         min_bytes: request.min_bytes.max(0) as usize,
         version: ctx.api_version,
+        read_committed: request.isolation_level == 1,
     };
     for topic in &request.topics {
         let found = find_topic(ctx, topic.topic.0.as_str(), &topic.topic_id);
@@ -168,6 +180,7 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
                 log,
                 topic_ref: found.clone(),
                 missing_error,
+                epoch_error: leader_epoch_error(p.current_leader_epoch),
                 fetch_offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
             });

@@ -50,6 +50,10 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
     };
     // allow_auto_topic_creation exists from v4; older clients always allowed it.
     let may_create = ctx.api_version < 4 || request.allow_auto_topic_creation;
+    // The schema has topic ids from v10, but Kafka looks topics up by id only from v12 and
+    // answers INVALID_REQUEST (with no brokers) below that; names are non-nullable until v12.
+    let by_id_allowed = ctx.api_version >= 12;
+    let mut invalid_request = false;
     let topics = match requested {
         None => broker
             .topics()
@@ -86,6 +90,10 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
                             }
                         },
                     },
+                    None if !by_id_allowed => {
+                        invalid_request = true;
+                        error_topic(Some(""), req.topic_id, ResponseError::InvalidRequest)
+                    }
                     None => match broker.topic_by_id(&req.topic_id) {
                         Some(t) => topic_response(&t, node_id),
                         None => error_topic(None, req.topic_id, ResponseError::UnknownTopicId),
@@ -99,7 +107,11 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
         .with_host(str_bytes(&ctx.listener.advertised_host))
         .with_port(ctx.listener.advertised_port as i32);
     let response = MetadataResponse::default()
-        .with_brokers(vec![this_broker])
+        .with_brokers(if invalid_request {
+            Vec::new()
+        } else {
+            vec![this_broker]
+        })
         .with_cluster_id(Some(str_bytes(&broker.cluster_id)))
         .with_controller_id(BrokerId(node_id))
         .with_topics(topics);
@@ -113,4 +125,12 @@ pub fn find_topic(ctx: &RequestContext, name: &str, id: &uuid::Uuid) -> Option<A
     } else {
         ctx.broker.topic_by_id(id)
     }
+}
+
+/// Whether this broker has the partition (OffsetCommit and OffsetDelete answer
+/// UNKNOWN_TOPIC_OR_PARTITION for one it lacks, as Kafka does).
+pub fn partition_exists(ctx: &RequestContext, topic: &str, partition: i32) -> bool {
+    ctx.broker
+        .topic(topic)
+        .is_some_and(|t| usize::try_from(partition).is_ok_and(|i| i < t.partitions.len()))
 }

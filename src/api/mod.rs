@@ -4,9 +4,12 @@
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod create_acls;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -160,6 +163,10 @@ pub static APIS: &[ApiEntry] = &[
         consumer_group_describe,
         ConsumerGroupDescribeRequest
     ),
+    // ACLs: SECURITY_DISABLED until an authorizer exists, as Kafka without one.
+    api!(DescribeAcls, 1, 3, describe_acls, DescribeAclsRequest),
+    api!(CreateAcls, 1, 3, create_acls, CreateAclsRequest),
+    api!(DeleteAcls, 1, 3, delete_acls, DeleteAclsRequest),
 ];
 
 pub fn lookup(api_key: i16) -> Option<&'static ApiEntry> {

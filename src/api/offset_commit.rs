@@ -1,6 +1,7 @@
 //! OffsetCommit: validated against the group's generation (classic) or member epoch
 //! (KIP-848), written to the group log and answered once that write is fsynced.
 
+use super::metadata::partition_exists;
 use super::{Handled, RequestContext};
 use crate::coordinator::group::{CommitRequest, OffsetToCommit};
 use kafka_protocol::messages::offset_commit_response::{
@@ -10,17 +11,28 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, Respon
 use kafka_protocol::ResponseError as E;
 
 pub fn handle(ctx: &RequestContext, request: OffsetCommitRequest) -> Handled {
-    let offsets: Vec<OffsetToCommit> = request
+    // Kafka commits only partitions that exist; the others get UNKNOWN_TOPIC_OR_PARTITION.
+    let exists: Vec<bool> = request
         .topics
         .iter()
         .flat_map(|t| {
-            t.partitions.iter().map(|p| OffsetToCommit {
-                topic: t.name.to_string(),
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: p.committed_leader_epoch,
-                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-            })
+            t.partitions
+                .iter()
+                .map(|p| partition_exists(ctx, &t.name, p.partition_index))
+        })
+        .collect();
+    let mut known = exists.iter();
+    let offsets: Vec<OffsetToCommit> = request
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
+        .filter(|_| *known.next().unwrap_or(&false))
+        .map(|(t, p)| OffsetToCommit {
+            topic: t.name.to_string(),
+            partition: p.partition_index,
+            offset: p.committed_offset,
+            leader_epoch: p.committed_leader_epoch,
+            metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
         })
         .collect();
     let outcome = ctx.broker.groups.commit_offsets(
@@ -35,6 +47,7 @@ pub fn handle(ctx: &RequestContext, request: OffsetCommitRequest) -> Handled {
     );
     let build = move |errors: &[i16]| {
         let mut codes = errors.iter();
+        let mut known = exists.iter();
         let topics = request
             .topics
             .iter()
@@ -47,7 +60,11 @@ pub fn handle(ctx: &RequestContext, request: OffsetCommitRequest) -> Handled {
                             .map(|p| {
                                 OffsetCommitResponsePartition::default()
                                     .with_partition_index(p.partition_index)
-                                    .with_error_code(*codes.next().unwrap_or(&0))
+                                    .with_error_code(if *known.next().unwrap_or(&false) {
+                                        *codes.next().unwrap_or(&0)
+                                    } else {
+                                        E::UnknownTopicOrPartition.code()
+                                    })
                             })
                             .collect(),
                     )

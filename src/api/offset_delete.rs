@@ -1,5 +1,6 @@
 //! OffsetDelete: removes committed offsets of topics the group no longer consumes.
 
+use super::metadata::partition_exists;
 use super::{Handled, RequestContext};
 use crate::coordinator::group::TopicSource;
 use kafka_protocol::messages::offset_delete_response::{
@@ -47,6 +48,13 @@ pub fn handle(ctx: &RequestContext, request: OffsetDeleteRequest) -> Handled {
                         parts
                             .into_iter()
                             .map(|(p, code)| {
+                                // As Kafka: a partition this broker lacks is unknown, whatever
+                                // the group holds for it.
+                                let code = if partition_exists(ctx, &topic, p) {
+                                    code
+                                } else {
+                                    E::UnknownTopicOrPartition.code()
+                                };
                                 OffsetDeleteResponsePartition::default()
                                     .with_partition_index(p)
                                     .with_error_code(code)

@@ -55,11 +55,8 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
     let mut waits = Vec::new();
     for (t_idx, topic_data) in request.topic_data.iter().enumerate() {
         let name = topic_data.name.0.as_str();
-        let topic = match find_topic(ctx, name, &topic_data.topic_id) {
-            Some(t) => Some(t),
-            None if !name.is_empty() && blanket_error.is_none() => ctx.broker.auto_create(name),
-            None => None,
-        };
+        // Like Kafka, only Metadata creates topics; Produce to an unknown one is refused.
+        let topic = find_topic(ctx, name, &topic_data.topic_id);
         let missing = if name.is_empty() && topic.is_none() {
             ResponseError::UnknownTopicId
         } else {

@@ -264,7 +264,10 @@ fn response_size(response: &ResponseKind, version: i16) -> anyhow::Result<usize>
         ListGroups,
         DeleteGroups,
         ConsumerGroupHeartbeat,
-        ConsumerGroupDescribe
+        ConsumerGroupDescribe,
+        DescribeAcls,
+        CreateAcls,
+        DeleteAcls
     )
 }
 

@@ -270,7 +270,17 @@ impl ConsumerGroup {
             p.member_id.clone()
         };
         match p.member_epoch {
-            LEAVE_EPOCH => return self.leave(&member_id, p.instance_id.as_deref()),
+            LEAVE_EPOCH => {
+                let left = self.leave(&member_id, p.instance_id.as_deref());
+                if left.error == 0 {
+                    // As Kafka: a departure bumps the group epoch and computes a new target.
+                    self.refresh_subscriptions(source);
+                    if self.epoch > self.assignment_epoch {
+                        self.compute_target();
+                    }
+                }
+                return left;
+            }
             STATIC_LEAVE_EPOCH => return self.static_leave(&member_id, now),
             0 => {
                 if let Err(e) = self.join(&member_id, &p, now) {
