@@ -78,6 +78,9 @@ pub fn handle(ctx: &RequestContext, request: ConsumerGroupDescribeRequest) -> Ha
                     _ => format!("Group {} not found.", id.as_str()),
                 }));
             }
+            if request.include_authorized_operations && out.error_code == 0 {
+                out.authorized_operations = super::authorized_ops::GROUP;
+            }
             out
         })
         .collect();

@@ -153,7 +153,8 @@ pub fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Handled {
                     }
                     partition_budget -= checked.partitions;
                     if request.validate_only {
-                        return Ok((uuid::Uuid::nil(), checked));
+                        // Kafka answers with the id the topic would get; nothing is kept.
+                        return Ok((uuid::Uuid::new_v4(), checked));
                     }
                     // Directories, files and fsyncs: off the async workers.
                     let created = tokio::task::block_in_place(|| {

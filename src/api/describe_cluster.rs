@@ -16,16 +16,27 @@ pub fn handle(ctx: &RequestContext, request: DescribeClusterRequest) -> Handled 
         .with_cluster_id(str_bytes(&ctx.broker.cluster_id))
         .with_controller_id(node)
         .with_brokers(vec![this_broker]);
+    if request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = super::authorized_ops::CLUSTER;
+    }
     if ctx.api_version >= 1 {
-        // 1 = brokers: the endpoint type this listener is. Kafka answers any other request
-        // (controllers, 2) with MISMATCHED_ENDPOINT_TYPE and names its own type.
+        // 1 = brokers: the endpoint type this listener is. Kafka answers a request for
+        // controllers (2) with MISMATCHED_ENDPOINT_TYPE, any other with UNSUPPORTED_ENDPOINT_TYPE.
         response.endpoint_type = 1;
-        if request.endpoint_type != 1 {
-            response.error_code = kafka_protocol::ResponseError::MismatchedEndpointType.code();
-            response.error_message = Some(str_bytes(&format!(
-                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type {}",
-                if request.endpoint_type == 2 { "CONTROLLER" } else { "UNKNOWN" }
-            )));
+        let refused = match request.endpoint_type {
+            1 => None,
+            2 => Some((
+                kafka_protocol::ResponseError::MismatchedEndpointType,
+                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER",
+            )),
+            _ => Some((
+                kafka_protocol::ResponseError::UnsupportedEndpointType,
+                "Unsupported endpoint type",
+            )),
+        };
+        if let Some((error, message)) = refused {
+            response.error_code = error.code();
+            response.error_message = Some(str_bytes(message));
             response.brokers.clear();
         }
     }

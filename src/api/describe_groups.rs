@@ -49,8 +49,8 @@ pub fn handle(ctx: &RequestContext, request: DescribeGroupsRequest) -> Handled {
                     }));
                 }
             }
-            if id.is_empty() {
-                out.error_code = E::InvalidGroupId.code();
+            if request.include_authorized_operations && out.error_code == 0 {
+                out.authorized_operations = super::authorized_ops::GROUP;
             }
             out
         })

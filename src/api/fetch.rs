@@ -117,12 +117,15 @@ impl Plan {
                 }
             }
             if data.error_code != 0 {
-                // Kafka's error partitions: no offsets, no aborted-transaction list.
+                // Kafka's error partitions: no offsets, and an aborted-transaction list only
+                // (empty) for a partition it does not have.
                 had_error = true;
                 data.high_watermark = -1;
                 data.last_stable_offset = -1;
                 data.log_start_offset = -1;
-                data.aborted_transactions = None;
+                if w.log.is_some() {
+                    data.aborted_transactions = None;
+                }
             } else if !self.read_committed {
                 // Kafka sends the aborted-transaction list to read_committed consumers only.
                 data.aborted_transactions = None;

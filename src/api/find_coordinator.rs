@@ -10,10 +10,10 @@ use kafka_protocol::ResponseError as E;
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
-/// (error, message) for one key; None means this broker is the coordinator.
-fn check(key: &str, key_type: i8) -> Option<(E, &'static str)> {
+/// (error, message) for a key type; None means this broker is the coordinator. Every group
+/// key is served, the empty one too, as Kafka does (old clients commit offsets under it).
+fn check(key_type: i8) -> Option<(E, &'static str)> {
     match key_type {
-        KEY_TYPE_GROUP if key.is_empty() => Some((E::InvalidGroupId, "the group id is empty")),
         KEY_TYPE_GROUP => None,
         // Transactions are not implemented yet: the same fatal error InitProducerId gives.
         KEY_TYPE_TRANSACTION => Some((
@@ -35,7 +35,7 @@ pub fn handle(ctx: &RequestContext, request: FindCoordinatorRequest) -> Handled 
             .iter()
             .map(|key| {
                 let mut c = Coordinator::default().with_key(key.clone());
-                match check(key, request.key_type) {
+                match check(request.key_type) {
                     None => {
                         c.node_id = node;
                         c.host = host.clone();
@@ -58,7 +58,7 @@ pub fn handle(ctx: &RequestContext, request: FindCoordinatorRequest) -> Handled 
         } else {
             request.key_type
         };
-        match check(&request.key, key_type) {
+        match check(key_type) {
             None => {
                 response.node_id = node;
                 response.host = host;

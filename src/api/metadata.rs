@@ -1,6 +1,6 @@
 //! Metadata: this broker, the topics asked for (auto-creating them when allowed), leaders.
 
-use super::{str_bytes, Handled, RequestContext, LEADER_EPOCH};
+use super::{authorized_ops, str_bytes, Handled, RequestContext, LEADER_EPOCH};
 use crate::broker::{validate_topic_name, Topic};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -106,7 +106,13 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
         .with_node_id(BrokerId(node_id))
         .with_host(str_bytes(&ctx.listener.advertised_host))
         .with_port(ctx.listener.advertised_port as i32);
-    let response = MetadataResponse::default()
+    let mut topics: Vec<MetadataResponseTopic> = topics;
+    if request.include_topic_authorized_operations {
+        for t in topics.iter_mut().filter(|t| t.error_code == 0) {
+            t.topic_authorized_operations = authorized_ops::TOPIC;
+        }
+    }
+    let mut response = MetadataResponse::default()
         .with_brokers(if invalid_request {
             Vec::new()
         } else {
@@ -115,6 +121,9 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
         .with_cluster_id(Some(str_bytes(&broker.cluster_id)))
         .with_controller_id(BrokerId(node_id))
         .with_topics(topics);
+    if request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = authorized_ops::CLUSTER;
+    }
     Handled::ready(ResponseKind::Metadata(response))
 }
 

@@ -173,6 +173,28 @@ pub fn lookup(api_key: i16) -> Option<&'static ApiEntry> {
     APIS.iter().find(|e| e.key as i16 == api_key)
 }
 
+/// Authorized-operation bitfields (bit n = Kafka's AclOperation code n) for requests that ask
+/// for them. With no authorizer Kafka reports every operation of the resource type; the
+/// authorizer (security issue) will compute them per principal.
+pub mod authorized_ops {
+    /// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+    pub const TOPIC: i32 = bits(&[3, 4, 5, 6, 7, 8, 10, 11]);
+    /// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
+    pub const CLUSTER: i32 = bits(&[5, 7, 8, 9, 10, 11, 12]);
+    /// READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+    pub const GROUP: i32 = bits(&[3, 6, 8, 10, 11]);
+
+    const fn bits(ops: &[u8]) -> i32 {
+        let mut v = 0;
+        let mut i = 0;
+        while i < ops.len() {
+            v |= 1 << ops[i];
+            i += 1;
+        }
+        v
+    }
+}
+
 /// Leader epoch of every partition: a single broker never changes leadership.
 pub const LEADER_EPOCH: i32 = 0;
 

@@ -533,9 +533,8 @@ impl GroupCoordinator {
             errors: vec![e.code(); req.offsets.len()],
             durable_end: None,
         };
-        if group_id.is_empty() {
-            return all(E::InvalidGroupId);
-        }
+        // Like Kafka, offsets may be committed under the empty group id (backwards
+        // compatibility); only the membership APIs refuse it.
         let simple = req.generation_or_epoch < 0 && req.member_id.is_empty();
         let create = simple.then_some(Self::new_classic as fn(_) -> _);
         let outcome = self.with_group(group_id, create, |g| {
@@ -629,9 +628,6 @@ impl GroupCoordinator {
         partitions: Option<Vec<(String, Vec<i32>)>>,
         member: Option<(String, i32)>,
     ) -> Result<Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>, E> {
-        if group_id.is_empty() {
-            return Err(E::InvalidGroupId);
-        }
         let read = |g: Option<&Group>| -> Vec<(String, Vec<(i32, Option<CommittedOffset>)>)> {
             match &partitions {
                 Some(asked) => asked
@@ -754,9 +750,6 @@ impl GroupCoordinator {
 
     /// DeleteGroups for one group.
     pub fn delete_group(&self, group_id: &str) -> Result<Option<i64>, E> {
-        if group_id.is_empty() {
-            return Err(E::InvalidGroupId);
-        }
         self.with_group(group_id, None, |g| {
             if !g.is_empty() {
                 return Err(E::NonEmptyGroup);

@@ -26,7 +26,12 @@ import java.util.function.Function;
 final class Cases {
     final String rid;
     final String ta, tb, tdi, group, simpleGroup;
-    static final long TS0 = 1_700_000_000_000L;
+    /**
+     * Record timestamps: the start of the previous hour, the same for both brokers in a run. Not a
+     * fixed date: records older than retention.ms (7 days) are deleted by Kafka's first retention
+     * check (30 s after start, active segment included), which made ListOffsets timing-dependent.
+     */
+    static final long TS0 = (System.currentTimeMillis() / 3_600_000L - 1) * 3_600_000L;
     static final int HUGE = 10_000;
     static final short P = -1;
     static final Uuid SHARE_TOPIC_ID = new Uuid(0x1234_5678_9abc_def0L, 0x0fed_cba9_8765_4321L);
@@ -90,9 +95,82 @@ final class Cases {
             .setReplicationFactor((short) 1).setConfigs(cc);
     }
 
+    static final java.util.Set<Short> RETRIABLE = java.util.Set.of((short) 14, (short) 15, (short) 16); // LOAD_IN_PROGRESS, NOT_AVAILABLE, NOT_COORDINATOR
+    static final int READY_PROBES = 1000;
+
+    static boolean advertises(Broker b, ApiKeys api) {
+        ApiVersionsResponseData r = (ApiVersionsResponseData) b.state.get("apiversions");
+        return r != null && r.apiKeys().find(api.id) != null;
+    }
+
+    /**
+     * Waits until the broker's coordinators answer: a freshly started Kafka creates __consumer_offsets
+     * and __transaction_state on the first FindCoordinator and loads their 50 partitions
+     * asynchronously, and allocates its first producer id block from the controller; until then it
+     * answers COORDINATOR_NOT_AVAILABLE / COORDINATOR_LOAD_IN_PROGRESS / NOT_COORDINATOR, which would
+     * make the group and producer cases depend on timing. Probes READY_PROBES group ids (so every
+     * __consumer_offsets partition is covered) in one batched OffsetFetch, and as many transactional
+     * ids in one DescribeTransactions when the broker has that API. A broker that answers a
+     * non-retriable error (sluice: transactions not built) ends that wait at once.
+     */
+    void awaitCoordinators(Broker b, List<String> problems) {
+        long deadline = System.currentTimeMillis() + 60_000;
+        List<String> probes = list(READY_PROBES, i -> "pd-" + rid + "-ready-" + i);
+        String last = waitFor(deadline, () -> {
+            Broker.Outcome o = b.send(ApiKeys.FIND_COORDINATOR, (short) 4, new FindCoordinatorRequestData().setKeyType((byte) 0).setCoordinatorKeys(List.of(group)));
+            if (!o.ok()) return "FindCoordinator group: " + o.status;
+            for (var c : ((FindCoordinatorResponseData) o.body).coordinators()) if (RETRIABLE.contains(c.errorCode())) return "FindCoordinator group: error " + c.errorCode();
+            return null;
+        });
+        if (last == null) last = waitFor(deadline, () -> {
+            Broker.Outcome o = b.send(ApiKeys.OFFSET_FETCH, (short) 8, new OffsetFetchRequestData().setGroups(list(probes.size(), i ->
+                new OffsetFetchRequestData.OffsetFetchRequestGroup().setGroupId(probes.get(i)).setTopics(null))));
+            if (!o.ok()) return "OffsetFetch probes: " + o.status;
+            for (var g : ((OffsetFetchResponseData) o.body).groups()) if (RETRIABLE.contains(g.errorCode())) return "OffsetFetch probe " + g.groupId() + ": error " + g.errorCode();
+            return null;
+        });
+        if (last == null) last = waitFor(deadline, () -> {
+            Broker.Outcome o = b.send(ApiKeys.FIND_COORDINATOR, (short) 4, new FindCoordinatorRequestData().setKeyType((byte) 1).setCoordinatorKeys(List.of("pd-" + rid + "-tx")));
+            if (!o.ok()) return "FindCoordinator transaction: " + o.status;
+            for (var c : ((FindCoordinatorResponseData) o.body).coordinators()) if (RETRIABLE.contains(c.errorCode())) return "FindCoordinator transaction: error " + c.errorCode();
+            return null;
+        });
+        // Share groups: the first SHARE lookup creates __share_group_state (COORDINATOR_NOT_AVAILABLE until then).
+        if (last == null) last = waitFor(deadline, () -> {
+            Broker.Outcome o = b.send(ApiKeys.FIND_COORDINATOR, (short) 6, new FindCoordinatorRequestData().setKeyType((byte) 2)
+                .setCoordinatorKeys(List.of(group + ":" + SHARE_TOPIC_ID + ":0")));
+            if (!o.ok()) return "FindCoordinator share: " + o.status;
+            for (var c : ((FindCoordinatorResponseData) o.body).coordinators()) if (RETRIABLE.contains(c.errorCode())) return "FindCoordinator share: error " + c.errorCode();
+            return null;
+        });
+        if (last == null && advertises(b, ApiKeys.DESCRIBE_TRANSACTIONS)) last = waitFor(deadline, () -> {
+            Broker.Outcome o = b.send(ApiKeys.DESCRIBE_TRANSACTIONS, (short) 0, new DescribeTransactionsRequestData().setTransactionalIds(probes));
+            if (!o.ok()) return "DescribeTransactions probes: " + o.status;
+            for (var t : ((DescribeTransactionsResponseData) o.body).transactionStates()) if (RETRIABLE.contains(t.errorCode())) return "DescribeTransactions probe " + t.transactionalId() + ": error " + t.errorCode();
+            return null;
+        });
+        if (last == null) last = waitFor(deadline, () -> {
+            Broker.Outcome o = b.send(ApiKeys.INIT_PRODUCER_ID, (short) 4, new InitProducerIdRequestData().setTransactionalId(null).setTransactionTimeoutMs(60000));
+            if (!o.ok()) return "InitProducerId: " + o.status;
+            short ec = ((InitProducerIdResponseData) o.body).errorCode();
+            return RETRIABLE.contains(ec) ? "InitProducerId: error " + ec : null;
+        });
+        if (last != null) problems.add("coordinators not ready after 60 s: " + last);
+    }
+
+    /** Retries probe (null = ready) every 200 ms until deadline; returns the last problem, or null. */
+    static String waitFor(long deadline, java.util.function.Supplier<String> probe) {
+        while (true) {
+            String p = probe.get();
+            if (p == null || System.currentTimeMillis() > deadline) return p;
+            sleep(200);
+        }
+    }
+
     /** Returns problems seen (empty when the broker is ready). */
     List<String> setup(Broker b) {
         List<String> problems = new ArrayList<>();
+        awaitCoordinators(b, problems);
         CreateTopicsRequestData.CreatableTopicCollection topics = new CreateTopicsRequestData.CreatableTopicCollection();
         topics.add(creatable(ta, 3));
         topics.add(creatable(tb, 1, "retention.ms", "3600000"));

@@ -42,7 +42,7 @@ public final class ProtocolDiff {
 
     record Diff(String field, String kafka, String sluice) { }
 
-    record Rule(String api, int lo, int hi, Pattern kase, Pattern field, String reason) {
+    record Rule(int line, String api, int lo, int hi, Pattern kase, Pattern field, String reason) {
         boolean matches(Case c, String f) {
             if (!api.equals("*") && !api.equalsIgnoreCase(c.api.name) && !api.equals(String.valueOf(c.api.id))) return false;
             if (c.version < lo || c.version > hi) return false;
@@ -58,6 +58,9 @@ public final class ProtocolDiff {
     int same, diff, allowed, skipped;
     final Map<String, Integer> diffsPerApi = new TreeMap<>();
     final Map<String, Set<String>> diffCasesPerApi = new TreeMap<>();
+    final Map<String, Integer> allowedPerCategory = new TreeMap<>();
+    /** Rules that accepted at least one field (a full run lists the others as UNUSED: stale rules). */
+    final Set<Rule> used = new HashSet<>();
 
     ProtocolDiff(String rid, Broker kafka, Broker sluice) {
         this.rid = rid; this.kafka = kafka; this.sluice = sluice;
@@ -112,18 +115,31 @@ public final class ProtocolDiff {
                     if (!r[1].isEmpty() && !r[1].equals("*")) hi = Integer.parseInt(r[1]);
                 }
             }
-            rules.add(new Rule(f[0], lo, hi, glob(f[2]), glob(f[3]), reason.isEmpty() ? "allowed" : reason));
+            rules.add(new Rule(n, f[0], lo, hi, glob(f[2]), glob(f[3]), reason.isEmpty() ? "allowed" : reason));
         }
     }
 
+    /** Glob to regex: {@code *} any characters, {@code ?} one, {@code {a,b,c}} one of the alternatives (not nested). */
     static Pattern glob(String g) {
         StringBuilder sb = new StringBuilder();
+        boolean inBraces = false;
         for (char ch : g.toCharArray()) {
             if (ch == '*') sb.append(".*");
             else if (ch == '?') sb.append('.');
+            else if (ch == '{' && !inBraces) { sb.append("(?:"); inBraces = true; }
+            else if (ch == '}' && inBraces) { sb.append(')'); inBraces = false; }
+            else if (ch == ',' && inBraces) sb.append('|');
             else sb.append(Pattern.quote(String.valueOf(ch)));
         }
+        if (inBraces) throw new IllegalArgumentException("unclosed { in " + g);
         return Pattern.compile(sb.toString());
+    }
+
+    /** The category of a rule: its reason up to the first ':' ("on purpose", "gap (issue 15)", "crate", "sluice bug"). */
+    static String category(Rule r) {
+        int c = r.reason.indexOf(':');
+        String cat = c > 0 ? r.reason.substring(0, c).trim() : "";
+        return cat.matches("on purpose|gap.*|crate|sluice bug") ? cat : "cosmetic";
     }
 
     // ------------------------------------------------------------------------------------------
@@ -179,6 +195,10 @@ public final class ProtocolDiff {
         int unallowed = diff - allowed;
         System.out.println("SUMMARY cases=" + (same + diff) + " same=" + same + " diff=" + diff + " allowed=" + allowed
             + " unallowed=" + unallowed + " skipped=" + skipped + " ms=" + ms);
+        StringBuilder cats = new StringBuilder();
+        allowedPerCategory.forEach((k, n) -> cats.append(' ').append(k.replace(' ', '_')).append('=').append(n));
+        System.out.println("SUMMARY allowed_cases_by_category" + cats);
+        if (only == null) for (Rule r : rules) if (!used.contains(r)) System.out.println("UNUSED allow rule line=" + r.line + " reason=" + q(r.reason));
         for (Map.Entry<String, Set<String>> e : diffCasesPerApi.entrySet()) {
             System.out.println("SUMMARY api=" + e.getKey() + " diff_cases=" + e.getValue().size() + " diff_fields=" + diffsPerApi.get(e.getKey()));
         }
@@ -259,7 +279,9 @@ public final class ProtocolDiff {
             System.out.println("SKIP " + head + " reason=" + q(k.detail));
             return;
         }
+        long t3 = System.nanoTime();
         List<Diff> diffs = compare(c, k, s);
+        apiMs.merge(c.api.name + " compare", (System.nanoTime() - t3) / 1_000_000, Long::sum);
         if (diffs.isEmpty()) {
             same++;
             System.out.println("SAME " + head + (k.ok() ? "" : " outcome=" + k.status));
@@ -270,9 +292,17 @@ public final class ProtocolDiff {
         String reason = null;
         for (Diff d : diffs) {
             Rule r = rules.stream().filter(x -> x.matches(c, d.field)).findFirst().orElse(null);
-            if (r == null) allAllowed = false; else if (reason == null) reason = r.reason;
+            if (r == null) allAllowed = false; else { used.add(r); if (reason == null) reason = r.reason; }
         }
-        if (allAllowed) allowed++;
+        if (allAllowed) {
+            allowed++;
+            // A case counts once under each category of the rules that accepted its fields.
+            Set<String> cats = new TreeSet<>();
+            // "cosmetic" (message presence) only when nothing else explains the case.
+            for (Diff d : diffs) rules.stream().filter(x -> x.matches(c, d.field)).findFirst().ifPresent(x -> cats.add(category(x)));
+            if (cats.size() > 1) cats.remove("cosmetic");
+            for (String cat : cats) allowedPerCategory.merge(cat, 1, Integer::sum);
+        }
         diffsPerApi.merge(c.api.name, diffs.size(), Integer::sum);
         diffCasesPerApi.computeIfAbsent(c.api.name, x -> new TreeSet<>()).add("v" + c.version + ":" + c.name);
         int shown = 0;
