@@ -373,6 +373,46 @@ fn ensure_topic(c: &Common) -> anyhow::Result<()> {
     }
 }
 
+/// Metadata of `topic`, retried for up to 60 s while the broker answers with an error: Apache
+/// Kafka lists a new topic before all its partitions have leaders (NOT_LEADER_OR_FOLLOWER
+/// meanwhile, for seconds with 1,000 partitions).
+fn metadata_when_led<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+) -> anyhow::Result<rdkafka::metadata::Metadata> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match client.fetch_metadata(Some(topic), Duration::from_secs(10)) {
+            Ok(md) => return Ok(md),
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("metadata of {topic}: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Watermarks of one partition, retried like `metadata_when_led`: Kafka answers ListOffsets
+/// for a new partition with NOT_LEADER_OR_FOLLOWER until its log exists.
+fn watermarks_when_led(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+) -> anyhow::Result<(i64, i64)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+            Ok(w) => return Ok(w),
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("watermarks of {topic}/{partition}: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 struct ProduceCtx {
     base: Instant,
     warmup_ns: u64,
@@ -532,9 +572,7 @@ fn produce(a: &ProduceArgs, e2e: bool) -> anyhow::Result<Value> {
     apply_overrides(&mut cfg, &a.c)?;
     let producer: ThreadedProducer<ProduceCtx> = cfg.create_with_context(ctx)?;
     // Fetch metadata once so the first sends are not queued behind the metadata request.
-    producer
-        .client()
-        .fetch_metadata(Some(&a.c.topic), Duration::from_secs(10))?;
+    metadata_when_led(producer.client(), &a.c.topic)?;
 
     // e2e: a consumer positioned at the current ends of all partitions, receiving in a thread.
     let stop = Arc::new(AtomicBool::new(false));
@@ -549,7 +587,7 @@ fn produce(a: &ProduceArgs, e2e: bool) -> anyhow::Result<Value> {
         let consumer: BaseConsumer = ccfg.create()?;
         let mut tpl = TopicPartitionList::new();
         for p in 0..a.c.partitions {
-            let (_, high) = consumer.fetch_watermarks(&a.c.topic, p, Duration::from_secs(10))?;
+            let (_, high) = watermarks_when_led(&consumer, &a.c.topic, p)?;
             tpl.add_partition_offset(&a.c.topic, p, Offset::Offset(high))?;
         }
         consumer.assign(&tpl)?;
@@ -713,7 +751,7 @@ fn consume(a: &ConsumeArgs) -> anyhow::Result<Value> {
         .set("enable.partition.eof", "false");
     apply_overrides(&mut cfg, &a.c)?;
     let consumer: BaseConsumer = cfg.create()?;
-    let md = consumer.fetch_metadata(Some(&a.c.topic), Duration::from_secs(10))?;
+    let md = metadata_when_led(consumer.client(), &a.c.topic)?;
     let t = md
         .topics()
         .iter()
@@ -727,7 +765,7 @@ fn consume(a: &ConsumeArgs) -> anyhow::Result<Value> {
     let mut tpl = TopicPartitionList::new();
     let mut total_records: i64 = 0;
     for p in 0..nparts {
-        let (low, high) = consumer.fetch_watermarks(&a.c.topic, p, Duration::from_secs(10))?;
+        let (low, high) = watermarks_when_led(&consumer, &a.c.topic, p)?;
         if high > low {
             targets.insert(p, high);
             total_records += high - low;
