@@ -143,7 +143,7 @@ impl Plan {
 
 /// Kafka's check of the client's view of leadership: a newer epoch than the leader's is
 /// UNKNOWN_LEADER_EPOCH (the client is ahead of this broker), an older one FENCED_LEADER_EPOCH.
-pub fn leader_epoch_error(current_leader_epoch: i32) -> Option<ResponseError> {
+fn leader_epoch_error(current_leader_epoch: i32) -> Option<ResponseError> {
     match current_leader_epoch {
         -1 => None,
         e if e > LEADER_EPOCH => Some(ResponseError::UnknownLeaderEpoch),

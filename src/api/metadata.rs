@@ -54,7 +54,7 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
     // answers INVALID_REQUEST (with no brokers) below that; names are non-nullable until v12.
     let by_id_allowed = ctx.api_version >= 12;
     let mut invalid_request = false;
-    let topics = match requested {
+    let mut topics: Vec<MetadataResponseTopic> = match requested {
         None => broker
             .topics()
             .iter()
@@ -106,7 +106,6 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
         .with_node_id(BrokerId(node_id))
         .with_host(str_bytes(&ctx.listener.advertised_host))
         .with_port(ctx.listener.advertised_port as i32);
-    let mut topics: Vec<MetadataResponseTopic> = topics;
     if request.include_topic_authorized_operations {
         for t in topics.iter_mut().filter(|t| t.error_code == 0) {
             t.topic_authorized_operations = authorized_ops::TOPIC;
@@ -134,12 +133,4 @@ pub fn find_topic(ctx: &RequestContext, name: &str, id: &uuid::Uuid) -> Option<A
     } else {
         ctx.broker.topic_by_id(id)
     }
-}
-
-/// Whether this broker has the partition (OffsetCommit and OffsetDelete answer
-/// UNKNOWN_TOPIC_OR_PARTITION for one it lacks, as Kafka does).
-pub fn partition_exists(ctx: &RequestContext, topic: &str, partition: i32) -> bool {
-    ctx.broker
-        .topic(topic)
-        .is_some_and(|t| usize::try_from(partition).is_ok_and(|i| i < t.partitions.len()))
 }

@@ -1,7 +1,6 @@
 //! OffsetCommit: validated against the group's generation (classic) or member epoch
 //! (KIP-848), written to the group log and answered once that write is fsynced.
 
-use super::metadata::partition_exists;
 use super::{Handled, RequestContext};
 use crate::coordinator::group::{CommitRequest, OffsetToCommit};
 use kafka_protocol::messages::offset_commit_response::{
@@ -18,7 +17,7 @@ pub fn handle(ctx: &RequestContext, request: OffsetCommitRequest) -> Handled {
         .flat_map(|t| {
             t.partitions
                 .iter()
-                .map(|p| partition_exists(ctx, &t.name, p.partition_index))
+                .map(|p| ctx.broker.partition(&t.name, p.partition_index).is_some())
         })
         .collect();
     let mut known = exists.iter();

@@ -1,6 +1,5 @@
 //! OffsetDelete: removes committed offsets of topics the group no longer consumes.
 
-use super::metadata::partition_exists;
 use super::{Handled, RequestContext};
 use crate::coordinator::group::TopicSource;
 use kafka_protocol::messages::offset_delete_response::{
@@ -50,7 +49,7 @@ pub fn handle(ctx: &RequestContext, request: OffsetDeleteRequest) -> Handled {
                             .map(|(p, code)| {
                                 // As Kafka: a partition this broker lacks is unknown, whatever
                                 // the group holds for it.
-                                let code = if partition_exists(ctx, &topic, p) {
+                                let code = if ctx.broker.partition(&topic, p).is_some() {
                                     code
                                 } else {
                                     E::UnknownTopicOrPartition.code()
