@@ -13,9 +13,9 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
+use sluice::api::chunked::ChunkedBuf;
 use sluice::log::batch;
 use sluice::log::segment::{self, IndexEntry};
-use sluice::server::chunked::ChunkedBuf;
 
 /// One record batch of `count` records with `value_len`-byte values, as a producer sends it.
 fn record_batch(count: usize, value_len: usize, compression: Compression) -> Bytes {

@@ -81,8 +81,8 @@ pub fn handle(ctx: &RequestContext, request: ApiVersionsRequest) -> Handled {
     }
     if ctx.api_version >= 3 {
         tracing::info!(
-            peer = %ctx.peer,
-            client_id = ctx.client_id.as_deref().unwrap_or(""),
+            peer = %ctx.session.peer,
+            client_id = ctx.session.client(),
             software = %request.client_software_name.as_str(),
             software_version = %request.client_software_version.as_str(),
             "client software"

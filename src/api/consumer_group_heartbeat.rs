@@ -38,7 +38,7 @@ pub fn handle(ctx: &RequestContext, request: ConsumerGroupHeartbeatRequest) -> H
             .map(|s| s.to_string()),
         server_assignor: request.server_assignor.as_ref().map(|s| s.to_string()),
         owned,
-        client_id: ctx.client_id.clone().unwrap_or_default(),
+        client_id: ctx.session.client().to_string(),
         client_host: super::join_group::client_host(ctx),
     };
     let outcome =

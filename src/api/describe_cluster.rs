@@ -10,8 +10,8 @@ pub fn handle(ctx: &RequestContext, request: DescribeClusterRequest) -> Handled 
     let node = BrokerId(ctx.broker.config.node_id);
     let this_broker = DescribeClusterBroker::default()
         .with_broker_id(node)
-        .with_host(str_bytes(&ctx.listener.advertised_host))
-        .with_port(ctx.listener.advertised_port as i32);
+        .with_host(str_bytes(&ctx.session.listener.advertised_host))
+        .with_port(ctx.session.listener.advertised_port as i32);
     let mut response = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(&ctx.broker.cluster_id))
         .with_controller_id(node)

@@ -246,3 +246,15 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
         }
     }))
 }
+
+/// The record batches of a Fetch response: the writer sends them by reference, not copied.
+pub fn record_batches(response: &ResponseKind) -> Vec<Bytes> {
+    match response {
+        ResponseKind::Fetch(fetch) => fetch
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter().filter_map(|p| p.records.clone()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}

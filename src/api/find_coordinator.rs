@@ -26,8 +26,8 @@ fn check(key_type: i8) -> Option<(E, &'static str)> {
 
 pub fn handle(ctx: &RequestContext, request: FindCoordinatorRequest) -> Handled {
     let node = BrokerId(ctx.broker.config.node_id);
-    let host = str_bytes(&ctx.listener.advertised_host);
-    let port = ctx.listener.advertised_port as i32;
+    let host = str_bytes(&ctx.session.listener.advertised_host);
+    let port = ctx.session.listener.advertised_port as i32;
     let mut response = FindCoordinatorResponse::default();
     if ctx.api_version >= 4 {
         response.coordinators = request

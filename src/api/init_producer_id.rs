@@ -17,7 +17,7 @@ pub fn handle(ctx: &RequestContext, request: InitProducerIdRequest) -> Handled {
         .is_some_and(|t| !t.0.is_empty())
     {
         tracing::warn!(
-            client_id = ctx.client_id.as_deref().unwrap_or(""),
+            client_id = ctx.session.client(),
             "transactional producer refused: transactions are not supported yet"
         );
         response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();

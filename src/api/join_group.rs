@@ -10,7 +10,7 @@ use kafka_protocol::ResponseError as E;
 
 /// Kafka reports the client's address as "/ip".
 pub fn client_host(ctx: &RequestContext) -> String {
-    format!("/{}", ctx.peer.ip())
+    format!("/{}", ctx.session.peer.ip())
 }
 
 fn response(outcome: JoinOutcome, version: i16) -> ResponseKind {
@@ -54,7 +54,7 @@ pub fn handle(ctx: &RequestContext, request: JoinGroupRequest) -> Handled {
     let params = JoinParams {
         member_id: request.member_id.to_string(),
         instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
-        client_id: ctx.client_id.clone().unwrap_or_default(),
+        client_id: ctx.session.client().to_string(),
         client_host: client_host(ctx),
         session_timeout_ms: request.session_timeout_ms,
         // v0 has no rebalance timeout: Kafka uses the session timeout.

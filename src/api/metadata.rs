@@ -104,8 +104,8 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
     };
     let this_broker = MetadataResponseBroker::default()
         .with_node_id(BrokerId(node_id))
-        .with_host(str_bytes(&ctx.listener.advertised_host))
-        .with_port(ctx.listener.advertised_port as i32);
+        .with_host(str_bytes(&ctx.session.listener.advertised_host))
+        .with_port(ctx.session.listener.advertised_port as i32);
     if request.include_topic_authorized_operations {
         for t in topics.iter_mut().filter(|t| t.error_code == 0) {
             t.topic_authorized_operations = authorized_ops::TOPIC;

@@ -2,6 +2,7 @@
 //! ApiVersions is built from it and the connection refuses anything outside it.
 
 pub mod api_versions;
+pub mod chunked;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_acls;
@@ -30,65 +31,86 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 
-use crate::broker::Broker;
+mod context;
+
+pub use context::{
+    Handled, Listener, Principal, RequestContext, SaslState, SecurityProtocol, Session,
+};
+
 use bytes::Bytes;
-use futures::future::BoxFuture;
+use chunked::ChunkedBuf;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::Decodable;
-use std::sync::Arc;
-
-/// Where a connection came in, so Metadata can tell the client how to reach this broker.
-#[derive(Debug, Clone)]
-pub struct Listener {
-    pub advertised_host: String,
-    pub advertised_port: u16,
-}
-
-/// Everything a handler knows about the request besides its body.
-pub struct RequestContext {
-    pub broker: Arc<Broker>,
-    pub listener: Arc<Listener>,
-    pub api_version: i16,
-    pub client_id: Option<String>,
-    pub peer: std::net::SocketAddr,
-}
-
-/// A handler's result. The synchronous part of every handler runs in request order as the
-/// request is read; `Deferred` is the part that waits (fsync for acks=all, long-poll fetch).
-pub enum Handled {
-    Ready(Box<ResponseKind>),
-    Deferred(BoxFuture<'static, ResponseKind>),
-    /// acks=0 produce: Kafka sends nothing back.
-    NoResponse,
-    /// Close the connection after earlier responses are sent (acks=0 produce errors).
-    Close(String),
-}
-
-impl Handled {
-    pub fn ready(response: ResponseKind) -> Handled {
-        Handled::Ready(Box::new(response))
-    }
-}
+use kafka_protocol::protocol::{Decodable, Encodable};
 
 type Handler = fn(&RequestContext, &mut Bytes) -> anyhow::Result<Handled>;
 
+/// When a request may run relative to the earlier ones on its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ordering {
+    /// Runs as soon as it is read (pipelined produce requests share one fsync).
+    Pipelined,
+    /// Kafka handles one request per connection at a time. Group requests must see the group
+    /// as the earlier ones left it (a JoinGroup waiting for the rebalance), so they wait until
+    /// every earlier response on the connection was written.
+    AfterEarlierResponses,
+}
+
+/// One API: versions, decoding and handler, response size and ordering. The only list of APIs.
 pub struct ApiEntry {
     pub key: ApiKey,
     pub min_version: i16,
     pub max_version: i16,
-    pub handler: Handler,
+    pub ordering: Ordering,
+    /// Decodes the body and runs the handler's synchronous part.
+    pub handle: Handler,
+    /// The encoded size of this API's response body (the length prefix goes first).
+    pub response_size: fn(&ResponseKind, i16) -> anyhow::Result<usize>,
+    pub encode_response: fn(&ResponseKind, &mut ChunkedBuf, i16) -> anyhow::Result<()>,
+    /// Byte fields of the response worth sending by reference rather than copied (Fetch's
+    /// record batches).
+    pub shared_bytes: fn(&ResponseKind) -> Vec<Bytes>,
+    /// A default response, for the test that every entry's response survives the writer.
+    #[cfg(test)]
+    pub sample_response: fn() -> ResponseKind,
+}
+
+fn nothing_shared(_: &ResponseKind) -> Vec<Bytes> {
+    Vec::new()
 }
 
 macro_rules! api {
-    ($key:ident, $min:expr, $max:expr, $module:ident, $request:ty) => {
+    ($key:ident, $min:expr, $max:expr, $module:ident, $request:ty $(, $field:ident = $value:expr)*) => {
         ApiEntry {
-            key: ApiKey::$key,
-            min_version: $min,
-            max_version: $max,
-            handler: |ctx, body| {
-                let request = <$request>::decode(body, ctx.api_version)?;
-                Ok($module::handle(ctx, request))
-            },
+            $($field: $value,)*
+            ..ApiEntry {
+                key: ApiKey::$key,
+                min_version: $min,
+                max_version: $max,
+                ordering: Ordering::Pipelined,
+                handle: |ctx, body| {
+                    let request = <$request>::decode(body, ctx.api_version)?;
+                    Ok($module::handle(ctx, request))
+                },
+                response_size: |response, version| match response {
+                    ResponseKind::$key(r) => r.compute_size(version),
+                    _ => anyhow::bail!(concat!(
+                        "the ",
+                        stringify!($key),
+                        " handler answered with another API's response"
+                    )),
+                },
+                encode_response: |response, buf, version| match response {
+                    ResponseKind::$key(r) => r.encode(buf, version),
+                    _ => anyhow::bail!(concat!(
+                        "the ",
+                        stringify!($key),
+                        " handler answered with another API's response"
+                    )),
+                },
+                shared_bytes: nothing_shared,
+                #[cfg(test)]
+                sample_response: || ResponseKind::$key(Default::default()),
+            }
         }
     };
 }
@@ -97,7 +119,14 @@ macro_rules! api {
 /// schemas) decodes for the API, so old clients (librdkafka 2.0) and new ones both fit.
 pub static APIS: &[ApiEntry] = &[
     api!(Produce, 3, 13, produce, ProduceRequest),
-    api!(Fetch, 4, 18, fetch, FetchRequest),
+    api!(
+        Fetch,
+        4,
+        18,
+        fetch,
+        FetchRequest,
+        shared_bytes = fetch::record_batches
+    ),
     api!(ListOffsets, 1, 10, list_offsets, ListOffsetsRequest),
     api!(Metadata, 0, 13, metadata, MetadataRequest),
     api!(ApiVersions, 0, 4, api_versions, ApiVersionsRequest),
@@ -139,12 +168,54 @@ pub static APIS: &[ApiEntry] = &[
         find_coordinator,
         FindCoordinatorRequest
     ),
-    api!(JoinGroup, 0, 9, join_group, JoinGroupRequest),
-    api!(SyncGroup, 0, 5, sync_group, SyncGroupRequest),
-    api!(Heartbeat, 0, 4, heartbeat, HeartbeatRequest),
-    api!(LeaveGroup, 0, 5, leave_group, LeaveGroupRequest),
-    api!(OffsetCommit, 2, 9, offset_commit, OffsetCommitRequest),
-    api!(OffsetFetch, 1, 9, offset_fetch, OffsetFetchRequest),
+    api!(
+        JoinGroup,
+        0,
+        9,
+        join_group,
+        JoinGroupRequest,
+        ordering = Ordering::AfterEarlierResponses
+    ),
+    api!(
+        SyncGroup,
+        0,
+        5,
+        sync_group,
+        SyncGroupRequest,
+        ordering = Ordering::AfterEarlierResponses
+    ),
+    api!(
+        Heartbeat,
+        0,
+        4,
+        heartbeat,
+        HeartbeatRequest,
+        ordering = Ordering::AfterEarlierResponses
+    ),
+    api!(
+        LeaveGroup,
+        0,
+        5,
+        leave_group,
+        LeaveGroupRequest,
+        ordering = Ordering::AfterEarlierResponses
+    ),
+    api!(
+        OffsetCommit,
+        2,
+        9,
+        offset_commit,
+        OffsetCommitRequest,
+        ordering = Ordering::AfterEarlierResponses
+    ),
+    api!(
+        OffsetFetch,
+        1,
+        9,
+        offset_fetch,
+        OffsetFetchRequest,
+        ordering = Ordering::AfterEarlierResponses
+    ),
     api!(OffsetDelete, 0, 0, offset_delete, OffsetDeleteRequest),
     api!(DescribeGroups, 0, 6, describe_groups, DescribeGroupsRequest),
     api!(ListGroups, 0, 5, list_groups, ListGroupsRequest),
@@ -154,7 +225,8 @@ pub static APIS: &[ApiEntry] = &[
         0,
         1,
         consumer_group_heartbeat,
-        ConsumerGroupHeartbeatRequest
+        ConsumerGroupHeartbeatRequest,
+        ordering = Ordering::AfterEarlierResponses
     ),
     api!(
         ConsumerGroupDescribe,

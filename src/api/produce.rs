@@ -127,7 +127,7 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
                 Err(e) => {
                     let (code, message) = append_error(&e);
                     tracing::warn!(
-                        client_id = ctx.client_id.as_deref().unwrap_or(""),
+                        client_id = ctx.session.client(),
                         topic = %log.topic,
                         partition = log.index,
                         error_code = code,

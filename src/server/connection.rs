@@ -1,20 +1,18 @@
 //! One task per connection. The reader decodes each request and runs its handler's
 //! synchronous part in arrival order; a writer task sends the responses strictly in that order.
+//! The connection works over any byte stream halves, so TLS can wrap the TCP stream.
 
-use super::chunked::ChunkedBuf;
 use super::frame::{read_frame, FrameError};
-use crate::api::{self, api_versions, Handled, Listener, RequestContext};
+use crate::api::chunked::ChunkedBuf;
+use crate::api::{self, api_versions, ApiEntry, Handled, Ordering, RequestContext, Session};
 use crate::broker::Broker;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use futures::future::BoxFuture;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::{mpsc, watch};
 
 /// Requests read ahead of their responses; beyond this the reader waits (bounded memory).
@@ -29,7 +27,7 @@ enum Reply {
 #[derive(Clone, Copy)]
 struct ResponseMeta {
     correlation_id: i32,
-    api_key: ApiKey,
+    api: &'static ApiEntry,
     api_version: i16,
 }
 
@@ -38,31 +36,32 @@ struct Pending {
     reply: Reply,
 }
 
-pub struct ConnectionInfo {
-    pub broker: Arc<Broker>,
-    pub listener: Arc<Listener>,
-    pub peer: SocketAddr,
-}
-
-pub async fn serve(stream: TcpStream, info: ConnectionInfo, mut shutdown: watch::Receiver<bool>) {
-    let _ = stream.set_nodelay(true);
-    let peer = info.peer;
-    tracing::info!(%peer, "connection opened");
-    let (read_half, write_half) = stream.into_split();
+/// Serves one connection until the client closes it, an error closes it, or shutdown.
+pub async fn serve<R, W>(
+    read_half: R,
+    write_half: W,
+    broker: Arc<Broker>,
+    mut session: Session,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = session.peer;
+    tracing::info!(%peer, listener = %session.listener.name, "connection opened");
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     let (written_tx, mut written) = watch::channel(0u64);
     let writer = tokio::spawn(write_responses(write_half, rx, peer, written_tx));
     let mut queued = 0u64;
-    let max_frame = info.broker.config.socket_request_max_bytes;
-    let idle = std::time::Duration::from_millis(info.broker.config.connections_max_idle_ms);
-    let mut client_id: Option<String> = None;
+    let max_frame = broker.config.socket_request_max_bytes;
+    let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
     loop {
         let frame = tokio::select! {
             frame = tokio::time::timeout(idle, read_frame(&mut reader, max_frame)) => match frame {
                 Ok(frame) => frame,
                 Err(_) => {
-                    tracing::info!(%peer, client_id = client_id.as_deref().unwrap_or(""), "closing idle connection (connections.max.idle.ms)");
+                    tracing::info!(%peer, client_id = session.client(), "closing idle connection (connections.max.idle.ms)");
                     break;
                 }
             },
@@ -76,21 +75,24 @@ pub async fn serve(stream: TcpStream, info: ConnectionInfo, mut shutdown: watch:
                 break;
             }
             Err(e) => {
-                tracing::warn!(%peer, client_id = client_id.as_deref().unwrap_or(""), error = %e, "closing connection");
+                tracing::warn!(%peer, client_id = session.client(), error = %e, "closing connection");
                 break;
             }
         };
-        if waits_for_earlier_responses(&frame) {
-            // Kafka handles one request per connection at a time. Group requests must see the
-            // group as it is after the earlier ones (a JoinGroup waiting for the rebalance),
-            // not before; everything else may run ahead (pipelined produce shares an fsync).
-            while *written.borrow_and_update() < queued {
-                if written.changed().await.is_err() {
-                    break;
+        let outcome = match api_of(&frame) {
+            Ok(entry) => {
+                if entry.ordering == Ordering::AfterEarlierResponses {
+                    while *written.borrow_and_update() < queued {
+                        if written.changed().await.is_err() {
+                            break;
+                        }
+                    }
                 }
+                handle_request(&broker, &mut session, entry, frame)
             }
-        }
-        match handle_request(&info, frame, &mut client_id) {
+            Err(reason) => Err(reason),
+        };
+        match outcome {
             Ok(Some(pending)) => {
                 queued += 1;
                 if tx.send(pending).await.is_err() {
@@ -99,40 +101,19 @@ pub async fn serve(stream: TcpStream, info: ConnectionInfo, mut shutdown: watch:
             }
             Ok(None) => {}
             Err(reason) => {
-                tracing::warn!(%peer, client_id = client_id.as_deref().unwrap_or(""), "closing connection: {reason}");
+                tracing::warn!(%peer, client_id = session.client(), "closing connection: {reason}");
                 break;
             }
         }
     }
     drop(tx);
     let _ = writer.await;
-    tracing::info!(%peer, client_id = client_id.as_deref().unwrap_or(""), "connection closed");
+    tracing::info!(%peer, client_id = session.client(), "connection closed");
 }
 
-fn waits_for_earlier_responses(frame: &Bytes) -> bool {
-    if frame.len() < 2 {
-        return false;
-    }
-    let key = i16::from_be_bytes([frame[0], frame[1]]);
-    matches!(
-        ApiKey::try_from(key),
-        Ok(ApiKey::JoinGroup
-            | ApiKey::SyncGroup
-            | ApiKey::Heartbeat
-            | ApiKey::LeaveGroup
-            | ApiKey::OffsetCommit
-            | ApiKey::OffsetFetch
-            | ApiKey::ConsumerGroupHeartbeat)
-    )
-}
-
-/// Decodes and dispatches one request. `Err` closes the connection, as Kafka does for
-/// unknown APIs, unsupported versions and undecodable requests.
-fn handle_request(
-    info: &ConnectionInfo,
-    frame: Bytes,
-    client_id: &mut Option<String>,
-) -> Result<Option<Pending>, String> {
+/// The table entry of a request frame. `Err` closes the connection, as Kafka does for unknown
+/// APIs.
+fn api_of(frame: &Bytes) -> Result<&'static ApiEntry, String> {
     if frame.len() < 8 {
         return Err(format!(
             "request of {} bytes is shorter than a request header",
@@ -140,18 +121,26 @@ fn handle_request(
         ));
     }
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    api::lookup(api_key).ok_or_else(|| format!("unknown or unsupported API key {api_key}"))
+}
+
+/// Decodes and dispatches one request. `Err` closes the connection, as Kafka does for
+/// unsupported versions and undecodable requests.
+fn handle_request(
+    broker: &Arc<Broker>,
+    session: &mut Session,
+    entry: &'static ApiEntry,
+    frame: Bytes,
+) -> Result<Option<Pending>, String> {
     let api_version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let Some(entry) = api::lookup(api_key) else {
-        return Err(format!("unknown or unsupported API key {api_key}"));
-    };
     if api_version < entry.min_version || api_version > entry.max_version {
         if entry.key == ApiKey::ApiVersions {
-            let response = api_versions::unsupported_version_response(&info.broker);
+            let response = api_versions::unsupported_version_response(broker);
             return Ok(Some(Pending {
                 meta: ResponseMeta {
                     correlation_id,
-                    api_key: ApiKey::ApiVersions,
+                    api: entry,
                     api_version: 0,
                 },
                 reply: Reply::Ready(Box::new(ResponseKind::ApiVersions(response))),
@@ -162,7 +151,7 @@ fn handle_request(
             entry.key
         ));
     }
-    tracing::trace!(peer = %info.peer, api = ?entry.key, version = api_version, correlation_id, "request");
+    tracing::trace!(peer = %session.peer, api = ?entry.key, version = api_version, correlation_id, "request");
     let mut body = frame;
     let header_version = entry.key.request_header_version(api_version);
     let header = catch_unwind(AssertUnwindSafe(|| {
@@ -176,18 +165,16 @@ fn handle_request(
         )
     })?;
     if let Some(id) = &header.client_id {
-        if client_id.as_deref() != Some(id.as_str()) {
-            *client_id = Some(id.to_string());
+        if session.client_id.as_deref() != Some(id.as_str()) {
+            session.client_id = Some(id.to_string());
         }
     }
     let ctx = RequestContext {
-        broker: info.broker.clone(),
-        listener: info.listener.clone(),
+        broker: broker.clone(),
+        session: session.clone(),
         api_version,
-        client_id: client_id.clone(),
-        peer: info.peer,
     };
-    let handled = catch_unwind(AssertUnwindSafe(|| (entry.handler)(&ctx, &mut body)))
+    let handled = catch_unwind(AssertUnwindSafe(|| (entry.handle)(&ctx, &mut body)))
         .map_err(|_| format!("{:?} v{api_version} handler panicked", entry.key))?
         .map_err(|e| format!("undecodable {:?} v{api_version} request: {e}", entry.key))?;
     let reply = match handled {
@@ -199,82 +186,32 @@ fn handle_request(
     Ok(Some(Pending {
         meta: ResponseMeta {
             correlation_id,
-            api_key: entry.key,
+            api: entry,
             api_version,
         },
         reply,
     }))
 }
 
-/// Encodes the size-prefixed response. A Fetch response's record batches go by reference,
-/// not copied: they are most of its bytes.
+/// Encodes the size-prefixed response. Large byte fields the entry names (a Fetch response's
+/// record batches, most of its bytes) go by reference, not copied.
 fn encode_response(p: &ResponseMeta, response: &ResponseKind) -> anyhow::Result<Vec<Bytes>> {
-    let header_version = p.api_key.response_header_version(p.api_version);
+    let header_version = p.api.key.response_header_version(p.api_version);
     let header = ResponseHeader::default().with_correlation_id(p.correlation_id);
-    let size = header.compute_size(header_version)? + response_size(response, p.api_version)?;
-    if let ResponseKind::Fetch(fetch) = response {
-        let records = fetch
-            .responses
-            .iter()
-            .flat_map(|t| t.partitions.iter().filter_map(|p| p.records.clone()))
-            .collect();
-        let mut buf = ChunkedBuf::new((4 + size).min(64 * 1024), records);
-        buf.put_i32(size as i32);
-        header.encode(&mut buf, header_version)?;
-        fetch.encode(&mut buf, p.api_version)?;
-        return Ok(buf.into_chunks());
-    }
-    let mut buf = BytesMut::with_capacity(4 + size);
+    let size =
+        header.compute_size(header_version)? + (p.api.response_size)(response, p.api_version)?;
+    let shared = (p.api.shared_bytes)(response);
+    let mut buf = ChunkedBuf::new((4 + size).min(64 * 1024), shared);
     buf.put_i32(size as i32);
     header.encode(&mut buf, header_version)?;
-    response.encode(&mut buf, p.api_version)?;
-    Ok(vec![buf.freeze()])
+    (p.api.encode_response)(response, &mut buf, p.api_version)?;
+    Ok(buf.into_chunks())
 }
 
-fn response_size(response: &ResponseKind, version: i16) -> anyhow::Result<usize> {
-    macro_rules! size {
-        ($($variant:ident),*) => {
-            match response {
-                $(ResponseKind::$variant(r) => r.compute_size(version),)*
-                _ => Ok(0),
-            }
-        };
-    }
-    size!(
-        Produce,
-        Fetch,
-        ListOffsets,
-        Metadata,
-        ApiVersions,
-        CreateTopics,
-        DeleteTopics,
-        InitProducerId,
-        OffsetForLeaderEpoch,
-        DescribeCluster,
-        DescribeConfigs,
-        FindCoordinator,
-        JoinGroup,
-        SyncGroup,
-        Heartbeat,
-        LeaveGroup,
-        OffsetCommit,
-        OffsetFetch,
-        OffsetDelete,
-        DescribeGroups,
-        ListGroups,
-        DeleteGroups,
-        ConsumerGroupHeartbeat,
-        ConsumerGroupDescribe,
-        DescribeAcls,
-        CreateAcls,
-        DeleteAcls
-    )
-}
-
-async fn write_responses(
-    write_half: OwnedWriteHalf,
+async fn write_responses<W: AsyncWrite + Unpin>(
+    write_half: W,
     mut rx: mpsc::Receiver<Pending>,
-    peer: SocketAddr,
+    peer: std::net::SocketAddr,
     written: watch::Sender<u64>,
 ) {
     let mut out = BufWriter::with_capacity(64 * 1024, write_half);
@@ -305,7 +242,7 @@ async fn write_responses(
         let chunks = match encode_response(&meta, &response) {
             Ok(chunks) => chunks,
             Err(e) => {
-                tracing::error!(%peer, api = ?meta.api_key, version = meta.api_version, error = %e, "failed to encode response; closing connection");
+                tracing::error!(%peer, api = ?meta.api.key, version = meta.api_version, error = %e, "failed to encode response; closing connection");
                 break;
             }
         };
@@ -318,4 +255,62 @@ async fn write_responses(
     }
     let _ = out.flush().await;
     let _ = out.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::ResponseHeader;
+
+    /// Every API in the table: its response goes through the writer with a length prefix that
+    /// matches, and decodes back, at every version served.
+    #[test]
+    fn every_table_entry_round_trips_its_response() {
+        for entry in api::APIS {
+            for version in entry.min_version..=entry.max_version {
+                let meta = ResponseMeta {
+                    correlation_id: 7,
+                    api: entry,
+                    api_version: version,
+                };
+                let response = (entry.sample_response)();
+                let chunks = encode_response(&meta, &response)
+                    .unwrap_or_else(|e| panic!("{:?} v{version}: {e}", entry.key));
+                let mut bytes: Bytes = chunks.concat().into();
+                let size = i32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+                assert_eq!(
+                    size,
+                    bytes.len() - 4,
+                    "{:?} v{version} length prefix",
+                    entry.key
+                );
+                let _ = bytes.split_to(4);
+                let header_version = entry.key.response_header_version(version);
+                let header = ResponseHeader::decode(&mut bytes, header_version).unwrap();
+                assert_eq!(header.correlation_id, 7);
+                let decoded = ResponseKind::decode(entry.key, &mut bytes, version)
+                    .unwrap_or_else(|e| panic!("{:?} v{version} decode: {e}", entry.key));
+                assert_eq!(decoded, response, "{:?} v{version}", entry.key);
+                assert!(
+                    bytes.is_empty(),
+                    "{:?} v{version} trailing bytes",
+                    entry.key
+                );
+            }
+        }
+    }
+
+    /// A handler answering with another API's response closes the connection instead of
+    /// corrupting the stream with a wrong length prefix.
+    #[test]
+    fn a_mismatched_response_is_refused() {
+        let entry = api::lookup(ApiKey::Produce as i16).unwrap();
+        let meta = ResponseMeta {
+            correlation_id: 1,
+            api: entry,
+            api_version: 9,
+        };
+        let response = ResponseKind::Heartbeat(Default::default());
+        assert!(encode_response(&meta, &response).is_err());
+    }
 }

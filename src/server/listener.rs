@@ -1,7 +1,7 @@
 //! Accept loops, one per listen address, and graceful shutdown of their connections.
 
-use super::connection::{self, ConnectionInfo};
-use crate::api::Listener;
+use super::connection;
+use crate::api::{Listener, SecurityProtocol, Session};
 use crate::broker::Broker;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
@@ -28,10 +28,7 @@ fn machine_hostname() -> String {
 /// What clients are told to connect to for a listener bound at `bound`.
 fn advertised_for(broker: &Broker, bound: SocketAddr) -> Listener {
     if let Some((host, port)) = &broker.config.advertised {
-        return Listener {
-            advertised_host: host.clone(),
-            advertised_port: *port,
-        };
+        return plaintext_listener(host.clone(), *port);
     }
     // Never advertise an empty or wildcard host: clients could not connect to it.
     let host = if bound.ip().is_unspecified() {
@@ -39,9 +36,16 @@ fn advertised_for(broker: &Broker, bound: SocketAddr) -> Listener {
     } else {
         bound.ip().to_string()
     };
+    plaintext_listener(host, bound.port())
+}
+
+/// Kafka's default listener: named after its protocol.
+fn plaintext_listener(advertised_host: String, advertised_port: u16) -> Listener {
     Listener {
-        advertised_host: host,
-        advertised_port: bound.port(),
+        name: SecurityProtocol::Plaintext.name().to_string(),
+        security_protocol: SecurityProtocol::Plaintext,
+        advertised_host,
+        advertised_port,
     }
 }
 
@@ -104,15 +108,15 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let info = ConnectionInfo {
-                    broker: broker.clone(),
-                    listener: listener.clone(),
-                    peer,
-                };
+                let _ = stream.set_nodelay(true);
+                let session = Session::new(listener.clone(), peer);
+                let broker = broker.clone();
                 let shutdown = shutdown.clone();
                 let alive = alive.clone();
                 tokio::spawn(async move {
-                    connection::serve(stream, info, shutdown).await;
+                    // Owned halves: no lock between reader and writer, unlike a generic split.
+                    let (read_half, write_half) = stream.into_split();
+                    connection::serve(read_half, write_half, broker, session, shutdown).await;
                     drop(alive);
                 });
             }

@@ -1,6 +1,5 @@
 //! Network front end: listeners, per-connection tasks, framing.
 
-pub mod chunked;
 pub mod connection;
 pub mod frame;
 pub mod listener;

@@ -1,0 +1,119 @@
+//! What a handler knows besides the request body: the broker, the connection's session and
+//! the request version. Defined here, below server/, so handlers and their unit tests need no
+//! socket: server/ fills a `Session` per connection, a test builds one by hand.
+
+use crate::broker::Broker;
+use futures::future::BoxFuture;
+use kafka_protocol::messages::ResponseKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Kafka's security protocols. Only PLAINTEXT is served until the security work lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Kafka's name, as in listener.security.protocol.map.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+}
+
+/// A listener clients connect to: its name, protocol, and the address Metadata advertises.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub name: String,
+    pub security_protocol: SecurityProtocol,
+    pub advertised_host: String,
+    pub advertised_port: u16,
+}
+
+/// Who is on the other end, as Kafka's KafkaPrincipal ("User:ANONYMOUS" before authentication).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub principal_type: String,
+    pub name: String,
+}
+
+impl Principal {
+    pub fn anonymous() -> Principal {
+        Principal {
+            principal_type: "User".to_string(),
+            name: "ANONYMOUS".to_string(),
+        }
+    }
+}
+
+/// Where a SASL exchange stands on a connection (Kafka runs SASL inside the connection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaslState {
+    /// The listener needs no SASL, or the client has not started it yet.
+    NotStarted,
+    /// SaslHandshake chose this mechanism; SaslAuthenticate frames follow.
+    Handshaken {
+        mechanism: String,
+    },
+    Authenticated,
+}
+
+/// Per-connection state, carried into every request's context.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub listener: Arc<Listener>,
+    pub peer: SocketAddr,
+    /// The last client id the connection sent in a request header.
+    pub client_id: Option<String>,
+    pub principal: Principal,
+    pub sasl: SaslState,
+}
+
+impl Session {
+    pub fn new(listener: Arc<Listener>, peer: SocketAddr) -> Session {
+        Session {
+            listener,
+            peer,
+            client_id: None,
+            principal: Principal::anonymous(),
+            sasl: SaslState::NotStarted,
+        }
+    }
+
+    /// The client id for log lines ("" when the client sent none).
+    pub fn client(&self) -> &str {
+        self.client_id.as_deref().unwrap_or("")
+    }
+}
+
+/// Everything a handler knows about the request besides its body.
+pub struct RequestContext {
+    pub broker: Arc<Broker>,
+    pub session: Session,
+    pub api_version: i16,
+}
+
+/// A handler's result. The synchronous part of every handler runs in request order as the
+/// request is read; `Deferred` is the part that waits (fsync for acks=all, long-poll fetch).
+pub enum Handled {
+    Ready(Box<ResponseKind>),
+    Deferred(BoxFuture<'static, ResponseKind>),
+    /// acks=0 produce: Kafka sends nothing back.
+    NoResponse,
+    /// Close the connection after earlier responses are sent (acks=0 produce errors).
+    Close(String),
+}
+
+impl Handled {
+    pub fn ready(response: ResponseKind) -> Handled {
+        Handled::Ready(Box::new(response))
+    }
+}
