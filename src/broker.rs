@@ -4,7 +4,7 @@ use crate::config::{log_config, BrokerConfig};
 use crate::coordinator::group::{GroupCoordinator, TopicInfo, TopicSource};
 use crate::log::flush::Flusher;
 use crate::log::Partition;
-use crate::metadata::{MetadataStore, TopicMeta};
+use crate::metadata::{ClusterMetadata, LocalMetadata, PartitionState, TopicMeta};
 use crate::tier::Tier;
 use anyhow::{Context, Result};
 use dashmap::DashMap;
@@ -18,9 +18,33 @@ pub struct Topic {
     pub name: String,
     pub id: Uuid,
     pub partitions: Vec<Arc<Partition>>,
+    /// Leadership of each partition, by index, as the metadata knew it when the topic opened.
+    pub states: Vec<PartitionState>,
     /// Topic-level overrides (Kafka names); defaults come from the broker config.
     pub configs: BTreeMap<String, String>,
 }
+
+/// Why a request cannot use a partition here (each is a Kafka error code, mapped in api/).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupError {
+    UnknownTopicOrPartition,
+    /// Asked by topic id (empty name) and no topic has it.
+    UnknownTopicId,
+    NotLeaderOrFollower,
+    /// The client's leader epoch is older than the partition's.
+    FencedLeaderEpoch,
+    /// The client's leader epoch is newer than this broker knows.
+    UnknownLeaderEpoch,
+}
+
+/// A partition this broker leads, and the epoch it leads it in.
+pub struct Led {
+    pub log: Arc<Partition>,
+    pub leader_epoch: i32,
+}
+
+/// The client's epoch when a request carries none.
+pub const NO_LEADER_EPOCH: i32 = -1;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopicError {
@@ -32,7 +56,7 @@ pub enum TopicError {
 pub struct Broker {
     pub config: BrokerConfig,
     pub cluster_id: String,
-    pub metadata: MetadataStore,
+    pub metadata: Arc<dyn ClusterMetadata>,
     topics: DashMap<String, Arc<Topic>>,
     topic_ids: DashMap<Uuid, String>,
     flusher: Flusher,
@@ -75,7 +99,8 @@ impl Broker {
         std::fs::File::open(&config.data_dir)
             .and_then(|d| d.sync_all())
             .with_context(|| format!("syncing {}", config.data_dir.display()))?;
-        let metadata = MetadataStore::open(&config.data_dir)?;
+        let metadata: Arc<dyn ClusterMetadata> =
+            Arc::new(LocalMetadata::open(&config.data_dir, config.node_id)?);
         let flusher = Flusher::with_page_cache_budget(config.page_cache_max_bytes);
         let groups = GroupCoordinator::open(
             config.groups.clone(),
@@ -140,15 +165,26 @@ impl Broker {
             name: meta.name.clone(),
             id: meta.id,
             partitions,
+            states: Vec::new(),
             configs: meta.configs.clone(),
         })
     }
 
-    fn register(&self, topic: Topic) -> Arc<Topic> {
+    /// Makes a topic the metadata already holds visible to requests.
+    fn register(&self, mut topic: Topic) -> Arc<Topic> {
+        let node = self.config.node_id;
+        topic.states = (0..topic.partitions.len() as i32)
+            .map(|i| {
+                self.metadata
+                    .partition_state(&topic.name, i)
+                    .unwrap_or_else(|| PartitionState::sole_replica(node))
+            })
+            .collect();
         let topic = Arc::new(topic);
-        self.topics_version.fetch_add(1, Ordering::Relaxed);
         self.topic_ids.insert(topic.id, topic.name.clone());
         self.topics.insert(topic.name.clone(), topic.clone());
+        // After the insert, so a group that sees the new version also sees the topic.
+        self.topics_version.fetch_add(1, Ordering::Relaxed);
         topic
     }
 
@@ -168,11 +204,50 @@ impl Broker {
         all
     }
 
-    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
-        let t = self.topics.get(topic)?;
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| t.partitions.get(i).cloned())
+    /// A topic as requests name it: by name, or by id when the name is empty (newer versions).
+    pub fn find_topic(&self, name: &str, id: &Uuid) -> Result<Arc<Topic>, LookupError> {
+        if !name.is_empty() {
+            self.topic(name).ok_or(LookupError::UnknownTopicOrPartition)
+        } else {
+            self.topic_by_id(id).ok_or(LookupError::UnknownTopicId)
+        }
+    }
+
+    /// The partition, if this broker leads it, after Kafka's check of the client's view of
+    /// leadership: `current_leader_epoch` newer than the leader's is UNKNOWN_LEADER_EPOCH, older
+    /// is FENCED_LEADER_EPOCH, NO_LEADER_EPOCH skips the check.
+    pub fn led_partition(
+        &self,
+        topic: &Topic,
+        index: i32,
+        current_leader_epoch: i32,
+    ) -> Result<Led, LookupError> {
+        let i = usize::try_from(index).map_err(|_| LookupError::UnknownTopicOrPartition)?;
+        let (log, state) = topic
+            .partitions
+            .get(i)
+            .zip(topic.states.get(i))
+            .ok_or(LookupError::UnknownTopicOrPartition)?;
+        if state.leader != self.config.node_id {
+            return Err(LookupError::NotLeaderOrFollower);
+        }
+        match current_leader_epoch {
+            NO_LEADER_EPOCH => {}
+            e if e > state.leader_epoch => return Err(LookupError::UnknownLeaderEpoch),
+            e if e < state.leader_epoch => return Err(LookupError::FencedLeaderEpoch),
+            _ => {}
+        }
+        Ok(Led {
+            log: log.clone(),
+            leader_epoch: state.leader_epoch,
+        })
+    }
+
+    /// Whether the cluster has this partition, wherever it is led (offsets may be committed
+    /// for any).
+    pub fn has_partition(&self, topic: &str, index: i32) -> bool {
+        self.topic(topic)
+            .is_some_and(|t| usize::try_from(index).is_ok_and(|i| i < t.partitions.len()))
     }
 
     /// Creates a topic (name and configs already validated by the caller, except the name).

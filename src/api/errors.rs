@@ -1,11 +1,26 @@
-//! Maps log-engine errors to Kafka error codes.
+//! Maps broker and log-engine errors to Kafka error codes, and the messages said more than once.
 
+use crate::broker::LookupError;
 use crate::log::batch::BatchError;
 use crate::log::producer_state::SequenceError;
 use crate::log::AppendError;
 pub use kafka_protocol::ResponseError;
 
 pub const NONE: i16 = 0;
+
+/// Until the transaction coordinator exists (transactions issue).
+pub const NO_TRANSACTIONS: &str = "transactions are not supported yet";
+
+/// The Kafka error for a partition a request cannot use here.
+pub fn lookup_error(e: LookupError) -> ResponseError {
+    match e {
+        LookupError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        LookupError::UnknownTopicId => ResponseError::UnknownTopicId,
+        LookupError::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
+        LookupError::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+        LookupError::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
+    }
+}
 
 /// The Kafka error code and message for a failed append.
 pub fn append_error(e: &AppendError) -> (i16, String) {
@@ -36,7 +51,7 @@ pub fn append_error(e: &AppendError) -> (i16, String) {
         AppendError::Sequence(SequenceError::StaleEpoch) => {
             "producer epoch is older than the current one".to_string()
         }
-        AppendError::Transactional => "transactions are not supported yet".to_string(),
+        AppendError::Transactional => NO_TRANSACTIONS.to_string(),
         AppendError::Deleted => "the topic was deleted".to_string(),
         AppendError::Io(e) => format!("storage error: {e}"),
     };

@@ -1,10 +1,9 @@
 //! Fetch: stored batches as written, never past the high watermark. Long-poll waits on the
 //! partitions' high-watermark notifications until min_bytes is reached or max_wait expires.
 
-use super::errors::ResponseError;
-use super::metadata::find_topic;
-use super::{Handled, RequestContext, LEADER_EPOCH};
-use crate::broker::Topic;
+use super::errors::{lookup_error, ResponseError};
+use super::{Handled, RequestContext};
+use crate::broker::{LookupError, Topic};
 use crate::log::{Durability, Partition, ReadOutcome};
 use bytes::Bytes;
 use futures::future::{join_all, select_all};
@@ -20,12 +19,11 @@ struct Wanted {
     /// Index into the response's topic list.
     topic: usize,
     partition: i32,
-    log: Option<Arc<Partition>>,
+    /// The partition, or why it cannot be read here (unknown, or the request's current leader
+    /// epoch, v9+, does not match).
+    log: Result<Arc<Partition>, LookupError>,
     /// For reads that go to the tier.
     topic_ref: Option<Arc<Topic>>,
-    missing_error: ResponseError,
-    /// The request's current leader epoch does not match the partition's (v9+).
-    epoch_error: Option<ResponseError>,
     fetch_offset: i64,
     max_bytes: usize,
 }
@@ -74,10 +72,9 @@ impl Plan {
         let mut min_one = true;
         for (i, w) in self.wanted.iter().enumerate() {
             let mut data = PartitionData::default().with_partition_index(w.partition);
-            match (&w.log, w.epoch_error) {
-                (None, _) => data.error_code = w.missing_error.code(),
-                (Some(_), Some(e)) => data.error_code = e.code(),
-                (Some(log), None) => {
+            match &w.log {
+                Err(e) => data.error_code = lookup_error(*e).code(),
+                Ok(log) => {
                     let limit = w.max_bytes.min(self.max_bytes.saturating_sub(total));
                     let outcome = match log.read(w.fetch_offset, limit, min_one) {
                         Ok(ReadOutcome::Remote) => match remote.get(&i) {
@@ -123,7 +120,11 @@ impl Plan {
                 data.high_watermark = -1;
                 data.last_stable_offset = -1;
                 data.log_start_offset = -1;
-                if w.log.is_some() {
+                let missing = matches!(
+                    w.log,
+                    Err(LookupError::UnknownTopicOrPartition | LookupError::UnknownTopicId)
+                );
+                if !missing {
                     data.aborted_transactions = None;
                 }
             } else if !self.read_committed {
@@ -141,17 +142,6 @@ impl Plan {
     }
 }
 
-/// Kafka's check of the client's view of leadership: a newer epoch than the leader's is
-/// UNKNOWN_LEADER_EPOCH (the client is ahead of this broker), an older one FENCED_LEADER_EPOCH.
-fn leader_epoch_error(current_leader_epoch: i32) -> Option<ResponseError> {
-    match current_leader_epoch {
-        -1 => None,
-        e if e > LEADER_EPOCH => Some(ResponseError::UnknownLeaderEpoch),
-        e if e < LEADER_EPOCH => Some(ResponseError::FencedLeaderEpoch),
-        _ => None,
-    }
-}
-
 pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
     let mut plan = Plan {
         topics: Vec::with_capacity(request.topics.len()),
@@ -163,27 +153,29 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
         read_committed: request.isolation_level == 1,
     };
     for topic in &request.topics {
-        let found = find_topic(ctx, topic.topic.0.as_str(), &topic.topic_id);
-        let missing_error = if found.is_none() && ctx.api_version >= 13 {
-            ResponseError::UnknownTopicId
-        } else {
-            ResponseError::UnknownTopicOrPartition
+        let found = match ctx
+            .broker
+            .find_topic(topic.topic.0.as_str(), &topic.topic_id)
+        {
+            // Below v13 topics go by name: an empty one is unknown, not an unknown id.
+            Err(LookupError::UnknownTopicId) if ctx.api_version < 13 => {
+                Err(LookupError::UnknownTopicOrPartition)
+            }
+            found => found,
         };
         plan.topics.push((topic.topic.clone(), topic.topic_id));
         let t_idx = plan.topics.len() - 1;
         for p in &topic.partitions {
-            let log = found.as_ref().and_then(|t| {
-                usize::try_from(p.partition)
-                    .ok()
-                    .and_then(|i| t.partitions.get(i).cloned())
+            let log = found.as_ref().map_err(|e| *e).and_then(|t| {
+                ctx.broker
+                    .led_partition(t, p.partition, p.current_leader_epoch)
+                    .map(|led| led.log)
             });
             plan.wanted.push(Wanted {
                 topic: t_idx,
                 partition: p.partition,
                 log,
-                topic_ref: found.clone(),
-                missing_error,
-                epoch_error: leader_epoch_error(p.current_leader_epoch),
+                topic_ref: found.as_ref().ok().cloned(),
                 fetch_offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
             });
@@ -193,7 +185,7 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
     let mut watchers: Vec<watch::Receiver<Durability>> = plan
         .wanted
         .iter()
-        .filter_map(|w| w.log.as_ref().map(|l| l.subscribe()))
+        .filter_map(|w| w.log.as_ref().ok().map(|l| l.subscribe()))
         .collect();
     let first = plan.read(&RemoteReads::new());
     if !first.needs_remote.is_empty() {

@@ -1,5 +1,6 @@
 //! FindCoordinator: this broker coordinates every group. v4+ batches keys.
 
+use super::errors::NO_TRANSACTIONS;
 use super::{str_bytes, Handled, RequestContext};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
@@ -16,10 +17,7 @@ fn check(key_type: i8) -> Option<(E, &'static str)> {
     match key_type {
         KEY_TYPE_GROUP => None,
         // Transactions are not implemented yet: the same fatal error InitProducerId gives.
-        KEY_TYPE_TRANSACTION => Some((
-            E::TransactionalIdAuthorizationFailed,
-            "transactions are not supported yet",
-        )),
+        KEY_TYPE_TRANSACTION => Some((E::TransactionalIdAuthorizationFailed, NO_TRANSACTIONS)),
         _ => Some((E::InvalidRequest, "unknown coordinator key type")),
     }
 }

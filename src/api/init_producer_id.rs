@@ -18,7 +18,8 @@ pub fn handle(ctx: &RequestContext, request: InitProducerIdRequest) -> Handled {
     {
         tracing::warn!(
             client_id = ctx.session.client(),
-            "transactional producer refused: transactions are not supported yet"
+            "transactional producer refused: {}",
+            super::errors::NO_TRANSACTIONS
         );
         response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
     } else {

@@ -1,8 +1,8 @@
 //! ListOffsets: earliest, latest, max timestamp and by-timestamp lookups.
 
-use super::errors::ResponseError;
-use super::{Handled, RequestContext, LEADER_EPOCH};
-use crate::broker::Topic;
+use super::errors::{lookup_error, ResponseError};
+use super::{Handled, RequestContext};
+use crate::broker::{LookupError, Topic};
 use crate::log::Partition;
 use crate::tier::Tier;
 use kafka_protocol::messages::list_offsets_response::{
@@ -80,29 +80,33 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> Handled {
                 .map(|p| {
                     let mut out = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let found = ctx.broker.topic(topic.name.0.as_str()).and_then(|t| {
-                        let log = usize::try_from(p.partition_index)
-                            .ok()
-                            .and_then(|i| t.partitions.get(i).cloned())?;
-                        Some((t, log))
-                    });
+                    let found = ctx
+                        .broker
+                        .topic(topic.name.0.as_str())
+                        .ok_or(LookupError::UnknownTopicOrPartition)
+                        .and_then(|t| {
+                            let led = ctx.broker.led_partition(
+                                &t,
+                                p.partition_index,
+                                p.current_leader_epoch,
+                            )?;
+                            Ok((t, led))
+                        });
                     let result = match found {
-                        None => Err(ResponseError::UnknownTopicOrPartition),
-                        Some(_) if p.current_leader_epoch > LEADER_EPOCH => {
-                            Err(ResponseError::UnknownLeaderEpoch)
-                        }
+                        Err(e) => Err(lookup_error(e)),
                         // Disk (or object store) reads and possibly decompression: off the
                         // async workers.
-                        Some((t, log)) => tokio::task::block_in_place(|| {
-                            lookup(ctx.broker.tier.as_ref(), &t, &log, p.timestamp)
-                        }),
+                        Ok((t, led)) => tokio::task::block_in_place(|| {
+                            lookup(ctx.broker.tier.as_ref(), &t, &led.log, p.timestamp)
+                        })
+                        .map(|found| (found, led.leader_epoch)),
                     };
                     match result {
-                        Ok((timestamp, offset)) => {
+                        Ok(((timestamp, offset), leader_epoch)) => {
                             out.timestamp = timestamp;
                             out.offset = offset;
                             if ctx.api_version >= 4 && offset >= 0 {
-                                out.leader_epoch = LEADER_EPOCH;
+                                out.leader_epoch = leader_epoch;
                             }
                         }
                         Err(e) => {

@@ -1,6 +1,6 @@
 //! Metadata: this broker, the topics asked for (auto-creating them when allowed), leaders.
 
-use super::{authorized_ops, str_bytes, Handled, RequestContext, LEADER_EPOCH};
+use super::{authorized_ops, str_bytes, Handled, RequestContext};
 use crate::broker::{validate_topic_name, Topic};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -9,24 +9,24 @@ use kafka_protocol::messages::{
     BrokerId, MetadataRequest, MetadataResponse, ResponseKind, TopicName,
 };
 use kafka_protocol::ResponseError;
-use std::sync::Arc;
 
-pub fn topic_response(topic: &Topic, node_id: i32) -> MetadataResponseTopic {
-    let node = BrokerId(node_id);
+pub fn topic_response(topic: &Topic) -> MetadataResponseTopic {
+    let ids = |nodes: &[i32]| nodes.iter().map(|&n| BrokerId(n)).collect::<Vec<_>>();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(&topic.name))))
         .with_topic_id(topic.id)
         .with_partitions(
             topic
-                .partitions
+                .states
                 .iter()
-                .map(|p| {
+                .enumerate()
+                .map(|(index, state)| {
                     MetadataResponsePartition::default()
-                        .with_partition_index(p.index)
-                        .with_leader_id(node)
-                        .with_leader_epoch(LEADER_EPOCH)
-                        .with_replica_nodes(vec![node])
-                        .with_isr_nodes(vec![node])
+                        .with_partition_index(index as i32)
+                        .with_leader_id(BrokerId(state.leader))
+                        .with_leader_epoch(state.leader_epoch)
+                        .with_replica_nodes(ids(&state.replicas))
+                        .with_isr_nodes(ids(&state.isr))
                 })
                 .collect(),
         )
@@ -55,11 +55,7 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
     let by_id_allowed = ctx.api_version >= 12;
     let mut invalid_request = false;
     let mut topics: Vec<MetadataResponseTopic> = match requested {
-        None => broker
-            .topics()
-            .iter()
-            .map(|t| topic_response(t, node_id))
-            .collect(),
+        None => broker.topics().iter().map(|t| topic_response(t)).collect(),
         Some(requested) => requested
             .iter()
             .map(|req| {
@@ -71,7 +67,7 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
                     .filter(|n| !n.is_empty() || req.topic_id.is_nil())
                 {
                     Some(name) => match broker.topic(name) {
-                        Some(t) => topic_response(&t, node_id),
+                        Some(t) => topic_response(&t),
                         None => match validate_topic_name(name) {
                             Err(_) => error_topic(
                                 Some(name),
@@ -80,7 +76,7 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
                             ),
                             Ok(()) => {
                                 match may_create.then(|| broker.auto_create(name)).flatten() {
-                                    Some(t) => topic_response(&t, node_id),
+                                    Some(t) => topic_response(&t),
                                     None => error_topic(
                                         Some(name),
                                         uuid::Uuid::nil(),
@@ -95,7 +91,7 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
                         error_topic(Some(""), req.topic_id, ResponseError::InvalidRequest)
                     }
                     None => match broker.topic_by_id(&req.topic_id) {
-                        Some(t) => topic_response(&t, node_id),
+                        Some(t) => topic_response(&t),
                         None => error_topic(None, req.topic_id, ResponseError::UnknownTopicId),
                     },
                 }
@@ -124,13 +120,4 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
         response.cluster_authorized_operations = authorized_ops::CLUSTER;
     }
     Handled::ready(ResponseKind::Metadata(response))
-}
-
-/// Shared by handlers that look topics up by name or id (Fetch v13+, Produce v13).
-pub fn find_topic(ctx: &RequestContext, name: &str, id: &uuid::Uuid) -> Option<Arc<Topic>> {
-    if !name.is_empty() {
-        ctx.broker.topic(name)
-    } else {
-        ctx.broker.topic_by_id(id)
-    }
 }

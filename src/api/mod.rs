@@ -267,9 +267,6 @@ pub mod authorized_ops {
     }
 }
 
-/// Leader epoch of every partition: a single broker never changes leadership.
-pub const LEADER_EPOCH: i32 = 0;
-
 /// Converts a `&str` into the protocol's string type.
 pub fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(s.to_string())

@@ -17,7 +17,7 @@ pub fn handle(ctx: &RequestContext, request: OffsetCommitRequest) -> Handled {
         .flat_map(|t| {
             t.partitions
                 .iter()
-                .map(|p| ctx.broker.partition(&t.name, p.partition_index).is_some())
+                .map(|p| ctx.broker.has_partition(&t.name, p.partition_index))
         })
         .collect();
     let mut known = exists.iter();

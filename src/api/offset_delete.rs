@@ -49,7 +49,7 @@ pub fn handle(ctx: &RequestContext, request: OffsetDeleteRequest) -> Handled {
                             .map(|(p, code)| {
                                 // As Kafka: a partition this broker lacks is unknown, whatever
                                 // the group holds for it.
-                                let code = if ctx.broker.partition(&topic, p).is_some() {
+                                let code = if ctx.broker.has_partition(&topic, p) {
                                     code
                                 } else {
                                     E::UnknownTopicOrPartition.code()

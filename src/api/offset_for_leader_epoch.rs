@@ -1,7 +1,9 @@
-//! OffsetForLeaderEpoch: a single broker has one leader epoch (0) for every partition.
+//! OffsetForLeaderEpoch: the end offset of the epoch asked about. Each partition has had one
+//! leader epoch so far (a single broker never changes leadership).
 
-use super::errors::ResponseError;
-use super::{Handled, RequestContext, LEADER_EPOCH};
+use super::errors::lookup_error;
+use super::{Handled, RequestContext};
+use crate::broker::LookupError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
@@ -22,16 +24,21 @@ pub fn handle(ctx: &RequestContext, request: OffsetForLeaderEpochRequest) -> Han
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    match ctx.broker.partition(topic.topic.0.as_str(), p.partition) {
-                        None => out.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                        Some(_) if p.current_leader_epoch > LEADER_EPOCH => {
-                            out.error_code = ResponseError::UnknownLeaderEpoch.code()
-                        }
+                    let led = ctx
+                        .broker
+                        .topic(topic.topic.0.as_str())
+                        .ok_or(LookupError::UnknownTopicOrPartition)
+                        .and_then(|t| {
+                            ctx.broker
+                                .led_partition(&t, p.partition, p.current_leader_epoch)
+                        });
+                    match led {
+                        Err(e) => out.error_code = lookup_error(e).code(),
                         // An unknown epoch (newer than ours, or -1) has no end offset: UNDEFINED, as in Kafka.
-                        Some(_) if p.leader_epoch != LEADER_EPOCH => {}
-                        Some(log) => {
-                            out.leader_epoch = LEADER_EPOCH;
-                            out.end_offset = log.offsets().log_end;
+                        Ok(led) if p.leader_epoch != led.leader_epoch => {}
+                        Ok(led) => {
+                            out.leader_epoch = led.leader_epoch;
+                            out.end_offset = led.log.offsets().log_end;
                         }
                     }
                     out

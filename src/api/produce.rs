@@ -1,9 +1,9 @@
 //! Produce: validate and append each partition's batch in request order; acks=all waits for
 //! the flusher to make it durable, acks=1 answers after the write, acks=0 gets no response.
 
-use super::errors::{append_error, ResponseError, NONE};
-use super::metadata::find_topic;
+use super::errors::{append_error, lookup_error, ResponseError, NONE, NO_TRANSACTIONS};
 use super::{str_bytes, Handled, RequestContext};
+use crate::broker::NO_LEADER_EPOCH;
 use crate::log::batch::BatchHeader;
 use crate::log::Partition;
 use futures::future::join_all;
@@ -41,7 +41,7 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
     {
         Some((
             ResponseError::TransactionalIdAuthorizationFailed,
-            "transactions are not supported yet",
+            NO_TRANSACTIONS,
         ))
     } else if !matches!(acks, -1..=1) {
         Some((
@@ -56,26 +56,23 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
     for (t_idx, topic_data) in request.topic_data.iter().enumerate() {
         let name = topic_data.name.0.as_str();
         // Like Kafka, only Metadata creates topics; Produce to an unknown one is refused.
-        let topic = find_topic(ctx, name, &topic_data.topic_id);
-        let missing = if name.is_empty() && topic.is_none() {
-            ResponseError::UnknownTopicId
-        } else {
-            ResponseError::UnknownTopicOrPartition
-        };
+        let topic = ctx.broker.find_topic(name, &topic_data.topic_id);
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for (p_idx, data) in topic_data.partition_data.iter().enumerate() {
             if let Some((error, message)) = blanket_error {
                 partitions.push(error_response(data.index, error, Some(message.to_string())));
                 continue;
             }
-            let log = topic.as_ref().and_then(|t| {
-                usize::try_from(data.index)
-                    .ok()
-                    .and_then(|i| t.partitions.get(i).cloned())
-            });
-            let Some(log) = log else {
-                partitions.push(error_response(data.index, missing, None));
-                continue;
+            let led = topic
+                .as_ref()
+                .map_err(|e| *e)
+                .and_then(|t| ctx.broker.led_partition(t, data.index, NO_LEADER_EPOCH));
+            let log = match led {
+                Ok(led) => led.log,
+                Err(e) => {
+                    partitions.push(error_response(data.index, lookup_error(e), None));
+                    continue;
+                }
             };
             let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) else {
                 partitions.push(error_response(

@@ -1,13 +1,16 @@
-//! Cluster metadata (cluster id, topics with ids and configs, producer id allocation),
-//! persisted atomically as one JSON snapshot: write temp, fsync, rename, fsync the directory.
+//! What the cluster knows: brokers, topics (ids, configs), partitions (leader, leader epoch,
+//! partition epoch, replicas, ISR), producer-id blocks, and a change notification. Handlers and
+//! the broker see only `ClusterMetadata`; today the local JSON store implements it (this node
+//! leads everything at epoch 0), cluster mode will implement it on etcd.
 
-use anyhow::{Context, Result};
+mod local;
+
+pub use local::LocalMetadata;
+
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -19,160 +22,45 @@ pub struct TopicMeta {
     pub configs: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Snapshot {
-    cluster_id: String,
-    /// Producer ids below this may have been handed out; allocation resumes here after restart.
-    producer_id_block_end: i64,
-    topics: BTreeMap<String, TopicMeta>,
+/// Leadership of one partition, as Kafka's PartitionRegistration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    /// Bumped on every change of the partition's state (ISR, replicas, leader).
+    pub partition_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
 }
 
-struct Inner {
-    snapshot: Snapshot,
-    next_producer_id: i64,
-}
-
-pub struct MetadataStore {
-    path: PathBuf,
-    inner: Mutex<Inner>,
-}
-
-/// Producer ids are reserved on disk in blocks, like Kafka's ProducerIdManager.
-const PRODUCER_ID_BLOCK: i64 = 1000;
-
-/// A Kafka-style cluster id: 16 random bytes, URL-safe base64 without padding (22 chars).
-fn new_cluster_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = Uuid::new_v4().into_bytes();
-    let mut bits: u128 = u128::from_be_bytes(bytes);
-    let mut out = String::with_capacity(22);
-    for _ in 0..22 {
-        out.push(ALPHABET[(bits & 63) as usize] as char);
-        bits >>= 6;
-    }
-    out
-}
-
-impl MetadataStore {
-    pub fn open(data_dir: &Path) -> Result<MetadataStore> {
-        let dir = data_dir.join("meta");
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join("cluster.json");
-        let (snapshot, fresh) = match fs::read(&path) {
-            Ok(bytes) => (
-                serde_json::from_slice::<Snapshot>(&bytes)
-                    .with_context(|| format!("parsing {}", path.display()))?,
-                false,
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
-                Snapshot {
-                    cluster_id: new_cluster_id(),
-                    producer_id_block_end: 0,
-                    topics: BTreeMap::new(),
-                },
-                true,
-            ),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
-        let next_producer_id = snapshot.producer_id_block_end;
-        let store = MetadataStore {
-            path,
-            inner: Mutex::new(Inner {
-                snapshot,
-                next_producer_id,
-            }),
-        };
-        if fresh {
-            store.persist(&store.lock().snapshot)?;
+impl PartitionState {
+    /// A partition with one replica, `node`, which leads it and never changes.
+    pub fn sole_replica(node: i32) -> PartitionState {
+        PartitionState {
+            leader: node,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            replicas: vec![node],
+            isr: vec![node],
         }
-        Ok(store)
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn persist(&self, snapshot: &Snapshot) -> Result<()> {
-        let tmp = self.path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(snapshot)?;
-        let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &self.path)?;
-        File::open(self.path.parent().unwrap())?.sync_all()?;
-        Ok(())
-    }
-
-    pub fn cluster_id(&self) -> String {
-        self.lock().snapshot.cluster_id.clone()
-    }
-
-    pub fn topics(&self) -> Vec<TopicMeta> {
-        self.lock().snapshot.topics.values().cloned().collect()
-    }
-
-    /// Adds a topic and persists before returning.
-    pub fn create_topic(&self, topic: TopicMeta) -> Result<()> {
-        let mut inner = self.lock();
-        let mut next = inner.snapshot.clone();
-        next.topics.insert(topic.name.clone(), topic);
-        self.persist(&next)?;
-        inner.snapshot = next;
-        Ok(())
-    }
-
-    pub fn delete_topic(&self, name: &str) -> Result<Option<TopicMeta>> {
-        let mut inner = self.lock();
-        let mut next = inner.snapshot.clone();
-        let removed = next.topics.remove(name);
-        if removed.is_some() {
-            self.persist(&next)?;
-            inner.snapshot = next;
-        }
-        Ok(removed)
-    }
-
+pub trait ClusterMetadata: Send + Sync {
+    fn cluster_id(&self) -> String;
+    /// This broker's id.
+    fn node_id(&self) -> i32;
+    /// Ids of the registered brokers.
+    fn brokers(&self) -> Vec<i32>;
+    fn controller_id(&self) -> i32;
+    fn topics(&self) -> Vec<TopicMeta>;
+    /// Adds a topic, durably, before returning.
+    fn create_topic(&self, topic: TopicMeta) -> Result<()>;
+    fn delete_topic(&self, name: &str) -> Result<Option<TopicMeta>>;
+    /// None: no such topic or partition.
+    fn partition_state(&self, topic: &str, partition: i32) -> Option<PartitionState>;
     /// A producer id never handed out before, even across restarts.
-    pub fn allocate_producer_id(&self) -> Result<i64> {
-        let mut inner = self.lock();
-        if inner.next_producer_id >= inner.snapshot.producer_id_block_end {
-            let mut next = inner.snapshot.clone();
-            next.producer_id_block_end = inner.next_producer_id + PRODUCER_ID_BLOCK;
-            self.persist(&next)?;
-            inner.snapshot = next;
-        }
-        let id = inner.next_producer_id;
-        inner.next_producer_id += 1;
-        Ok(id)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path()).unwrap();
-        let cluster = store.cluster_id();
-        assert_eq!(cluster.len(), 22);
-        let topic = TopicMeta {
-            name: "a".into(),
-            id: Uuid::new_v4(),
-            partitions: 3,
-            configs: BTreeMap::new(),
-        };
-        store.create_topic(topic.clone()).unwrap();
-        let p1 = store.allocate_producer_id().unwrap();
-        let p2 = store.allocate_producer_id().unwrap();
-        assert_eq!(p2, p1 + 1);
-        drop(store);
-        let store = MetadataStore::open(dir.path()).unwrap();
-        assert_eq!(store.cluster_id(), cluster);
-        assert_eq!(store.topics(), vec![topic]);
-        assert!(store.allocate_producer_id().unwrap() > p2);
-        assert!(store.delete_topic("a").unwrap().is_some());
-        assert!(store.topics().is_empty());
-    }
+    fn allocate_producer_id(&self) -> Result<i64>;
+    /// Changes whenever topics or partition states change.
+    fn subscribe(&self) -> watch::Receiver<u64>;
 }

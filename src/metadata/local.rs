@@ -1,0 +1,213 @@
+//! The single-node metadata store: cluster id, topics with ids and configs, producer id
+//! blocks, persisted atomically as one JSON snapshot (write temp, fsync, rename, fsync the
+//! directory). This node leads every partition at epoch 0 with itself as the only replica.
+
+use super::{ClusterMetadata, PartitionState, TopicMeta};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Snapshot {
+    cluster_id: String,
+    /// Producer ids below this may have been handed out; allocation resumes here after restart.
+    producer_id_block_end: i64,
+    topics: BTreeMap<String, TopicMeta>,
+}
+
+struct Inner {
+    snapshot: Snapshot,
+    next_producer_id: i64,
+}
+
+pub struct LocalMetadata {
+    node_id: i32,
+    path: PathBuf,
+    inner: Mutex<Inner>,
+    /// Bumped after every persisted change.
+    changes: watch::Sender<u64>,
+}
+
+/// Producer ids are reserved on disk in blocks, like Kafka's ProducerIdManager.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// A Kafka-style cluster id: 16 random bytes, URL-safe base64 without padding (22 chars).
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = Uuid::new_v4().into_bytes();
+    let mut bits: u128 = u128::from_be_bytes(bytes);
+    let mut out = String::with_capacity(22);
+    for _ in 0..22 {
+        out.push(ALPHABET[(bits & 63) as usize] as char);
+        bits >>= 6;
+    }
+    out
+}
+
+impl LocalMetadata {
+    pub fn open(data_dir: &Path, node_id: i32) -> Result<LocalMetadata> {
+        let dir = data_dir.join("meta");
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("cluster.json");
+        let (snapshot, fresh) = match fs::read(&path) {
+            Ok(bytes) => (
+                serde_json::from_slice::<Snapshot>(&bytes)
+                    .with_context(|| format!("parsing {}", path.display()))?,
+                false,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+                Snapshot {
+                    cluster_id: new_cluster_id(),
+                    producer_id_block_end: 0,
+                    topics: BTreeMap::new(),
+                },
+                true,
+            ),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let next_producer_id = snapshot.producer_id_block_end;
+        let store = LocalMetadata {
+            node_id,
+            path,
+            changes: watch::Sender::new(0),
+            inner: Mutex::new(Inner {
+                snapshot,
+                next_producer_id,
+            }),
+        };
+        if fresh {
+            store.persist(&store.lock().snapshot)?;
+        }
+        Ok(store)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn persist(&self, snapshot: &Snapshot) -> Result<()> {
+        let tmp = self.path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec_pretty(snapshot)?;
+        let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, &self.path)?;
+        File::open(self.path.parent().unwrap())?.sync_all()?;
+        Ok(())
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|v| *v += 1);
+    }
+}
+
+impl ClusterMetadata for LocalMetadata {
+    fn cluster_id(&self) -> String {
+        self.lock().snapshot.cluster_id.clone()
+    }
+
+    fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    fn brokers(&self) -> Vec<i32> {
+        vec![self.node_id]
+    }
+
+    fn controller_id(&self) -> i32 {
+        self.node_id
+    }
+
+    fn topics(&self) -> Vec<TopicMeta> {
+        self.lock().snapshot.topics.values().cloned().collect()
+    }
+
+    /// Adds a topic and persists before returning.
+    fn create_topic(&self, topic: TopicMeta) -> Result<()> {
+        let mut inner = self.lock();
+        let mut next = inner.snapshot.clone();
+        next.topics.insert(topic.name.clone(), topic);
+        self.persist(&next)?;
+        inner.snapshot = next;
+        self.changed();
+        Ok(())
+    }
+
+    fn delete_topic(&self, name: &str) -> Result<Option<TopicMeta>> {
+        let mut inner = self.lock();
+        let mut next = inner.snapshot.clone();
+        let removed = next.topics.remove(name);
+        if removed.is_some() {
+            self.persist(&next)?;
+            inner.snapshot = next;
+            self.changed();
+        }
+        Ok(removed)
+    }
+
+    /// A producer id never handed out before, even across restarts.
+    fn allocate_producer_id(&self) -> Result<i64> {
+        let mut inner = self.lock();
+        if inner.next_producer_id >= inner.snapshot.producer_id_block_end {
+            let mut next = inner.snapshot.clone();
+            next.producer_id_block_end = inner.next_producer_id + PRODUCER_ID_BLOCK;
+            self.persist(&next)?;
+            inner.snapshot = next;
+        }
+        let id = inner.next_producer_id;
+        inner.next_producer_id += 1;
+        Ok(id)
+    }
+
+    fn partition_state(&self, topic: &str, partition: i32) -> Option<PartitionState> {
+        let inner = self.lock();
+        let meta = inner.snapshot.topics.get(topic)?;
+        (0..meta.partitions)
+            .contains(&partition)
+            .then(|| PartitionState::sole_replica(self.node_id))
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalMetadata::open(dir.path(), 1).unwrap();
+        let cluster = store.cluster_id();
+        assert_eq!(cluster.len(), 22);
+        let topic = TopicMeta {
+            name: "a".into(),
+            id: Uuid::new_v4(),
+            partitions: 3,
+            configs: BTreeMap::new(),
+        };
+        let changes = store.subscribe();
+        store.create_topic(topic.clone()).unwrap();
+        assert!(changes.has_changed().unwrap());
+        assert_eq!(store.partition_state("a", 2).unwrap().leader, 1);
+        assert!(store.partition_state("a", 3).is_none());
+        let p1 = store.allocate_producer_id().unwrap();
+        let p2 = store.allocate_producer_id().unwrap();
+        assert_eq!(p2, p1 + 1);
+        drop(store);
+        let store = LocalMetadata::open(dir.path(), 1).unwrap();
+        assert_eq!(store.cluster_id(), cluster);
+        assert_eq!(store.topics(), vec![topic]);
+        assert!(store.allocate_producer_id().unwrap() > p2);
+        assert!(store.delete_topic("a").unwrap().is_some());
+        assert!(store.topics().is_empty());
+    }
+}
