@@ -1,13 +1,16 @@
-//! Long-poll fetch on a raw socket (Fetch v11, hand-encoded): a fetch at the high watermark
-//! waits for data and is answered as soon as a record arrives; with nothing to read it is
-//! answered after about max_wait_ms, empty.
+//! Long-poll fetch on a raw socket (Fetch v11, kafka-protocol's encoder): a fetch at the high
+//! watermark waits for data and is answered as soon as a record arrives; with nothing to read it
+//! is answered after about max_wait_ms, empty.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::wire::{self, Dec, DecodedRecord, Enc};
+use common::wire;
 use common::Broker;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Record;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 #[derive(Debug)]
@@ -15,7 +18,11 @@ struct PartitionData {
     partition: i32,
     error: i16,
     high_watermark: i64,
-    records: Vec<DecodedRecord>,
+    records: Vec<Record>,
+}
+
+fn topic_name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
 }
 
 /// Fetch v11 of `partitions` (partition, fetch offset) of one topic.
@@ -26,64 +33,50 @@ fn fetch_v11_request(
     max_wait_ms: i32,
     min_bytes: i32,
 ) -> Vec<u8> {
-    let mut b = Enc::new();
-    b.i32(-1) // replica id: consumer
-        .i32(max_wait_ms)
-        .i32(min_bytes)
-        .i32(1 << 20) // max bytes
-        .i8(0) // read uncommitted
-        .i32(0) // session id: no session
-        .i32(-1) // session epoch: full fetch, no session
-        .i32(1)
-        .string(topic)
-        .i32(partitions.len() as i32);
-    for &(p, offset) in partitions {
-        b.i32(p)
-            .i32(-1) // current leader epoch: unknown
-            .i64(offset)
-            .i64(-1) // log start offset (followers only)
-            .i32(1 << 20); // partition max bytes
-    }
-    b.i32(0) // forgotten topics
-        .string(""); // rack id
-    wire::request(1, 11, corr, false, &b.0)
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1)) // consumer
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(1 << 20)
+        .with_isolation_level(0) // read uncommitted
+        .with_session_id(0) // no session
+        .with_session_epoch(-1) // full fetch, no session
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|&(p, offset)| {
+                        fetch_request::FetchPartition::default()
+                            .with_partition(p)
+                            .with_current_leader_epoch(-1) // unknown
+                            .with_fetch_offset(offset)
+                            .with_log_start_offset(-1) // followers only
+                            .with_partition_max_bytes(1 << 20)
+                    })
+                    .collect(),
+            )])
+        .with_rack_id(StrBytes::from_static_str(""));
+    wire::request(11, corr, &request)
 }
 
-fn parse_fetch_v11(corr: i32, topic: &str, resp: &[u8]) -> Vec<PartitionData> {
-    let mut d = Dec::new(resp);
-    assert_eq!(d.i32(), corr, "correlation id");
-    let _throttle = d.i32();
-    assert_eq!(d.i16(), 0, "top-level error code");
-    let _session = d.i32();
-    assert_eq!(d.i32(), 1, "one topic in response");
-    assert_eq!(d.string(), topic);
-    let n = d.i32();
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let partition = d.i32();
-        let error = d.i16();
-        let high_watermark = d.i64();
-        let _lso = d.i64();
-        let _log_start = d.i64();
-        let aborted = d.i32();
-        for _ in 0..aborted.max(0) {
-            d.i64();
-            d.i64();
-        }
-        let _preferred_replica = d.i32();
-        let records = d
-            .nullable_bytes()
-            .map(wire::decode_batches)
-            .unwrap_or_default();
-        out.push(PartitionData {
-            partition,
-            error,
-            high_watermark,
-            records,
-        });
-    }
-    assert_eq!(d.remaining(), 0, "Fetch v11 response fully parsed");
-    out
+fn parse_fetch_v11(corr: i32, topic: &str, resp: Vec<u8>) -> Vec<PartitionData> {
+    // `wire::response` also checks the response is fully parsed.
+    let (correlation_id, r) = wire::response::<FetchRequest>(11, resp);
+    assert_eq!(correlation_id, corr, "correlation id");
+    assert_eq!(r.error_code, 0, "top-level error code");
+    assert_eq!(r.responses.len(), 1, "one topic in response");
+    assert_eq!(r.responses[0].topic.0.as_str(), topic);
+    r.responses
+        .into_iter()
+        .flat_map(|t| t.partitions)
+        .map(|p| PartitionData {
+            partition: p.partition_index,
+            error: p.error_code,
+            high_watermark: p.high_watermark,
+            records: p.records.map(wire::decode_batches).unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// Send a fetch on a new connection from a blocking thread; returns (elapsed, partitions).
@@ -106,7 +99,7 @@ async fn timed_fetch(
         let resp = wire::read_frame(&mut s)
             .unwrap_or_else(|e| panic!("no Fetch response within 20 s: {e}"));
         let elapsed = start.elapsed();
-        (elapsed, parse_fetch_v11(77, &topic, &resp))
+        (elapsed, parse_fetch_v11(77, &topic, resp))
     });
     // Return only once the request is on the wire, then give the broker a moment to read it.
     tokio::task::spawn_blocking(move || sent_rx.recv_timeout(Duration::from_secs(20)))
@@ -245,10 +238,13 @@ async fn pipelined_responses_stay_in_order_behind_a_long_poll() {
     let (elapsed, first, second) = tokio::task::spawn_blocking(move || {
         let mut s = wire::connect(addr, Duration::from_secs(20));
         let mut both = fetch_v11_request(501, "order", &[(0, 0)], 800, 1);
-        both.extend_from_slice(&wire::request(18, 0, 502, false, &[]));
-        let mut meta = Enc::new();
-        meta.i32(1).string("order"); // Metadata v1, one topic
-        both.extend_from_slice(&wire::request(3, 1, 503, false, &meta.0));
+        both.extend_from_slice(&wire::request(0, 502, &ApiVersionsRequest::default()));
+        let metadata =
+            MetadataRequest::default()
+                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+                )
+                .with_name(Some(topic_name("order")))]));
+        both.extend_from_slice(&wire::request(1, 503, &metadata));
         let start = Instant::now();
         wire::write_lenient(&mut s, &both);
         let first = wire::read_frame(&mut s).expect("first response");
@@ -256,7 +252,7 @@ async fn pipelined_responses_stay_in_order_behind_a_long_poll() {
         let second = wire::read_frame(&mut s).expect("second response");
         let third = wire::read_frame(&mut s).expect("third response");
         assert_eq!(
-            i32::from_be_bytes(third[..4].try_into().unwrap()),
+            wire::response::<MetadataRequest>(1, third).0,
             503,
             "third response is the Metadata"
         );
@@ -264,13 +260,13 @@ async fn pipelined_responses_stay_in_order_behind_a_long_poll() {
     })
     .await
     .expect("pipelining thread");
-    let parts = parse_fetch_v11(501, "order", &first);
+    let parts = parse_fetch_v11(501, "order", first);
     assert!(parts[0].records.is_empty());
     assert!(
         elapsed >= Duration::from_millis(600),
         "the fetch was answered after {elapsed:?}, before its max_wait of 800 ms"
     );
-    let mut d = Dec::new(&second);
-    assert_eq!(d.i32(), 502, "second response is the ApiVersions");
-    assert_eq!(d.i16(), 0, "ApiVersions error code");
+    let (correlation_id, versions) = wire::response::<ApiVersionsRequest>(0, second);
+    assert_eq!(correlation_id, 502, "second response is the ApiVersions");
+    assert_eq!(versions.error_code, 0, "ApiVersions error code");
 }

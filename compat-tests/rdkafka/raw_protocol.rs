@@ -5,12 +5,12 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use common::wire;
 use common::Broker;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use std::io::{Read, Write};
+use kafka_protocol::protocol::{Request, StrBytes};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -29,27 +29,12 @@ impl Client {
 
     fn call<R: Request>(&mut self, version: i16, request: &R) -> R::Response {
         self.correlation_id += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("raw-protocol-test")));
-        let mut buf = BytesMut::new();
-        header.encode(&mut buf, R::header_version(version)).unwrap();
-        request.encode(&mut buf, version).unwrap();
-        let mut frame = (buf.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&buf);
+        let frame = wire::request(version, self.correlation_id, request);
         self.stream.write_all(&frame).unwrap();
-        let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len).expect("response length");
-        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-        self.stream.read_exact(&mut body).expect("response body");
-        let mut body = Bytes::from(body);
-        let response_header =
-            ResponseHeader::decode(&mut body, R::Response::header_version(version)).unwrap();
-        assert_eq!(response_header.correlation_id, self.correlation_id);
-        let response = R::Response::decode(&mut body, version).expect("decodable response");
-        assert!(body.is_empty(), "response fully consumed");
+        let response = wire::read_frame(&mut self.stream).expect("response");
+        // `wire::response` also asserts the response was fully consumed.
+        let (correlation_id, response) = wire::response::<R>(version, response);
+        assert_eq!(correlation_id, self.correlation_id);
         response
     }
 }

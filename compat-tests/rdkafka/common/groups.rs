@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::ConsumerProtocolAssignment;
+use kafka_protocol::protocol::Decodable;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -974,17 +977,15 @@ pub fn decode_assignment(b: &[u8]) -> Vec<(String, i32)> {
     if b.is_empty() {
         return Vec::new();
     }
-    let mut d = super::wire::Dec::new(b);
-    let _version = d.i16();
-    let n = d.i32();
-    let mut out = Vec::new();
-    for _ in 0..n.max(0) {
-        let t = d.string();
-        let k = d.i32();
-        for _ in 0..k.max(0) {
-            out.push((t.clone(), d.i32()));
-        }
-    }
+    let mut buf = Bytes::copy_from_slice(b);
+    let version = buf.get_i16();
+    let assignment = ConsumerProtocolAssignment::decode(&mut buf, version)
+        .unwrap_or_else(|e| panic!("decode ConsumerProtocolAssignment v{version}: {e}"));
+    let mut out: Vec<(String, i32)> = assignment
+        .assigned_partitions
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.topic.0.to_string(), *p)))
+        .collect();
     out.sort();
     out
 }

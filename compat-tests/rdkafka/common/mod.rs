@@ -1,6 +1,6 @@
 //! Shared helpers for the integration tests: start the real `sluice` binary on a free loopback
-//! port with a temp data dir, build rdkafka clients against it, and hand-encode the few raw
-//! Kafka frames the raw-socket tests need.
+//! port with a temp data dir, build rdkafka clients against it, and frame raw Kafka requests
+//! (kafka-protocol's encoders) for the raw-socket tests.
 //!
 //! Every test binary includes this module with `mod common;` and uses only part of it.
 #![allow(dead_code)]
@@ -611,7 +611,7 @@ pub async fn assert_broker_serves_clients(broker: &mut Broker) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Raw wire protocol (hand-encoded; only what the raw-socket tests need)
+// Raw wire protocol (kafka-protocol's client encoders and decoders on a plain socket)
 // ---------------------------------------------------------------------------------------------
 
 pub mod groups;
@@ -619,97 +619,77 @@ pub mod objstore;
 
 pub mod wire {
     use super::*;
+    use bytes::Bytes;
+    use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+        TimestampType, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
+    };
 
-    /// Big-endian encoder for Kafka primitives.
-    #[derive(Default)]
-    pub struct Enc(pub Vec<u8>);
+    /// The client id of every raw request.
+    pub const CLIENT_ID: &str = "sluice-raw-test";
 
-    impl Enc {
-        pub fn new() -> Enc {
-            Enc(Vec::new())
-        }
-        pub fn i8(&mut self, v: i8) -> &mut Self {
-            self.0.push(v as u8);
-            self
-        }
-        pub fn i16(&mut self, v: i16) -> &mut Self {
-            self.0.extend_from_slice(&v.to_be_bytes());
-            self
-        }
-        pub fn i32(&mut self, v: i32) -> &mut Self {
-            self.0.extend_from_slice(&v.to_be_bytes());
-            self
-        }
-        pub fn u32(&mut self, v: u32) -> &mut Self {
-            self.0.extend_from_slice(&v.to_be_bytes());
-            self
-        }
-        pub fn i64(&mut self, v: i64) -> &mut Self {
-            self.0.extend_from_slice(&v.to_be_bytes());
-            self
-        }
-        pub fn raw(&mut self, b: &[u8]) -> &mut Self {
-            self.0.extend_from_slice(b);
-            self
-        }
-        /// Non-flexible STRING (i16 length).
-        pub fn string(&mut self, s: &str) -> &mut Self {
-            self.i16(s.len() as i16).raw(s.as_bytes())
-        }
-        /// Non-flexible NULLABLE_STRING.
-        pub fn nullable_string(&mut self, s: Option<&str>) -> &mut Self {
-            match s {
-                None => self.i16(-1),
-                Some(s) => self.string(s),
-            }
-        }
-        /// Non-flexible NULLABLE_BYTES / RECORDS (i32 length).
-        pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
-            self.i32(b.len() as i32).raw(b)
-        }
-        /// Unsigned varint (flexible versions' lengths, tag counts).
-        pub fn uvarint(&mut self, mut v: u64) -> &mut Self {
-            while v >= 0x80 {
-                self.0.push((v as u8) | 0x80);
-                v >>= 7;
-            }
-            self.0.push(v as u8);
-            self
-        }
-        /// Zigzag varint (record fields).
-        pub fn varint(&mut self, v: i64) -> &mut Self {
-            self.uvarint(((v << 1) ^ (v >> 63)) as u64)
-        }
-        /// Flexible COMPACT_STRING.
-        pub fn compact_string(&mut self, s: &str) -> &mut Self {
-            self.uvarint(s.len() as u64 + 1).raw(s.as_bytes())
-        }
-        pub fn empty_tags(&mut self) -> &mut Self {
-            self.uvarint(0)
-        }
-    }
-
-    /// A whole request frame: 4-byte size + request header + body.
-    /// Header v1 (api_key, api_version, correlation_id, client_id); header v2 adds tagged fields.
-    pub fn request(
+    /// The one request framer: 4-byte size + request header + `body`. `header_version` is 1
+    /// (api key, version, correlation id, client id) or 2 (adds tagged fields). The body is
+    /// raw bytes so that tests can also frame what the crate refuses to encode (unknown api
+    /// keys, unsupported versions, random or truncated bodies); well-formed requests go
+    /// through `request`.
+    pub fn frame(
         api_key: i16,
         api_version: i16,
         correlation_id: i32,
-        flexible: bool,
+        header_version: i16,
         body: &[u8],
     ) -> Vec<u8> {
-        let mut h = Enc::new();
-        h.i16(api_key)
-            .i16(api_version)
-            .i32(correlation_id)
-            .nullable_string(Some("sluice-raw-test"));
-        if flexible {
-            h.empty_tags();
-        }
-        h.raw(body);
-        let mut f = Enc::new();
-        f.i32(h.0.len() as i32).raw(&h.0);
-        f.0
+        let header = RequestHeader::default()
+            .with_request_api_key(api_key)
+            .with_request_api_version(api_version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
+        let mut f = vec![0u8; 4];
+        header
+            .encode(&mut f, header_version)
+            .expect("encode request header");
+        f.extend_from_slice(body);
+        let size = (f.len() - 4) as i32;
+        f[..4].copy_from_slice(&size.to_be_bytes());
+        f
+    }
+
+    /// `request` encoded at `version` by kafka-protocol (panics if the crate refuses it).
+    pub fn body<R: Encodable>(version: i16, request: &R) -> Vec<u8> {
+        let mut b = Vec::new();
+        request
+            .encode(&mut b, version)
+            .unwrap_or_else(|e| panic!("encode {} v{version}: {e}", std::any::type_name::<R>()));
+        b
+    }
+
+    /// A well-formed request frame: kafka-protocol's encoding of `request` at `version`.
+    pub fn request<R: Request>(version: i16, correlation_id: i32, request: &R) -> Vec<u8> {
+        frame(
+            R::KEY,
+            version,
+            correlation_id,
+            R::header_version(version),
+            &body(version, request),
+        )
+    }
+
+    /// Decode a response frame (as `read_frame` returns it) to a request of type `R` answered
+    /// at `version`: (correlation id, response). Panics unless the frame is consumed exactly.
+    pub fn response<R: Request>(version: i16, frame: Vec<u8>) -> (i32, R::Response) {
+        let mut buf = Bytes::from(frame);
+        let header = ResponseHeader::decode(&mut buf, R::Response::header_version(version))
+            .expect("decodable response header");
+        let response = R::Response::decode(&mut buf, version).expect("decodable response");
+        assert!(
+            buf.is_empty(),
+            "response fully consumed ({} bytes left)",
+            buf.len()
+        );
+        (header.correlation_id, response)
     }
 
     /// Connect with read/write timeouts so a hang fails the test instead of hanging it.
@@ -788,205 +768,76 @@ pub mod wire {
         }
     }
 
-    /// Big-endian decoder.
-    pub struct Dec<'a> {
-        pub buf: &'a [u8],
-        pub pos: usize,
-    }
-
-    impl<'a> Dec<'a> {
-        pub fn new(buf: &'a [u8]) -> Dec<'a> {
-            Dec { buf, pos: 0 }
-        }
-        pub fn remaining(&self) -> usize {
-            self.buf.len() - self.pos
-        }
-        pub fn take(&mut self, n: usize) -> &'a [u8] {
-            assert!(
-                self.remaining() >= n,
-                "response truncated: need {n} bytes at {}, have {}",
-                self.pos,
-                self.remaining()
-            );
-            let s = &self.buf[self.pos..self.pos + n];
-            self.pos += n;
-            s
-        }
-        pub fn i8(&mut self) -> i8 {
-            self.take(1)[0] as i8
-        }
-        pub fn i16(&mut self) -> i16 {
-            i16::from_be_bytes(self.take(2).try_into().unwrap())
-        }
-        pub fn i32(&mut self) -> i32 {
-            i32::from_be_bytes(self.take(4).try_into().unwrap())
-        }
-        pub fn u32(&mut self) -> u32 {
-            u32::from_be_bytes(self.take(4).try_into().unwrap())
-        }
-        pub fn i64(&mut self) -> i64 {
-            i64::from_be_bytes(self.take(8).try_into().unwrap())
-        }
-        pub fn string(&mut self) -> String {
-            let n = self.i16();
-            assert!(n >= 0, "unexpected null string");
-            String::from_utf8(self.take(n as usize).to_vec()).expect("utf8 string")
-        }
-        pub fn nullable_string(&mut self) -> Option<String> {
-            let n = self.i16();
-            if n < 0 {
-                return None;
-            }
-            Some(String::from_utf8(self.take(n as usize).to_vec()).expect("utf8 string"))
-        }
-        pub fn nullable_bytes(&mut self) -> Option<&'a [u8]> {
-            let n = self.i32();
-            if n < 0 {
-                return None;
-            }
-            Some(self.take(n as usize))
-        }
-        pub fn uvarint(&mut self) -> u64 {
-            let mut v = 0u64;
-            let mut shift = 0;
-            loop {
-                let b = self.take(1)[0];
-                v |= ((b & 0x7f) as u64) << shift;
-                if b & 0x80 == 0 {
-                    return v;
-                }
-                shift += 7;
-                assert!(shift < 64, "varint too long");
-            }
-        }
-        pub fn varint(&mut self) -> i64 {
-            let u = self.uvarint();
-            ((u >> 1) as i64) ^ -((u & 1) as i64)
-        }
-    }
-
-    /// One record for `record_batch`.
+    /// One record for `record_batch`: only what the tests vary.
     pub struct RawRecord<'a> {
         pub key: Option<&'a [u8]>,
         pub value: Option<&'a [u8]>,
         pub headers: Vec<(&'a str, Option<&'a [u8]>)>,
     }
 
-    /// An uncompressed magic-2 RecordBatch, base offset 0, no producer id, with a correct CRC32C.
-    pub fn record_batch(base_timestamp: i64, records: &[RawRecord]) -> Vec<u8> {
+    /// One uncompressed magic-2 RecordBatch (kafka-protocol's encoder, so a correct CRC32C):
+    /// base offset 0, every record at `timestamp`, no producer id, leader epoch -1.
+    pub fn record_batch(timestamp: i64, records: &[RawRecord]) -> Vec<u8> {
         assert!(!records.is_empty());
-        let mut recs = Enc::new();
-        for (i, r) in records.iter().enumerate() {
-            let mut body = Enc::new();
-            body.i8(0) // attributes
-                .varint(0) // timestamp delta
-                .varint(i as i64); // offset delta
-            match r.key {
-                None => body.varint(-1),
-                Some(k) => body.varint(k.len() as i64).raw(k),
-            };
-            match r.value {
-                None => body.varint(-1),
-                Some(v) => body.varint(v.len() as i64).raw(v),
-            };
-            body.varint(r.headers.len() as i64);
-            for (hk, hv) in &r.headers {
-                body.varint(hk.len() as i64).raw(hk.as_bytes());
-                match hv {
-                    None => body.varint(-1),
-                    Some(v) => body.varint(v.len() as i64).raw(v),
-                };
-            }
-            recs.varint(body.0.len() as i64).raw(&body.0);
-        }
-        // The part covered by the CRC: attributes .. end.
-        let mut tail = Enc::new();
-        tail.i16(0) // attributes: no compression, CreateTime, not transactional
-            .i32(records.len() as i32 - 1) // last offset delta
-            .i64(base_timestamp)
-            .i64(base_timestamp) // max timestamp
-            .i64(-1) // producer id
-            .i16(-1) // producer epoch
-            .i32(-1) // base sequence
-            .i32(records.len() as i32)
-            .raw(&recs.0);
-        let crc = crc32c::crc32c(&tail.0);
-        let mut b = Enc::new();
-        b.i64(0) // base offset
-            .i32((4 + 1 + 4 + tail.0.len()) as i32) // batch length: from leader epoch to end
-            .i32(-1) // partition leader epoch
-            .i8(2) // magic
-            .u32(crc)
-            .raw(&tail.0);
-        b.0
+        let records: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+                producer_id: NO_PRODUCER_ID,
+                producer_epoch: NO_PRODUCER_EPOCH,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // The encoder starts a new batch when offset - sequence changes and writes the
+                // first record's sequence as the base sequence: NO_SEQUENCE, then counting up
+                // (as its decoder numbers them), keeps one batch with "no sequence".
+                sequence: NO_SEQUENCE + i as i32,
+                timestamp,
+                key: r.key.map(Bytes::copy_from_slice),
+                value: r.value.map(Bytes::copy_from_slice),
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            StrBytes::from_string(k.to_string()),
+                            v.map(Bytes::copy_from_slice),
+                        )
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut b = Vec::new();
+        RecordBatchEncoder::encode(
+            &mut b,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .expect("encode record batch");
+        b
     }
 
-    /// Offset of the CRC-covered area inside a batch (first byte of `attributes`).
+    /// Offset of the CRC-covered area inside a batch (first byte of `attributes`), for tests
+    /// that corrupt a batch on purpose.
     pub const BATCH_CRC_START: usize = 8 + 4 + 4 + 1 + 4;
 
-    /// A record decoded from a fetched RecordBatch.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct DecodedRecord {
-        pub offset: i64,
-        pub timestamp: i64,
-        pub key: Option<Vec<u8>>,
-        pub value: Option<Vec<u8>>,
-    }
-
-    /// Decode uncompressed magic-2 batches (as fetched), checking each batch's CRC32C.
-    pub fn decode_batches(mut data: &[u8]) -> Vec<DecodedRecord> {
+    /// The records of fetched magic-2 batches (the crate checks each batch's CRC32C). A partial
+    /// trailing batch, which a fetch response may end with, is skipped.
+    pub fn decode_batches(mut data: Bytes) -> Vec<Record> {
         let mut out = Vec::new();
         while data.len() >= 12 {
-            let mut d = Dec::new(data);
-            let base_offset = d.i64();
-            let len = d.i32() as usize;
-            if data.len() < 12 + len {
-                break; // partial trailing batch is allowed in fetch responses
+            let len = i32::from_be_bytes(data[8..12].try_into().unwrap());
+            if len < 0 || data.len() < 12 + len as usize {
+                break;
             }
-            let batch = &data[..12 + len];
-            data = &data[12 + len..];
-            let mut d = Dec::new(batch);
-            d.take(12);
-            let _leader_epoch = d.i32();
-            let magic = d.i8();
-            assert_eq!(magic, 2, "fetched batch magic");
-            let crc = d.u32();
-            assert_eq!(
-                crc,
-                crc32c::crc32c(&batch[BATCH_CRC_START..]),
-                "fetched batch CRC32C"
-            );
-            let attributes = d.i16();
-            assert_eq!(
-                attributes & 0x7,
-                0,
-                "decode_batches handles uncompressed batches only"
-            );
-            let _last_offset_delta = d.i32();
-            let base_ts = d.i64();
-            let _max_ts = d.i64();
-            let _pid = d.i64();
-            let _epoch = d.i16();
-            let _seq = d.i32();
-            let count = d.i32();
-            for _ in 0..count {
-                let rlen = d.varint() as usize;
-                let rec = d.take(rlen);
-                let mut r = Dec::new(rec);
-                let _attr = r.i8();
-                let ts_delta = r.varint();
-                let off_delta = r.varint();
-                let klen = r.varint();
-                let key = (klen >= 0).then(|| r.take(klen as usize).to_vec());
-                let vlen = r.varint();
-                let value = (vlen >= 0).then(|| r.take(vlen as usize).to_vec());
-                out.push(DecodedRecord {
-                    offset: base_offset + off_delta,
-                    timestamp: base_ts + ts_delta,
-                    key,
-                    value,
-                });
-            }
+            let set = RecordBatchDecoder::decode(&mut data).expect("fetched record batch");
+            out.extend(set.records);
         }
         out
     }
