@@ -271,3 +271,6 @@ pub mod authorized_ops {
 pub fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(s.to_string())
 }
+
+#[cfg(test)]
+mod tests;

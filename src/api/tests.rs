@@ -1,0 +1,297 @@
+//! Handler unit tests: a real broker over a temporary data dir, no socket. Each calls a
+//! handler with a typed request, as the connection does after decoding.
+
+use super::*;
+use crate::broker::Broker;
+use crate::config::{BrokerConfig, ServeArgs};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use kafka_protocol::ResponseError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+struct TestBroker {
+    broker: Arc<Broker>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestBroker {
+    fn open() -> TestBroker {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ServeArgs {
+            data_dir: Some(dir.path().to_path_buf()),
+            set: vec!["remote.log.storage.system.enable=false".to_string()],
+            ..Default::default()
+        };
+        let broker = Broker::open(BrokerConfig::resolve(&args).unwrap()).unwrap();
+        TestBroker { broker, _dir: dir }
+    }
+
+    fn ctx(&self, api_version: i16) -> RequestContext {
+        let listener = Arc::new(Listener {
+            name: "PLAINTEXT".to_string(),
+            security_protocol: SecurityProtocol::Plaintext,
+            advertised_host: "localhost".to_string(),
+            advertised_port: 9092,
+        });
+        let peer: SocketAddr = "127.0.0.1:50000".parse().unwrap();
+        RequestContext {
+            broker: self.broker.clone(),
+            session: Session::new(listener, peer),
+            api_version,
+        }
+    }
+
+    fn create(&self, name: &str, partitions: i32) {
+        self.broker
+            .create_topic(name, partitions, Default::default())
+            .unwrap();
+    }
+}
+
+async fn answer(handled: Handled) -> ResponseKind {
+    match handled {
+        Handled::Ready(r) => *r,
+        Handled::Deferred(f) => f.await,
+        Handled::NoResponse => panic!("no response"),
+        Handled::Close(reason) => panic!("connection closed: {reason}"),
+    }
+}
+
+fn batch(values: &[&str]) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1 + i as i32,
+            timestamp: crate::log::now_ms(),
+            key: None,
+            value: Some(Bytes::copy_from_slice(v.as_bytes())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+    buf.freeze()
+}
+
+fn topic_request(name: &str) -> MetadataRequestTopic {
+    MetadataRequestTopic::default().with_name(Some(TopicName(str_bytes(name))))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_topic_lists_by_version() {
+    let b = TestBroker::open();
+    b.create("a", 2);
+    let metadata = |version, topics| {
+        let ctx = b.ctx(version);
+        let request = MetadataRequest::default()
+            .with_topics(topics)
+            .with_allow_auto_topic_creation(false);
+        match metadata::handle(&ctx, request) {
+            Handled::Ready(r) => match *r {
+                ResponseKind::Metadata(m) => m,
+                _ => panic!("not a Metadata response"),
+            },
+            _ => panic!("Metadata answers at once"),
+        }
+    };
+    // v0: an empty list means every topic; v1+: empty means none, null means all.
+    assert_eq!(metadata(0, Some(vec![])).topics.len(), 1);
+    assert!(metadata(1, Some(vec![])).topics.is_empty());
+    let all = metadata(1, None);
+    assert_eq!(all.topics[0].partitions.len(), 2);
+    let p = &all.topics[0].partitions[1];
+    assert_eq!((p.leader_id.0, p.leader_epoch), (1, 0));
+    assert_eq!(p.replica_nodes, vec![BrokerId(1)]);
+    let missing = metadata(4, Some(vec![topic_request("nope")]));
+    assert_eq!(
+        missing.topics[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    // By id only from v12; below, Kafka answers INVALID_REQUEST and no brokers.
+    let by_id = MetadataRequestTopic::default().with_topic_id(uuid::Uuid::new_v4());
+    let old = metadata(10, Some(vec![by_id.clone()]));
+    assert_eq!(
+        old.topics[0].error_code,
+        ResponseError::InvalidRequest.code()
+    );
+    assert!(old.brokers.is_empty());
+    let new = metadata(12, Some(vec![by_id]));
+    assert_eq!(
+        new.topics[0].error_code,
+        ResponseError::UnknownTopicId.code()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_topics_validates_before_creating() {
+    let b = TestBroker::open();
+    let ctx = b.ctx(7);
+    let topic = |name: &str, replication: i16| {
+        CreatableTopic::default()
+            .with_name(TopicName(str_bytes(name)))
+            .with_num_partitions(3)
+            .with_replication_factor(replication)
+    };
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![topic("ok", 1), topic("too-many-replicas", 3)])
+        .with_validate_only(true);
+    let ResponseKind::CreateTopics(r) = answer(create_topics::handle(&ctx, request)).await else {
+        panic!("not a CreateTopics response");
+    };
+    assert_eq!(r.topics[0].error_code, 0);
+    assert_eq!(r.topics[0].num_partitions, 3);
+    assert_eq!(
+        r.topics[1].error_code,
+        ResponseError::InvalidReplicationFactor.code()
+    );
+    assert!(
+        b.broker.topic("ok").is_none(),
+        "validate_only creates nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn produce_then_fetch_list_offsets_and_leader_epochs() {
+    let b = TestBroker::open();
+    b.create("t", 1);
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(str_bytes("t")))
+            .with_partition_data(vec![
+                PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch(&["a", "b", "c"]))),
+                PartitionProduceData::default()
+                    .with_index(1)
+                    .with_records(Some(batch(&["x"]))),
+            ])]);
+    let ResponseKind::Produce(r) = answer(produce::handle(&b.ctx(9), produce)).await else {
+        panic!("not a Produce response");
+    };
+    let parts = &r.responses[0].partition_responses;
+    assert_eq!((parts[0].error_code, parts[0].base_offset), (0, 0));
+    assert_eq!(
+        parts[1].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+
+    // acks=all answered: the high watermark covers the batch.
+    let list = |epoch| {
+        ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(str_bytes("t")))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_current_leader_epoch(epoch)
+                .with_timestamp(-1)])])
+    };
+    let ResponseKind::ListOffsets(r) = answer(list_offsets::handle(&b.ctx(7), list(0))).await
+    else {
+        panic!("not a ListOffsets response");
+    };
+    let p = &r.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.offset, p.leader_epoch), (0, 3, 0));
+    let ResponseKind::ListOffsets(r) = answer(list_offsets::handle(&b.ctx(7), list(1))).await
+    else {
+        panic!("not a ListOffsets response");
+    };
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        ResponseError::UnknownLeaderEpoch.code()
+    );
+
+    let fetch = |epoch| {
+        FetchRequest::default()
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(str_bytes("t")))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(epoch)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)])])
+    };
+    let read = |epoch| {
+        let ctx = b.ctx(12);
+        async move {
+            let ResponseKind::Fetch(r) = answer(fetch::handle(&ctx, fetch(epoch))).await else {
+                panic!("not a Fetch response");
+            };
+            r.responses[0].partitions[0].clone()
+        }
+    };
+    let ok = read(-1).await;
+    assert_eq!((ok.error_code, ok.high_watermark), (0, 3));
+    assert_eq!(ok.records.unwrap().len(), batch(&["a", "b", "c"]).len());
+    let stale = read(-2).await;
+    assert_eq!(stale.error_code, ResponseError::FencedLeaderEpoch.code());
+    assert_eq!(stale.high_watermark, -1);
+    assert_eq!(
+        read(5).await.error_code,
+        ResponseError::UnknownLeaderEpoch.code()
+    );
+
+    let epochs = |current, leader_epoch| {
+        OffsetForLeaderEpochRequest::default().with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(TopicName(str_bytes("t")))
+            .with_partitions(vec![OffsetForLeaderPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(current)
+                .with_leader_epoch(leader_epoch)])])
+    };
+    let end = |current, leader_epoch| {
+        let ctx = b.ctx(4);
+        async move {
+            let request = epochs(current, leader_epoch);
+            let ResponseKind::OffsetForLeaderEpoch(r) =
+                answer(offset_for_leader_epoch::handle(&ctx, request)).await
+            else {
+                panic!("not an OffsetForLeaderEpoch response");
+            };
+            let p = &r.topics[0].partitions[0];
+            (p.error_code, p.leader_epoch, p.end_offset)
+        }
+    };
+    assert_eq!(end(0, 0).await, (0, 0, 3));
+    // An epoch this broker never had has no end offset (UNDEFINED), as in Kafka.
+    assert_eq!(end(-1, 3).await, (0, -1, -1));
+    assert_eq!(end(1, 0).await.0, ResponseError::UnknownLeaderEpoch.code());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_by_unknown_topic_id() {
+    let b = TestBroker::open();
+    let request = FetchRequest::default().with_topics(vec![FetchTopic::default()
+        .with_topic_id(uuid::Uuid::new_v4())
+        .with_partitions(vec![FetchPartition::default().with_partition(0)])]);
+    let ResponseKind::Fetch(r) = answer(fetch::handle(&b.ctx(13), request)).await else {
+        panic!("not a Fetch response");
+    };
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, ResponseError::UnknownTopicId.code());
+    assert_eq!(p.high_watermark, -1);
+}
