@@ -6,6 +6,7 @@ use crate::log::flush::Flusher;
 use crate::log::Partition;
 use crate::metadata::{ClusterMetadata, LocalMetadata, PartitionState, TopicMeta};
 use crate::tier::Tier;
+pub use crate::topic::Topic;
 use anyhow::{Context, Result};
 use dashmap::DashMap;
 use std::collections::BTreeMap;
@@ -13,16 +14,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
-
-pub struct Topic {
-    pub name: String,
-    pub id: Uuid,
-    pub partitions: Vec<Arc<Partition>>,
-    /// Leadership of each partition, by index, as the metadata knew it when the topic opened.
-    pub states: Vec<PartitionState>,
-    /// Topic-level overrides (Kafka names); defaults come from the broker config.
-    pub configs: BTreeMap<String, String>,
-}
 
 /// Why a request cannot use a partition here (each is a Kafka error code, mapped in api/).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

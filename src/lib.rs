@@ -9,3 +9,4 @@ pub mod log;
 pub mod metadata;
 pub mod server;
 pub mod tier;
+pub mod topic;

@@ -1,3 +1,4 @@
 //! Coordinators: consumer groups (and, later, transactions).
 
 pub mod group;
+pub mod state_log;

@@ -11,10 +11,10 @@ pub mod manifest;
 mod reader;
 mod uploader;
 
-use crate::broker::Topic;
 use crate::config::TierConfig;
 use crate::log::segment::IndexEntry;
 use crate::log::Partition;
+use crate::topic::Topic;
 use anyhow::{bail, Context};
 use cache::ChunkCache;
 use dashmap::DashMap;

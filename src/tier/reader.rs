@@ -3,10 +3,10 @@
 
 use super::manifest::RemoteSegment;
 use super::{io_err, Tier, CHUNK};
-use crate::broker::Topic;
 use crate::log::batch::{BatchHeader, HEADER_LEN};
 use crate::log::records;
 use crate::log::segment::{self, IndexEntry};
+use crate::topic::Topic;
 use bytes::{Bytes, BytesMut};
 use object_store::path::Path as ObjectPath;
 use std::io;

@@ -3,9 +3,9 @@
 
 use super::manifest::{Manifest, RemoteSegment};
 use super::{ManifestCell, Tier, TierError, MAX_BACKOFF, MULTIPART_ABOVE, PART_SIZE};
-use crate::broker::Topic;
 use crate::log::segment;
 use crate::log::{Partition, SealedSegment};
+use crate::topic::Topic;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{PutPayload, WriteMultipart};

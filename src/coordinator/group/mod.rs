@@ -270,7 +270,12 @@ impl GroupCoordinator {
     /// Opens the group log in `dir` and rebuilds every group and committed offset from it.
     pub fn open(cfg: GroupConfig, dir: PathBuf, flusher: Flusher) -> std::io::Result<Self> {
         let cfg = Arc::new(cfg);
-        let store = GroupStore::open(dir, cfg.offsets_segment_bytes, flusher)?;
+        let store = GroupStore::open(
+            "__consumer_offsets",
+            dir,
+            cfg.offsets_segment_bytes,
+            flusher,
+        )?;
         let coordinator = GroupCoordinator {
             cfg: cfg.clone(),
             groups: DashMap::new(),
