@@ -234,6 +234,20 @@ impl Broker {
         })
     }
 
+    /// `led_partition` of a topic named in the request.
+    pub fn led_partition_by_name(
+        &self,
+        topic: &str,
+        index: i32,
+        current_leader_epoch: i32,
+    ) -> Result<(Arc<Topic>, Led), LookupError> {
+        let t = self
+            .topic(topic)
+            .ok_or(LookupError::UnknownTopicOrPartition)?;
+        let led = self.led_partition(&t, index, current_leader_epoch)?;
+        Ok((t, led))
+    }
+
     /// Whether the cluster has this partition, wherever it is led (offsets may be committed
     /// for any).
     pub fn has_partition(&self, topic: &str, index: i32) -> bool {

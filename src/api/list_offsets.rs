@@ -2,7 +2,7 @@
 
 use super::errors::{lookup_error, ResponseError};
 use super::{Handled, RequestContext};
-use crate::broker::{LookupError, Topic};
+use crate::broker::Topic;
 use crate::log::Partition;
 use crate::tier::Tier;
 use kafka_protocol::messages::list_offsets_response::{
@@ -80,18 +80,11 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> Handled {
                 .map(|p| {
                     let mut out = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let found = ctx
-                        .broker
-                        .topic(topic.name.0.as_str())
-                        .ok_or(LookupError::UnknownTopicOrPartition)
-                        .and_then(|t| {
-                            let led = ctx.broker.led_partition(
-                                &t,
-                                p.partition_index,
-                                p.current_leader_epoch,
-                            )?;
-                            Ok((t, led))
-                        });
+                    let found = ctx.broker.led_partition_by_name(
+                        topic.name.0.as_str(),
+                        p.partition_index,
+                        p.current_leader_epoch,
+                    );
                     let result = match found {
                         Err(e) => Err(lookup_error(e)),
                         // Disk (or object store) reads and possibly decompression: off the

@@ -3,7 +3,6 @@
 
 use super::errors::lookup_error;
 use super::{Handled, RequestContext};
-use crate::broker::LookupError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
@@ -24,15 +23,12 @@ pub fn handle(ctx: &RequestContext, request: OffsetForLeaderEpochRequest) -> Han
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let led = ctx
-                        .broker
-                        .topic(topic.topic.0.as_str())
-                        .ok_or(LookupError::UnknownTopicOrPartition)
-                        .and_then(|t| {
-                            ctx.broker
-                                .led_partition(&t, p.partition, p.current_leader_epoch)
-                        });
-                    match led {
+                    let led = ctx.broker.led_partition_by_name(
+                        topic.topic.0.as_str(),
+                        p.partition,
+                        p.current_leader_epoch,
+                    );
+                    match led.map(|(_, led)| led) {
                         Err(e) => out.error_code = lookup_error(e).code(),
                         // An unknown epoch (newer than ours, or -1) has no end offset: UNDEFINED, as in Kafka.
                         Ok(led) if p.leader_epoch != led.leader_epoch => {}
