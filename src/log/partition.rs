@@ -364,7 +364,7 @@ impl Partition {
         if batch.len() > self.lock().config.max_message_bytes {
             return Err(AppendError::TooLarge);
         }
-        let stats = batch::check_records(batch, &header).map_err(AppendError::Batch)?;
+        let stats = records::check_records(batch, &header).map_err(AppendError::Batch)?;
         let mut st = self.lock();
         if st.deleted {
             return Err(AppendError::Deleted);
