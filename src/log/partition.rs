@@ -5,7 +5,7 @@ use super::batch::{self, BatchError, BatchHeader, HEADER_LEN};
 use super::flush::{FlushedRange, Flusher};
 use super::producer_state::{ProducerStates, SequenceCheck, SequenceError};
 use super::records;
-use super::segment::{drop_cached, file_name, read_exact, Segment, PAGE_SIZE};
+use super::segment::{drop_cached, file_name, read_exact, SealedSegment, Segment, PAGE_SIZE};
 use super::{now_ms, LogConfig};
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -51,20 +51,6 @@ pub enum ReadOutcome {
     OutOfRange,
     /// The offset is below the local log start but held by the tier.
     Remote,
-}
-
-/// A sealed, durable segment as the tier copies it.
-#[derive(Debug, Clone)]
-pub struct SealedSegment {
-    pub base_offset: i64,
-    pub next_offset: i64,
-    pub size: u64,
-    pub max_timestamp: i64,
-    pub log_path: PathBuf,
-    pub index: Vec<super::segment::IndexEntry>,
-    /// Bytes below this were dropped from the page cache (log.page.cache.max.bytes): a reader
-    /// should not pull them back in.
-    pub cold_below: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -124,7 +110,7 @@ impl State {
             .expect("a partition always has a segment")
     }
     fn log_end(&self) -> i64 {
-        self.active().next_offset
+        self.active().next_offset()
     }
     fn local_start(&self) -> i64 {
         *self
@@ -155,9 +141,9 @@ impl State {
                 segment: base,
                 from: if base == mark_base { mark_position } else { 0 },
                 to: if base == flushed_base {
-                    flushed_size.min(seg.size)
+                    flushed_size.min(seg.size())
                 } else {
-                    seg.size
+                    seg.size()
                 },
             })
             .filter(|r| r.to > r.from)
@@ -169,8 +155,8 @@ impl State {
     /// Byte limit readable in `seg` (everything below the high watermark).
     fn readable_limit(&self, seg: &Segment) -> u64 {
         use std::cmp::Ordering::*;
-        match seg.base_offset.cmp(&self.hw_segment) {
-            Less => seg.size,
+        match seg.base_offset().cmp(&self.hw_segment) {
+            Less => seg.size(),
             Equal => self.hw_position,
             Greater => 0,
         }
@@ -256,7 +242,7 @@ impl Partition {
             for pair in bases.windows(2) {
                 let seg =
                     Segment::open_sealed(&dir, pair[0], pair[1], config.index_interval_bytes)?;
-                if seg.base_offset >= replay_from {
+                if seg.base_offset() >= replay_from {
                     replay_headers(&seg, &mut producers, now)?;
                 }
                 segments.insert(pair[0], seg);
@@ -281,7 +267,7 @@ impl Partition {
         let log_start = *segments.keys().next().unwrap();
         let (hw_segment, hw_position, high_watermark) = {
             let a = segments.values().next_back().unwrap();
-            (a.base_offset, a.size, a.next_offset)
+            (a.base_offset(), a.size(), a.next_offset())
         };
         let (durability, _) = watch::channel(Durability {
             offset: high_watermark,
@@ -416,7 +402,7 @@ impl Partition {
             return Err(AppendError::Io(e));
         }
         st.producers.record(&stored, base_offset, now);
-        let file = st.active().file.clone();
+        let file = st.active().file().clone();
         if !st.unflushed.iter().any(|f| Arc::ptr_eq(f, &file)) {
             st.unflushed.push(file);
         }
@@ -441,16 +427,16 @@ impl Partition {
     /// Starts a new segment when the active one is full or old (or `force`, for retention).
     fn maybe_roll(&self, st: &mut State, incoming: usize, now: i64, force: bool) -> io::Result<()> {
         let active = st.active();
-        let full = active.size + incoming as u64 > st.config.segment_bytes;
-        let old = now - active.created_ms >= st.config.segment_ms;
+        let full = active.size() + incoming as u64 > st.config.segment_bytes;
+        let old = now - active.created_ms() >= st.config.segment_ms;
         // Relative offsets and positions in the index are 32-bit.
-        let overflow = active.next_offset - active.base_offset >= i32::MAX as i64
-            || active.size + incoming as u64 >= i32::MAX as u64;
-        if active.size == 0 || !(full || old || overflow || force) {
+        let overflow = active.next_offset() - active.base_offset() >= i32::MAX as i64
+            || active.size() + incoming as u64 >= i32::MAX as u64;
+        if active.size() == 0 || !(full || old || overflow || force) {
             return Ok(());
         }
         let mut to_sync = active.seal(&self.dir)?;
-        let next = active.next_offset;
+        let next = active.next_offset();
         // Producer state as of the new segment's start: recovery replays only from here.
         let snapshot = self.dir.join(file_name(next, "snapshot"));
         let tmp = snapshot.with_extension("snapshot.tmp");
@@ -480,7 +466,7 @@ impl Partition {
                 return Vec::new();
             }
             let a = st.active();
-            let (end, base, size) = (a.next_offset, a.base_offset, a.size);
+            let (end, base, size) = (a.next_offset(), a.base_offset(), a.size());
             (
                 std::mem::take(&mut st.unflushed),
                 std::mem::take(&mut st.dir_dirty),
@@ -526,8 +512,8 @@ impl Partition {
             let Some(seg) = st.segments.get_mut(&range.segment) else {
                 return;
             };
-            seg.cache_dropped_to = seg.cache_dropped_to.max(range.to / PAGE_SIZE * PAGE_SIZE);
-            seg.file.clone()
+            seg.mark_cache_dropped_to(range.to / PAGE_SIZE * PAGE_SIZE);
+            seg.file().clone()
         };
         drop_cached(&file, range.from / PAGE_SIZE * PAGE_SIZE, range.to);
     }
@@ -549,7 +535,7 @@ impl Partition {
             }
             let mut seg = st.segments.range(..=offset).next_back().map(|(_, s)| s);
             if let Some(s) = seg {
-                if offset >= s.next_offset {
+                if offset >= s.next_offset() {
                     seg = st.segments.range(offset + 1..).next().map(|(_, s)| s);
                 }
             }
@@ -557,10 +543,10 @@ impl Partition {
                 return Ok(ReadOutcome::Records(Bytes::new()));
             };
             (
-                seg.file.clone(),
+                seg.file().clone(),
                 seg.lookup(offset),
                 st.readable_limit(seg),
-                seg.cache_dropped_to,
+                seg.cache_dropped_to(),
             )
         };
         // Find the first batch whose last offset reaches `offset`.
@@ -634,7 +620,7 @@ impl Partition {
             let targets = st
                 .segments
                 .range(base..)
-                .map(|(_, s)| (s.file.clone(), st.readable_limit(s)))
+                .map(|(_, s)| (s.file().clone(), st.readable_limit(s)))
                 .collect();
             (position, targets)
         };
@@ -662,8 +648,8 @@ impl Partition {
         let start = |st: &State| {
             st.segments
                 .values()
-                .find(|s| s.max_timestamp >= ts)
-                .map(|s| (s.base_offset, s.lookup_time(ts)))
+                .find(|s| s.max_timestamp() >= ts)
+                .map(|s| (s.base_offset(), s.lookup_time(ts)))
         };
         self.scan_batches(start, |h, file, at| {
             if h.max_timestamp < ts {
@@ -688,15 +674,15 @@ impl Partition {
             for s in st
                 .segments
                 .values()
-                .filter(|s| st.readable_limit(s) > 0 && s.max_timestamp >= 0)
+                .filter(|s| st.readable_limit(s) > 0 && s.max_timestamp() >= 0)
             {
-                if best.is_none_or(|b| s.max_timestamp > b.max_timestamp) {
+                if best.is_none_or(|b| s.max_timestamp() > b.max_timestamp()) {
                     best = Some(s);
                 }
             }
             let s = best?;
-            target.set((s.max_timestamp, s.max_timestamp_batch));
-            Some((s.base_offset, s.lookup(s.max_timestamp_batch)))
+            target.set((s.max_timestamp(), s.max_timestamp_batch()));
+            Some((s.base_offset(), s.lookup(s.max_timestamp_batch())))
         };
         self.scan_batches(start, |h, file, at| {
             let (max_ts, batch_offset) = target.get();
@@ -734,10 +720,10 @@ impl Partition {
             };
             let active = st.active();
             let active_expired = retention_ms >= 0
-                && active.size > 0
-                && active.max_timestamp >= 0
-                && now - active.max_timestamp > retention_ms
-                && st.high_watermark == active.next_offset;
+                && active.size() > 0
+                && active.max_timestamp() >= 0
+                && now - active.max_timestamp() > retention_ms
+                && st.high_watermark == active.next_offset();
             if active_expired {
                 if let Err(e) = self.maybe_roll(&mut st, 0, now, true) {
                     self.fail(&mut st, "segment roll", &e);
@@ -745,14 +731,14 @@ impl Partition {
                 }
                 rolled = true;
             }
-            let mut total: i64 = st.segments.values().map(|s| s.size as i64).sum();
+            let mut total: i64 = st.segments.values().map(|s| s.size() as i64).sum();
             let candidates: Vec<(i64, i64, u64, i64)> = st
                 .segments
                 .values()
                 .rev()
                 .skip(1) // never the active segment
                 .rev()
-                .map(|s| (s.base_offset, s.next_offset, s.size, s.max_timestamp))
+                .map(|s| (s.base_offset(), s.next_offset(), s.size(), s.max_timestamp()))
                 .collect();
             for (base, next, size, max_ts) in candidates {
                 if next > st.high_watermark || next > deletable_below {
@@ -789,21 +775,13 @@ impl Partition {
         if st.deleted {
             return Vec::new();
         }
-        let active = st.active().base_offset;
+        let active = st.active().base_offset();
         st.segments
             .values()
-            .filter(|s| s.base_offset != active)
-            .filter(|s| s.base_offset >= from && s.next_offset <= st.high_watermark)
-            .filter(|s| s.next_offset <= st.durable_segment_base)
-            .map(|s| SealedSegment {
-                base_offset: s.base_offset,
-                next_offset: s.next_offset,
-                size: s.size,
-                max_timestamp: s.max_timestamp,
-                log_path: s.log_path.clone(),
-                index: s.index.clone(),
-                cold_below: s.cache_dropped_to,
-            })
+            .filter(|s| s.base_offset() != active)
+            .filter(|s| s.base_offset() >= from && s.next_offset() <= st.high_watermark)
+            .filter(|s| s.next_offset() <= st.durable_segment_base)
+            .map(Segment::as_sealed)
             .collect()
     }
 
@@ -830,11 +808,11 @@ impl Partition {
     pub fn upload_lag(&self) -> (u64, usize) {
         let st = self.lock();
         let end = st.remote.map(|r| r.1).unwrap_or(i64::MIN);
-        let active = st.active().base_offset;
+        let active = st.active().base_offset();
         st.segments
             .values()
-            .filter(|s| s.base_offset != active && s.next_offset > end)
-            .fold((0, 0), |(b, n), s| (b + s.size, n + 1))
+            .filter(|s| s.base_offset() != active && s.next_offset() > end)
+            .fold((0, 0), |(b, n), s| (b + s.size(), n + 1))
     }
 
     /// Seals the active segment (if it holds anything) so the next append starts a new one.
@@ -860,12 +838,12 @@ impl Partition {
             if st.deleted || st.failed {
                 return 0;
             }
-            let active = st.active().base_offset;
+            let active = st.active().base_offset();
             let sealed: Vec<(i64, i64)> = st
                 .segments
                 .values()
-                .filter(|s| s.base_offset != active)
-                .map(|s| (s.base_offset, s.next_offset))
+                .filter(|s| s.base_offset() != active)
+                .map(|s| (s.base_offset(), s.next_offset()))
                 .collect();
             for (base, next) in sealed {
                 if next > offset || next > st.high_watermark {
@@ -903,8 +881,8 @@ impl Partition {
 fn replay_headers(seg: &Segment, producers: &mut ProducerStates, now: i64) -> io::Result<()> {
     let mut pos = 0u64;
     let mut head = [0u8; HEADER_LEN];
-    while pos + HEADER_LEN as u64 <= seg.size {
-        seg.file.read_exact_at(&mut head, pos)?;
+    while pos + HEADER_LEN as u64 <= seg.size() {
+        seg.file().read_exact_at(&mut head, pos)?;
         let Ok(h) = BatchHeader::parse(&head) else {
             break;
         };
@@ -1071,7 +1049,7 @@ mod tests {
         let (path, size, dropped_to) = {
             let st = p.lock();
             let a = st.active();
-            (a.log_path.clone(), a.size, a.cache_dropped_to)
+            (a.log_path().to_path_buf(), a.size(), a.cache_dropped_to())
         };
         assert!(size > 1_000_000);
         assert_eq!(dropped_to % PAGE_SIZE, 0);
@@ -1106,7 +1084,7 @@ mod tests {
         }
         wait_hw(&p, next);
         std::thread::sleep(std::time::Duration::from_millis(50));
-        assert_eq!(p.lock().active().cache_dropped_to, 0);
+        assert_eq!(p.lock().active().cache_dropped_to(), 0);
     }
 
     #[test]
