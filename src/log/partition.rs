@@ -2,7 +2,7 @@
 //! producer state. Appends run under the partition's own lock; fsync happens on the flusher.
 
 use super::batch::{self, BatchError, BatchHeader, HEADER_LEN};
-use super::flush::{FlushedRange, Flusher};
+use super::flush::{Flushable, FlushedRange, Flusher};
 use super::producer_state::{ProducerStates, SequenceCheck, SequenceError};
 use super::records;
 use super::segment::{drop_cached, file_name, read_exact, SealedSegment, Segment, PAGE_SIZE};
@@ -875,6 +875,18 @@ impl Partition {
         // Producers still waiting for durability get an answer now, not a timeout.
         self.durability.send_modify(|d| d.failed = true);
         fs::remove_dir_all(&self.dir)
+    }
+}
+
+impl Flushable for Partition {
+    fn flush_now(&self) -> Vec<FlushedRange> {
+        Partition::flush_now(self)
+    }
+    fn drop_cached(&self, range: &FlushedRange) {
+        Partition::drop_cached(self, range)
+    }
+    fn name(&self) -> (&str, i32) {
+        (&self.topic, self.index)
     }
 }
 
