@@ -13,8 +13,8 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use sluice::log::{batch, records};
 use sluice::log::segment::{self, IndexEntry};
+use sluice::log::{batch, records};
 use sluice::server::chunked::ChunkedBuf;
 
 /// One record batch of `count` records with `value_len`-byte values, as a producer sends it.
