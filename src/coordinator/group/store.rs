@@ -162,7 +162,7 @@ impl GroupStore {
         let mut rx = self.log.subscribe();
         loop {
             let d = *rx.borrow_and_update();
-            if d.offset >= end {
+            if d.durable_offset >= end {
                 return Ok(());
             }
             if d.failed {

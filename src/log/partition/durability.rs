@@ -1,6 +1,6 @@
 //! The partition's side of group commit: the flusher thread (`log::flush`) calls `flush_now`,
 //! which fsyncs the files written since the last cycle and then publishes the new durable
-//! offset (which is the high watermark) to everyone watching `subscribe`. It also
+//! offset, high watermark and last stable offset to everyone watching `subscribe`. It also
 //! tracks which fsynced byte ranges are new, so the flusher can bound the page cache.
 
 use super::{Partition, State};
@@ -36,7 +36,8 @@ impl State {
 }
 
 impl Partition {
-    /// Called on the flusher thread: fsync what was written, then publish the durable offset.
+    /// Called on the flusher thread: fsync what was written, then publish the durable offset
+    /// and the watermarks that follow it.
     /// Returns the byte ranges that became durable.
     pub fn flush_now(&self) -> Vec<FlushedRange> {
         let _serial = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -75,12 +76,20 @@ impl Partition {
             st.durable_segment_base = st.durable_segment_base.max(active_base);
         }
         let flushed = st.newly_flushed(active_base, active_size);
-        if log_end > st.high_watermark {
-            st.high_watermark = log_end;
+        // Everything below `log_end` is now fsynced.
+        let durable_offset = log_end;
+        if durable_offset > st.high_watermark {
+            // Single node: the high watermark is the durable offset.
+            st.high_watermark = durable_offset;
             st.hw_segment = active_base;
             st.hw_position = active_size;
+            let last_stable_offset = st.last_stable_offset();
             drop(st);
-            self.durability.send_modify(|d| d.offset = log_end);
+            self.durability.send_modify(|d| {
+                d.durable_offset = durable_offset;
+                d.high_watermark = durable_offset;
+                d.last_stable_offset = last_stable_offset;
+            });
         }
         flushed
     }

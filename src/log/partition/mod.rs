@@ -1,6 +1,12 @@
 //! One partition: its segments, log start offset, watermarks and producer state. Appends
 //! run under the partition's own lock; fsync happens on the flusher thread (`log::flush`).
 //!
+//! Offsets, lowest first: log start <= last stable offset <= high watermark <= durable offset
+//! <= log end. The durable offset is what this broker has fsynced; the high watermark, what
+//! consumers may read, never covers more (DESIGN.md invariant 5). On a single node the two are
+//! equal. The last stable offset bounds read_committed consumers; with no transactions yet it
+//! equals the high watermark.
+//!
 //! One `State` behind one mutex; each concern is an `impl Partition` block in its own file:
 //!
 //! - `recovery`   opening after a clean shutdown or a crash
@@ -69,14 +75,24 @@ pub enum ReadOutcome {
 pub struct Offsets {
     pub log_start: i64,
     pub high_watermark: i64,
+    /// See `Durability::last_stable_offset`.
+    pub last_stable_offset: i64,
     pub log_end: i64,
 }
 
-/// What waiters (acks=all producers, long-poll fetches) watch.
+/// What waiters watch: acks=all producers wait for `durable_offset`, long-poll fetches wake on
+/// any change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Durability {
-    /// Offsets below this are fsynced and visible (the high watermark).
-    pub offset: i64,
+    /// Offsets below this are fsynced on this broker.
+    pub durable_offset: i64,
+    /// Offsets below this are visible to consumers. It only ever covers fsynced data; on a
+    /// single node it is the durable offset.
+    pub high_watermark: i64,
+    /// Offsets below this hold no undecided transaction: the limit for read_committed.
+    /// Kafka's is the first offset of the oldest ongoing transaction, else the high
+    /// watermark; transactional batches are refused today, so it is the high watermark.
+    pub last_stable_offset: i64,
     /// Writes failed; nothing more will become durable.
     pub failed: bool,
 }
@@ -87,7 +103,8 @@ struct State {
     log_start: i64,
     /// Offsets [start, end) copied to the tier and named by its manifest.
     remote: Option<(i64, i64)>,
-    /// Offsets below this are fsynced and visible to consumers.
+    /// Offsets below this are visible to consumers; single node: everything fsynced (the
+    /// durable offset).
     high_watermark: i64,
     /// Where the high watermark falls: (segment base offset, byte position in it).
     hw_segment: i64,
@@ -131,6 +148,11 @@ impl State {
             .next()
             .expect("a partition always has a segment")
     }
+    /// No transactions yet (appends refuse them), so nothing below the high watermark is
+    /// undecided.
+    fn last_stable_offset(&self) -> i64 {
+        self.high_watermark
+    }
     /// The log start follows the local segments, or the tier when it reaches further back.
     fn refresh_log_start(&mut self) {
         let local = self.local_start();
@@ -171,8 +193,11 @@ impl Partition {
             let a = segments.values().next_back().unwrap();
             (a.base_offset(), a.size(), a.next_offset())
         };
+        // Recovery fsynced everything it kept.
         let (durability, _) = watch::channel(Durability {
-            offset: high_watermark,
+            durable_offset: high_watermark,
+            high_watermark,
+            last_stable_offset: high_watermark,
             failed: false,
         });
         Ok(Arc::new(Partition {
@@ -225,11 +250,13 @@ impl Partition {
         Offsets {
             log_start: st.log_start,
             high_watermark: st.high_watermark,
+            last_stable_offset: st.last_stable_offset(),
             log_end: st.log_end(),
         }
     }
 
-    /// Watches the durable offset: wakes acks=all producers and long-poll fetches.
+    /// Watches the durable offset and the watermarks: wakes acks=all producers and long-poll
+    /// fetches.
     pub fn subscribe(&self) -> watch::Receiver<Durability> {
         self.durability.subscribe()
     }
