@@ -189,7 +189,8 @@ pub fn headers(buf: &[u8]) -> impl Iterator<Item = (usize, BatchHeader)> + '_ {
 pub(crate) mod tests {
     use super::*;
 
-    /// Builds a minimal uncompressed batch of `count` empty-ish records.
+    /// Builds a minimal uncompressed batch of `count` empty-ish records: the one batch builder
+    /// of the log's unit tests.
     pub fn make_batch(count: i32, timestamp: i64, producer: Option<(i64, i16, i32)>) -> Vec<u8> {
         let mut records = Vec::new();
         for i in 0..count {
@@ -215,9 +216,14 @@ pub(crate) mod tests {
         b.extend_from_slice(&seq.to_be_bytes());
         b.extend_from_slice(&count.to_be_bytes());
         b.extend_from_slice(&records);
+        reseal_crc(&mut b);
+        b
+    }
+
+    /// Recomputes the CRC of a batch a test has edited inside the CRC'd range.
+    pub fn reseal_crc(b: &mut [u8]) {
         let crc = crc32c::crc32c(&b[CRC_START..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b
     }
 
     #[test]

@@ -389,8 +389,8 @@ pub fn first_at_or_after(batch: &[u8], target: i64) -> Result<Option<(i64, i64)>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::batch::tests::make_batch;
-    use crate::log::batch::{patched_header, validate, CRC_START, LOG_OVERHEAD};
+    use crate::log::batch::tests::{make_batch, reseal_crc};
+    use crate::log::batch::{patched_header, validate, LOG_OVERHEAD};
 
     #[test]
     fn walks_uncompressed_records() {
@@ -432,8 +432,7 @@ mod tests {
         let mut lying = b.clone();
         lying[57..61].copy_from_slice(&5i32.to_be_bytes());
         lying[23..27].copy_from_slice(&4i32.to_be_bytes());
-        let crc = crc32c::crc32c(&lying[CRC_START..]);
-        lying[17..21].copy_from_slice(&crc.to_be_bytes());
+        reseal_crc(&mut lying);
         let h = validate(&lying).unwrap();
         assert!(check_records(&lying, &h).is_err());
     }
@@ -455,8 +454,7 @@ mod tests {
         b[21..23].copy_from_slice(&4i16.to_be_bytes());
         b[23..27].copy_from_slice(&(claimed - 1).to_be_bytes());
         b[57..61].copy_from_slice(&claimed.to_be_bytes());
-        let crc = crc32c::crc32c(&b[CRC_START..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        reseal_crc(&mut b);
         b
     }
 
@@ -490,8 +488,7 @@ mod tests {
         let len = (b.len() - LOG_OVERHEAD) as i32;
         b[8..12].copy_from_slice(&len.to_be_bytes());
         b[35..43].copy_from_slice(&(-1i64).to_be_bytes()); // Sarama < 1.27 leaves it at -1
-        let crc = crc32c::crc32c(&b[CRC_START..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        reseal_crc(&mut b);
         let h = validate(&b).unwrap();
         let stats = check_records(&b, &h).unwrap();
         assert_eq!((stats.min_timestamp, stats.max_timestamp), (1000, 1005));
@@ -515,8 +512,7 @@ mod tests {
         let second = body_start + 8;
         b[second + 2] = 0;
         b[35..43].copy_from_slice(&(-1i64).to_be_bytes());
-        let crc = crc32c::crc32c(&b[CRC_START..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        reseal_crc(&mut b);
         let h = validate(&b).unwrap();
         assert_eq!(
             check_records(&b, &h).unwrap(),
