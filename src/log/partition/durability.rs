@@ -73,7 +73,7 @@ impl Partition {
         }
         let mut st = self.lock();
         if dir_dirty {
-            st.durable_segment_base = st.durable_segment_base.max(active_base);
+            st.dir_synced_segment_base = st.dir_synced_segment_base.max(active_base);
         }
         let flushed = st.newly_flushed(active_base, active_size);
         // Everything below `log_end` is now fsynced.

@@ -115,11 +115,12 @@ struct State {
     unflushed: Vec<Arc<File>>,
     /// (segment base, position) up to which durable bytes were reported to the flusher.
     flushed_mark: (i64, u64),
+    /// A segment file or producer snapshot was created since the directory was last fsynced.
     dir_dirty: bool,
     /// Base of the newest segment whose file is known to survive a crash (its directory was
     /// fsynced). Until a sealed segment's successor is, a crash could make the sealed one
     /// active again, so it is not offered to the tier.
-    durable_segment_base: i64,
+    dir_synced_segment_base: i64,
     flush_queued: bool,
     deleted: bool,
     failed: bool,
@@ -216,7 +217,7 @@ impl Partition {
                 unflushed: Vec::new(),
                 flushed_mark: (hw_segment, hw_position),
                 dir_dirty: false,
-                durable_segment_base: hw_segment,
+                dir_synced_segment_base: hw_segment,
                 flush_queued: false,
                 deleted: false,
                 failed: false,

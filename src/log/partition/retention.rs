@@ -1,7 +1,6 @@
 //! Retention: deleting whole segments by time and size (retention.* or, with remote storage,
-//! local.retention.* over what the tier already holds), and on request below an offset
-//! (DeleteRecords, group log compaction). Never the active segment, never above the high
-//! watermark.
+//! local.retention.* over what the tier already holds), and on request below an offset (the
+//! group log's compaction). Never the active segment, never above the high watermark.
 
 use super::Partition;
 use crate::log::segment::Segment;

@@ -18,7 +18,7 @@ impl Partition {
             .values()
             .filter(|s| s.base_offset() != active)
             .filter(|s| s.base_offset() >= from && s.next_offset() <= st.high_watermark)
-            .filter(|s| s.next_offset() <= st.durable_segment_base)
+            .filter(|s| s.next_offset() <= st.dir_synced_segment_base)
             .map(Segment::as_sealed)
             .collect()
     }
