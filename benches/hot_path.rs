@@ -14,8 +14,8 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use sluice::api::chunked::ChunkedBuf;
-use sluice::log::batch;
 use sluice::log::segment::{self, IndexEntry};
+use sluice::log::{batch, records};
 
 /// One record batch of `count` records with `value_len`-byte values, as a producer sends it.
 fn record_batch(count: usize, value_len: usize, compression: Compression) -> Bytes {
@@ -62,7 +62,7 @@ fn produce_path(c: &mut Criterion) {
         group.bench_function(format!("validate_and_patch/{name}"), |bench| {
             bench.iter(|| {
                 let h = batch::validate(black_box(&b)).expect("valid");
-                let stats = batch::check_records(&b, &h).expect("records");
+                let stats = records::check_records(&b, &h).expect("records");
                 black_box(batch::patched_header(
                     &b,
                     1_000_000,

@@ -171,6 +171,9 @@ impl Broker {
                     .unwrap_or_else(|| PartitionState::sole_replica(node))
             })
             .collect();
+        for (log, state) in topic.partitions.iter().zip(&topic.states) {
+            log.set_leader_epoch(state.leader_epoch);
+        }
         let topic = Arc::new(topic);
         self.topic_ids.insert(topic.id, topic.name.clone());
         self.topics.insert(topic.name.clone(), topic.clone());

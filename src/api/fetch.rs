@@ -108,7 +108,7 @@ impl Plan {
                         // Taken after the read, so the records never run past the reported watermark.
                         let offsets = log.offsets();
                         data.high_watermark = offsets.high_watermark;
-                        data.last_stable_offset = offsets.high_watermark;
+                        data.last_stable_offset = offsets.last_stable_offset;
                         data.log_start_offset = offsets.log_start;
                     }
                 }

@@ -175,11 +175,11 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
             let mut durability = w.log.subscribe();
             let waited = tokio::time::timeout(
                 timeout,
-                durability.wait_for(|d| d.offset >= w.end_offset || d.failed),
+                durability.wait_for(|d| d.durable_offset >= w.end_offset || d.failed),
             )
             .await;
             match waited {
-                Ok(Ok(d)) if d.offset >= w.end_offset => None,
+                Ok(Ok(d)) if d.durable_offset >= w.end_offset => None,
                 Ok(_) => Some((
                     ResponseError::KafkaStorageError,
                     "the write could not be made durable",

@@ -131,7 +131,7 @@ impl<R: StateRecord> StateLog<R> {
         let mut rx = self.log.subscribe();
         loop {
             let d = *rx.borrow_and_update();
-            if d.offset >= end {
+            if d.durable_offset >= end {
                 return Ok(());
             }
             if d.failed {

@@ -146,97 +146,6 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
-/// What the records inside a batch say, as far as the broker needs to know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordStats {
-    /// Smallest record timestamp, ignoring records without one; -1 when none has one.
-    pub min_timestamp: i64,
-    pub max_timestamp: i64,
-}
-
-/// Checks the record framing of a validated batch. Uncompressed batches are walked record by
-/// record (count, offset deltas, timestamps: as Kafka's LogValidator). Compressed batches are
-/// passed through without decompression unless they claim more records than they have bytes,
-/// which is how a tiny batch could otherwise burn billions of offsets.
-pub fn check_records(batch: &[u8], h: &BatchHeader) -> Result<RecordStats, BatchError> {
-    let body = &batch[HEADER_LEN..];
-    if h.compression() != 0 {
-        if h.records_count as usize > body.len() {
-            let claimed = h.records_count as usize;
-            let mut n = 0usize;
-            super::records::walk_batch(batch, |_| {
-                n += 1;
-                n <= claimed
-            })
-            .map_err(BatchError::Invalid)?;
-            if n != claimed {
-                return Err(BatchError::Invalid(
-                    "record count does not match the records in the batch",
-                ));
-            }
-        }
-        if h.max_timestamp < h.base_timestamp {
-            // Some producers (Sarama before 1.27) leave the header's max timestamp at -1. Kafka
-            // recomputes it from the records; so do we, with a bounded streaming walk.
-            let (mut min_ts, mut max_ts) = (i64::MAX, NO_TIMESTAMP);
-            super::records::walk_batch(batch, |r| {
-                let ts = h.base_timestamp.saturating_add(r.timestamp_delta);
-                if ts != NO_TIMESTAMP {
-                    min_ts = min_ts.min(ts);
-                }
-                max_ts = max_ts.max(ts);
-                true
-            })
-            .map_err(BatchError::Invalid)?;
-            return Ok(RecordStats {
-                min_timestamp: if min_ts == i64::MAX {
-                    NO_TIMESTAMP
-                } else {
-                    min_ts
-                },
-                max_timestamp: max_ts,
-            });
-        }
-        return Ok(RecordStats {
-            min_timestamp: h.base_timestamp,
-            max_timestamp: h.max_timestamp,
-        });
-    }
-    let mut expected = 0i32;
-    let mut in_order = true;
-    let (mut min_ts, mut max_ts) = (i64::MAX, NO_TIMESTAMP);
-    let n = super::records::walk_uncompressed(body, |r| {
-        in_order &= r.offset_delta == expected;
-        expected = expected.wrapping_add(1);
-        let ts = h.base_timestamp.saturating_add(r.timestamp_delta);
-        // Records without a timestamp (-1) are exempt from the bounds, as in Kafka.
-        if ts != NO_TIMESTAMP {
-            min_ts = min_ts.min(ts);
-        }
-        max_ts = max_ts.max(ts);
-        in_order
-    })
-    .map_err(BatchError::Corrupt)?;
-    if !in_order {
-        return Err(BatchError::Invalid(
-            "record offset deltas are not consecutive",
-        ));
-    }
-    if n != h.records_count as usize {
-        return Err(BatchError::Invalid(
-            "record count does not match the records in the batch",
-        ));
-    }
-    Ok(RecordStats {
-        min_timestamp: if min_ts == i64::MAX {
-            NO_TIMESTAMP
-        } else {
-            min_ts
-        },
-        max_timestamp: max_ts,
-    })
-}
-
 /// The first `HEADER_LEN` bytes of a batch as they go to disk: base offset and leader epoch
 /// (outside the CRC) patched. When `max_timestamp` differs from the header's, or the topic
 /// uses LogAppendTime, the timestamp fields and the CRC are rewritten as Kafka does.
@@ -280,7 +189,8 @@ pub fn headers(buf: &[u8]) -> impl Iterator<Item = (usize, BatchHeader)> + '_ {
 pub(crate) mod tests {
     use super::*;
 
-    /// Builds a minimal uncompressed batch of `count` empty-ish records.
+    /// Builds a minimal uncompressed batch of `count` empty-ish records: the one batch builder
+    /// of the log's unit tests.
     pub fn make_batch(count: i32, timestamp: i64, producer: Option<(i64, i16, i32)>) -> Vec<u8> {
         let mut records = Vec::new();
         for i in 0..count {
@@ -306,9 +216,14 @@ pub(crate) mod tests {
         b.extend_from_slice(&seq.to_be_bytes());
         b.extend_from_slice(&count.to_be_bytes());
         b.extend_from_slice(&records);
+        reseal_crc(&mut b);
+        b
+    }
+
+    /// Recomputes the CRC of a batch a test has edited inside the CRC'd range.
+    pub fn reseal_crc(b: &mut [u8]) {
         let crc = crc32c::crc32c(&b[CRC_START..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b
     }
 
     #[test]
@@ -363,116 +278,6 @@ pub(crate) mod tests {
         let h = validate(&out).unwrap();
         assert!(h.is_log_append_time());
         assert_eq!(h.max_timestamp, 5555);
-    }
-
-    #[test]
-    fn record_checks() {
-        let b = make_batch(4, 1000, None);
-        let h = validate(&b).unwrap();
-        assert_eq!(
-            check_records(&b, &h).unwrap(),
-            RecordStats {
-                min_timestamp: 1000,
-                max_timestamp: 1003
-            }
-        );
-        // a header claiming more records than the batch holds
-        let mut lying = b.clone();
-        lying[57..61].copy_from_slice(&5i32.to_be_bytes());
-        lying[23..27].copy_from_slice(&4i32.to_be_bytes());
-        let crc = crc32c::crc32c(&lying[CRC_START..]);
-        lying[17..21].copy_from_slice(&crc.to_be_bytes());
-        let h = validate(&lying).unwrap();
-        assert!(check_records(&lying, &h).is_err());
-    }
-
-    /// A zstd batch of `count` identical small records whose header claims `claimed` records.
-    fn zstd_batch(count: usize, claimed: i32) -> Vec<u8> {
-        let record = [14u8, 0, 0, 0, 1, 2, b'x', 0]; // length 7, then the 7 bytes (deltas 0)
-        let plain: Vec<u8> = record
-            .iter()
-            .copied()
-            .cycle()
-            .take(record.len() * count)
-            .collect();
-        let compressed = zstd::encode_all(&plain[..], 3).unwrap();
-        let mut b = make_batch(1, 1000, None)[..HEADER_LEN].to_vec();
-        b.extend_from_slice(&compressed);
-        let len = (b.len() - LOG_OVERHEAD) as i32;
-        b[8..12].copy_from_slice(&len.to_be_bytes());
-        b[21..23].copy_from_slice(&4i16.to_be_bytes());
-        b[23..27].copy_from_slice(&(claimed - 1).to_be_bytes());
-        b[57..61].copy_from_slice(&claimed.to_be_bytes());
-        let crc = crc32c::crc32c(&b[CRC_START..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b
-    }
-
-    #[test]
-    fn compressed_batches_cannot_claim_records_they_lack() {
-        let honest = zstd_batch(5000, 5000);
-        let h = validate(&honest).unwrap();
-        assert!(
-            h.records_count as usize > honest.len() - HEADER_LEN,
-            "small enough to be walked"
-        );
-        assert!(check_records(&honest, &h).is_ok());
-        let lying = zstd_batch(5000, i32::MAX);
-        let h = validate(&lying).unwrap();
-        assert!(matches!(
-            check_records(&lying, &h),
-            Err(BatchError::Invalid(_))
-        ));
-    }
-
-    #[test]
-    fn compressed_batch_without_max_timestamp_gets_it_from_the_records() {
-        // Three records with timestamp deltas 0, 5 and 2 (zigzag varints), offset deltas 0..2.
-        let plain: Vec<u8> = [0u8, 10, 4]
-            .iter()
-            .enumerate()
-            .flat_map(|(i, ts)| [14u8, 0, *ts, (2 * i) as u8, 1, 2, b'x', 0])
-            .collect();
-        let mut b = zstd_batch(1, 3)[..HEADER_LEN].to_vec();
-        b.extend_from_slice(&zstd::encode_all(&plain[..], 3).unwrap());
-        let len = (b.len() - LOG_OVERHEAD) as i32;
-        b[8..12].copy_from_slice(&len.to_be_bytes());
-        b[35..43].copy_from_slice(&(-1i64).to_be_bytes()); // Sarama < 1.27 leaves it at -1
-        let crc = crc32c::crc32c(&b[CRC_START..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        let h = validate(&b).unwrap();
-        let stats = check_records(&b, &h).unwrap();
-        assert_eq!((stats.min_timestamp, stats.max_timestamp), (1000, 1005));
-        let head = patched_header(&b, 7, 0, stats.max_timestamp, false);
-        let mut stored = head.to_vec();
-        stored.extend_from_slice(&b[HEADER_LEN..]);
-        assert_eq!(
-            validate(&stored).unwrap().max_timestamp,
-            1005,
-            "CRC rewritten"
-        );
-    }
-
-    #[test]
-    fn records_without_timestamps_are_not_bounded() {
-        let b = make_batch(2, -1, None);
-        let mut b = b;
-        // make every record's timestamp -1: base -1, both deltas 0
-        let body_start = HEADER_LEN;
-        b[body_start + 2] = 0;
-        let second = body_start + 8;
-        b[second + 2] = 0;
-        b[35..43].copy_from_slice(&(-1i64).to_be_bytes());
-        let crc = crc32c::crc32c(&b[CRC_START..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        let h = validate(&b).unwrap();
-        assert_eq!(
-            check_records(&b, &h).unwrap(),
-            RecordStats {
-                min_timestamp: -1,
-                max_timestamp: -1
-            }
-        );
     }
 
     #[test]

@@ -8,15 +8,31 @@
 //! is what keeps produce fast where first-touching memory is slow (VMs whose memory the host
 //! backs lazily and reclaims), and memory use predictable (containers). Tail readers within
 //! the budget are still served from the cache.
+//!
+//! The flusher knows logs only through the small `Flushable` trait, so it does not depend on
+//! the partition module (which depends on it to queue its flushes).
 
-use super::partition::Partition;
 use std::collections::VecDeque;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, Weak};
 
+/// What the flusher asks of a log (a partition).
+pub trait Flushable: Send + Sync {
+    /// fsyncs what was written and publishes the new durable offset. Returns the byte ranges
+    /// that became durable.
+    fn flush_now(&self) -> Vec<FlushedRange>;
+    /// Drops a durable range from the page cache: the budget is exceeded.
+    fn drop_cached(&self, range: &FlushedRange);
+    /// (topic, partition) for logging.
+    fn name(&self) -> (&str, i32);
+}
+
+/// A log waiting for, or going through, a flush.
+type Log = Arc<dyn Flushable>;
+
 #[derive(Clone)]
 pub struct Flusher {
-    tx: Sender<Arc<Partition>>,
+    tx: Sender<Log>,
 }
 
 /// Bytes `from..to` of the segment starting at offset `segment` became durable.
@@ -34,7 +50,7 @@ impl Flusher {
 
     /// `budget`: bytes of recently fsynced log left in the page cache; -1 for no limit.
     pub fn with_page_cache_budget(budget: i64) -> Flusher {
-        let (tx, rx) = channel::<Arc<Partition>>();
+        let (tx, rx) = channel::<Log>();
         let budget = u64::try_from(budget).ok().map(PageCacheBudget::new);
         std::thread::Builder::new()
             .name("sluice-flusher".into())
@@ -43,17 +59,17 @@ impl Flusher {
         Flusher { tx }
     }
 
-    /// A flusher with no thread behind it: tests call `Partition::flush_now` themselves.
+    /// A flusher with no thread behind it: tests call `flush_now` themselves.
     #[cfg(test)]
     pub fn manual() -> Flusher {
-        let (tx, _) = channel::<Arc<Partition>>();
+        let (tx, _) = channel::<Log>();
         Flusher { tx }
     }
 
-    /// Asks for `partition` to be fsynced soon. Callers send at most once per flush cycle.
-    pub fn request(&self, partition: Arc<Partition>) {
+    /// Asks for `log` to be fsynced soon. Callers send at most once per flush cycle.
+    pub fn request(&self, log: Log) {
         // The flusher only stops when every sender is gone, so this cannot fail while we hold one.
-        let _ = self.tx.send(partition);
+        let _ = self.tx.send(log);
     }
 }
 
@@ -68,10 +84,10 @@ const FSYNC_THREADS: usize = 16;
 const PARALLEL_FROM: usize = 4;
 
 /// What one partition's flush produced (None: it panicked).
-type Flushed = (Arc<Partition>, Option<Vec<FlushedRange>>);
+type Flushed = (Log, Option<Vec<FlushedRange>>);
 
-fn run(rx: Receiver<Arc<Partition>>, mut budget: Option<PageCacheBudget>) {
-    let (job_tx, job_rx) = channel::<Arc<Partition>>();
+fn run(rx: Receiver<Log>, mut budget: Option<PageCacheBudget>) {
+    let (job_tx, job_rx) = channel::<Log>();
     let job_rx = Arc::new(Mutex::new(job_rx));
     let (done_tx, done_rx) = channel::<Flushed>();
     for i in 0..FSYNC_THREADS {
@@ -88,7 +104,7 @@ fn run(rx: Receiver<Arc<Partition>>, mut budget: Option<PageCacheBudget>) {
             })
             .expect("spawn fsync thread");
     }
-    let mut pending: Vec<Arc<Partition>> = Vec::new();
+    let mut pending: Vec<Log> = Vec::new();
     let mut flushed: Vec<Flushed> = Vec::new();
     while let Ok(first) = rx.recv() {
         pending.push(first);
@@ -116,7 +132,8 @@ fn run(rx: Receiver<Arc<Partition>>, mut budget: Option<PageCacheBudget>) {
                 (Some(ranges), Some(budget)) => budget.add(&partition, ranges),
                 (Some(_), None) => {}
                 (None, _) => {
-                    tracing::error!(topic = %partition.topic, partition = partition.index, "flush panicked")
+                    let (topic, index) = partition.name();
+                    tracing::error!(topic = %topic, partition = index, "flush panicked")
                 }
             }
         }
@@ -124,14 +141,14 @@ fn run(rx: Receiver<Arc<Partition>>, mut budget: Option<PageCacheBudget>) {
 }
 
 /// A bug in one partition must not stop group commit for all the others.
-fn flush_one(partition: &Arc<Partition>) -> Option<Vec<FlushedRange>> {
+fn flush_one(partition: &Log) -> Option<Vec<FlushedRange>> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| partition.flush_now())).ok()
 }
 
 struct PageCacheBudget {
     limit: u64,
     cached: u64,
-    ranges: VecDeque<(Weak<Partition>, FlushedRange)>,
+    ranges: VecDeque<(Weak<dyn Flushable>, FlushedRange)>,
 }
 
 impl PageCacheBudget {
@@ -143,7 +160,7 @@ impl PageCacheBudget {
         }
     }
 
-    fn add(&mut self, partition: &Arc<Partition>, ranges: Vec<FlushedRange>) {
+    fn add(&mut self, partition: &Log, ranges: Vec<FlushedRange>) {
         for range in ranges {
             self.cached += range.to - range.from;
             self.ranges.push_back((Arc::downgrade(partition), range));

@@ -8,9 +8,8 @@ pub mod producer_state;
 pub mod records;
 pub mod segment;
 
-pub use partition::{
-    AppendError, AppendOutcome, Durability, Partition, ReadOutcome, SealedSegment,
-};
+pub use partition::{AppendError, AppendOutcome, Durability, Partition, ReadOutcome};
+pub use segment::SealedSegment;
 
 /// Per-partition log settings (resolved from topic configs and broker defaults).
 #[derive(Debug, Clone, PartialEq)]

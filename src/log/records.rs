@@ -1,8 +1,12 @@
 //! Walks the records inside a RecordBatch without materializing them: only each record's
 //! offset delta and timestamp delta are read. Bounded memory whatever the batch claims;
 //! compressed record sections are decompressed as a stream with a size cap.
+//!
+//! Everything that looks past the batch header lives here: the record-level checks of an
+//! incoming batch (`check_records`) and the timestamp search of ListOffsets. `batch` knows
+//! only the fixed header, so this module depends on it and never the other way round.
 
-use super::batch::{BatchHeader, HEADER_LEN};
+use super::batch::{BatchError, BatchHeader, HEADER_LEN, NO_TIMESTAMP};
 use std::io::{BufRead, BufReader, Read};
 
 /// Decompressed bytes we are willing to walk through for one batch (bounds CPU and time).
@@ -188,6 +192,97 @@ pub fn walk_batch(
     }
 }
 
+/// What the records inside a batch say, as far as the broker needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordStats {
+    /// Smallest record timestamp, ignoring records without one; -1 when none has one.
+    pub min_timestamp: i64,
+    pub max_timestamp: i64,
+}
+
+/// Checks the record framing of a validated batch. Uncompressed batches are walked record by
+/// record (count, offset deltas, timestamps: as Kafka's LogValidator). Compressed batches are
+/// passed through without decompression unless they claim more records than they have bytes,
+/// which is how a tiny batch could otherwise burn billions of offsets.
+pub fn check_records(batch: &[u8], h: &BatchHeader) -> Result<RecordStats, BatchError> {
+    let body = &batch[HEADER_LEN..];
+    if h.compression() != 0 {
+        if h.records_count as usize > body.len() {
+            let claimed = h.records_count as usize;
+            let mut n = 0usize;
+            walk_batch(batch, |_| {
+                n += 1;
+                n <= claimed
+            })
+            .map_err(BatchError::Invalid)?;
+            if n != claimed {
+                return Err(BatchError::Invalid(
+                    "record count does not match the records in the batch",
+                ));
+            }
+        }
+        if h.max_timestamp < h.base_timestamp {
+            // Some producers (Sarama before 1.27) leave the header's max timestamp at -1. Kafka
+            // recomputes it from the records; so do we, with a bounded streaming walk.
+            let (mut min_ts, mut max_ts) = (i64::MAX, NO_TIMESTAMP);
+            walk_batch(batch, |r| {
+                let ts = h.base_timestamp.saturating_add(r.timestamp_delta);
+                if ts != NO_TIMESTAMP {
+                    min_ts = min_ts.min(ts);
+                }
+                max_ts = max_ts.max(ts);
+                true
+            })
+            .map_err(BatchError::Invalid)?;
+            return Ok(RecordStats {
+                min_timestamp: if min_ts == i64::MAX {
+                    NO_TIMESTAMP
+                } else {
+                    min_ts
+                },
+                max_timestamp: max_ts,
+            });
+        }
+        return Ok(RecordStats {
+            min_timestamp: h.base_timestamp,
+            max_timestamp: h.max_timestamp,
+        });
+    }
+    let mut expected = 0i32;
+    let mut in_order = true;
+    let (mut min_ts, mut max_ts) = (i64::MAX, NO_TIMESTAMP);
+    let n = walk_uncompressed(body, |r| {
+        in_order &= r.offset_delta == expected;
+        expected = expected.wrapping_add(1);
+        let ts = h.base_timestamp.saturating_add(r.timestamp_delta);
+        // Records without a timestamp (-1) are exempt from the bounds, as in Kafka.
+        if ts != NO_TIMESTAMP {
+            min_ts = min_ts.min(ts);
+        }
+        max_ts = max_ts.max(ts);
+        in_order
+    })
+    .map_err(BatchError::Corrupt)?;
+    if !in_order {
+        return Err(BatchError::Invalid(
+            "record offset deltas are not consecutive",
+        ));
+    }
+    if n != h.records_count as usize {
+        return Err(BatchError::Invalid(
+            "record count does not match the records in the batch",
+        ));
+    }
+    Ok(RecordStats {
+        min_timestamp: if min_ts == i64::MAX {
+            NO_TIMESTAMP
+        } else {
+            min_ts
+        },
+        max_timestamp: max_ts,
+    })
+}
+
 /// Kafka's snappy: xerial framing (magic header, then length-prefixed snappy blocks), or a
 /// single raw snappy block from clients that do not frame.
 struct SnappyReader<'a> {
@@ -294,7 +389,8 @@ pub fn first_at_or_after(batch: &[u8], target: i64) -> Result<Option<(i64, i64)>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::batch::tests::make_batch;
+    use crate::log::batch::tests::{make_batch, reseal_crc};
+    use crate::log::batch::{patched_header, validate, LOG_OVERHEAD};
 
     #[test]
     fn walks_uncompressed_records() {
@@ -319,5 +415,111 @@ mod tests {
         assert!(walk_uncompressed(&[0xfe, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0], |_| true).is_err());
         // an endless varint
         assert!(walk_uncompressed(&[0xff; 20], |_| true).is_err());
+    }
+
+    #[test]
+    fn record_checks() {
+        let b = make_batch(4, 1000, None);
+        let h = validate(&b).unwrap();
+        assert_eq!(
+            check_records(&b, &h).unwrap(),
+            RecordStats {
+                min_timestamp: 1000,
+                max_timestamp: 1003
+            }
+        );
+        // a header claiming more records than the batch holds
+        let mut lying = b.clone();
+        lying[57..61].copy_from_slice(&5i32.to_be_bytes());
+        lying[23..27].copy_from_slice(&4i32.to_be_bytes());
+        reseal_crc(&mut lying);
+        let h = validate(&lying).unwrap();
+        assert!(check_records(&lying, &h).is_err());
+    }
+
+    /// A zstd batch of `count` identical small records whose header claims `claimed` records.
+    fn zstd_batch(count: usize, claimed: i32) -> Vec<u8> {
+        let record = [14u8, 0, 0, 0, 1, 2, b'x', 0]; // length 7, then the 7 bytes (deltas 0)
+        let plain: Vec<u8> = record
+            .iter()
+            .copied()
+            .cycle()
+            .take(record.len() * count)
+            .collect();
+        let compressed = zstd::encode_all(&plain[..], 3).unwrap();
+        let mut b = make_batch(1, 1000, None)[..HEADER_LEN].to_vec();
+        b.extend_from_slice(&compressed);
+        let len = (b.len() - LOG_OVERHEAD) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        b[21..23].copy_from_slice(&4i16.to_be_bytes());
+        b[23..27].copy_from_slice(&(claimed - 1).to_be_bytes());
+        b[57..61].copy_from_slice(&claimed.to_be_bytes());
+        reseal_crc(&mut b);
+        b
+    }
+
+    #[test]
+    fn compressed_batches_cannot_claim_records_they_lack() {
+        let honest = zstd_batch(5000, 5000);
+        let h = validate(&honest).unwrap();
+        assert!(
+            h.records_count as usize > honest.len() - HEADER_LEN,
+            "small enough to be walked"
+        );
+        assert!(check_records(&honest, &h).is_ok());
+        let lying = zstd_batch(5000, i32::MAX);
+        let h = validate(&lying).unwrap();
+        assert!(matches!(
+            check_records(&lying, &h),
+            Err(BatchError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn compressed_batch_without_max_timestamp_gets_it_from_the_records() {
+        // Three records with timestamp deltas 0, 5 and 2 (zigzag varints), offset deltas 0..2.
+        let plain: Vec<u8> = [0u8, 10, 4]
+            .iter()
+            .enumerate()
+            .flat_map(|(i, ts)| [14u8, 0, *ts, (2 * i) as u8, 1, 2, b'x', 0])
+            .collect();
+        let mut b = zstd_batch(1, 3)[..HEADER_LEN].to_vec();
+        b.extend_from_slice(&zstd::encode_all(&plain[..], 3).unwrap());
+        let len = (b.len() - LOG_OVERHEAD) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        b[35..43].copy_from_slice(&(-1i64).to_be_bytes()); // Sarama < 1.27 leaves it at -1
+        reseal_crc(&mut b);
+        let h = validate(&b).unwrap();
+        let stats = check_records(&b, &h).unwrap();
+        assert_eq!((stats.min_timestamp, stats.max_timestamp), (1000, 1005));
+        let head = patched_header(&b, 7, 0, stats.max_timestamp, false);
+        let mut stored = head.to_vec();
+        stored.extend_from_slice(&b[HEADER_LEN..]);
+        assert_eq!(
+            validate(&stored).unwrap().max_timestamp,
+            1005,
+            "CRC rewritten"
+        );
+    }
+
+    #[test]
+    fn records_without_timestamps_are_not_bounded() {
+        let b = make_batch(2, -1, None);
+        let mut b = b;
+        // make every record's timestamp -1: base -1, both deltas 0
+        let body_start = HEADER_LEN;
+        b[body_start + 2] = 0;
+        let second = body_start + 8;
+        b[second + 2] = 0;
+        b[35..43].copy_from_slice(&(-1i64).to_be_bytes());
+        reseal_crc(&mut b);
+        let h = validate(&b).unwrap();
+        assert_eq!(
+            check_records(&b, &h).unwrap(),
+            RecordStats {
+                min_timestamp: -1,
+                max_timestamp: -1
+            }
+        );
     }
 }

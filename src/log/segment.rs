@@ -2,6 +2,7 @@
 //! The index lives in memory and is written to `.index` / `.timeindex` when the segment is sealed.
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::now_ms;
 use bytes::{Bytes, BytesMut};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, Write};
@@ -18,35 +19,44 @@ pub struct IndexEntry {
     pub max_ts_before: i64,
 }
 
+/// Fields are private: the summary (size, next offset, max timestamp, index) changes only
+/// through `append` and recovery, so it always describes the bytes in the file.
 pub struct Segment {
-    pub base_offset: i64,
-    pub file: Arc<File>,
-    pub log_path: PathBuf,
+    base_offset: i64,
+    file: Arc<File>,
+    log_path: PathBuf,
     /// Bytes in the file that hold whole batches.
-    pub size: u64,
+    size: u64,
     /// One past the last offset stored here.
-    pub next_offset: i64,
+    next_offset: i64,
     /// Largest batch max-timestamp in the segment, -1 when empty.
-    pub max_timestamp: i64,
+    max_timestamp: i64,
     /// Base offset of the batch holding `max_timestamp`.
-    pub max_timestamp_batch: i64,
-    pub index: Vec<IndexEntry>,
+    max_timestamp_batch: i64,
+    index: Vec<IndexEntry>,
     bytes_since_index: u64,
     /// Wall-clock ms of the first append (for segment.ms).
-    pub created_ms: i64,
+    created_ms: i64,
     /// Cached pages below this position were dropped (they fell out of the page-cache window).
-    pub cache_dropped_to: u64,
+    cache_dropped_to: u64,
+}
+
+/// A sealed, durable segment as the tier copies it.
+#[derive(Debug, Clone)]
+pub struct SealedSegment {
+    pub base_offset: i64,
+    pub next_offset: i64,
+    pub size: u64,
+    pub max_timestamp: i64,
+    pub log_path: PathBuf,
+    pub index: Vec<IndexEntry>,
+    /// Bytes below this were dropped from the page cache (log.page.cache.max.bytes): a reader
+    /// should not pull them back in.
+    pub cold_below: u64,
 }
 
 pub fn file_name(base_offset: i64, ext: &str) -> String {
     format!("{base_offset:020}.{ext}")
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Segment {
@@ -236,6 +246,67 @@ impl Segment {
         self.size += total as u64;
         self.note_batch(h, position, index_interval);
         Ok(())
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    /// One past the last offset stored here.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Bytes in the file that hold whole batches.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Largest batch max-timestamp in the segment, -1 when empty.
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+
+    /// Base offset of the batch holding `max_timestamp`.
+    pub fn max_timestamp_batch(&self) -> i64 {
+        self.max_timestamp_batch
+    }
+
+    /// Wall-clock ms of the first append (for segment.ms).
+    pub fn created_ms(&self) -> i64 {
+        self.created_ms
+    }
+
+    /// The `.log` file, shared so reads and fsyncs can run outside the partition lock.
+    pub fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Cached pages below this position were dropped from the page cache.
+    pub fn cache_dropped_to(&self) -> u64 {
+        self.cache_dropped_to
+    }
+
+    /// Records that the pages below `position` left the page cache (it never moves back).
+    pub fn mark_cache_dropped_to(&mut self, position: u64) {
+        self.cache_dropped_to = self.cache_dropped_to.max(position);
+    }
+
+    /// What the tier needs to copy this segment once it is sealed.
+    pub fn as_sealed(&self) -> SealedSegment {
+        SealedSegment {
+            base_offset: self.base_offset,
+            next_offset: self.next_offset,
+            size: self.size,
+            max_timestamp: self.max_timestamp,
+            log_path: self.log_path.clone(),
+            index: self.index.clone(),
+            cold_below: self.cache_dropped_to,
+        }
     }
 
     /// Position of the last indexed batch at or before `offset`.

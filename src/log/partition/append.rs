@@ -1,0 +1,215 @@
+//! Appending: validate a producer's batch, check its sequence against producer state, roll
+//! to a new segment when the active one is full or old, write the batch with its offsets
+//! patched in, and queue the partition for the next group commit (`log::flush`).
+
+use super::{AppendError, AppendOutcome, Partition, State};
+use crate::log::batch::{self, HEADER_LEN};
+use crate::log::now_ms;
+use crate::log::producer_state::SequenceCheck;
+use crate::log::records;
+use crate::log::segment::{file_name, Segment};
+use std::fs::{self, File};
+use std::io;
+use std::sync::Arc;
+
+impl Partition {
+    /// Validates and appends one record batch, assigning offsets by patching its header.
+    pub fn append(self: &Arc<Self>, batch: &[u8]) -> Result<AppendOutcome, AppendError> {
+        let header = batch::validate(batch).map_err(AppendError::Batch)?;
+        if header.is_transactional() || header.is_control() {
+            return Err(AppendError::Transactional);
+        }
+        // Size first: the record walk below must never run on an oversized batch.
+        if batch.len() > self.lock().config.max_message_bytes {
+            return Err(AppendError::TooLarge);
+        }
+        let stats = records::check_records(batch, &header).map_err(AppendError::Batch)?;
+        let mut st = self.lock();
+        if st.deleted {
+            return Err(AppendError::Deleted);
+        }
+        if st.failed {
+            return Err(AppendError::Offline);
+        }
+        let now = now_ms();
+        let too_old = stats.min_timestamp >= 0
+            && now.saturating_sub(stats.min_timestamp) > st.config.timestamp_before_max_ms;
+        let too_new = stats.max_timestamp >= 0
+            && stats.max_timestamp.saturating_sub(now) > st.config.timestamp_after_max_ms;
+        if !st.config.log_append_time && (too_old || too_new) {
+            return Err(AppendError::InvalidTimestamp);
+        }
+        match st.producers.check(&header).map_err(AppendError::Sequence)? {
+            SequenceCheck::Duplicate(prev) => {
+                return Ok(AppendOutcome {
+                    base_offset: prev.base_offset,
+                    last_offset: prev.last_offset,
+                    log_append_time: st.config.log_append_time.then_some(now),
+                    log_start_offset: st.log_start,
+                    duplicate: true,
+                })
+            }
+            SequenceCheck::Append => {}
+        }
+        if let Err(e) = self.maybe_roll(&mut st, batch.len(), now, false) {
+            self.fail(&mut st, "segment roll", &e);
+            return Err(AppendError::Io(e));
+        }
+        let base_offset = st.log_end();
+        let log_append_time = st.config.log_append_time;
+        let max_timestamp = if log_append_time {
+            now
+        } else {
+            stats.max_timestamp
+        };
+        let head = batch::patched_header(
+            batch,
+            base_offset,
+            self.leader_epoch.load(std::sync::atomic::Ordering::Relaxed),
+            max_timestamp,
+            log_append_time,
+        );
+        let mut stored = header;
+        stored.base_offset = base_offset;
+        stored.max_timestamp = max_timestamp;
+        let interval = st.config.index_interval_bytes;
+        if let Err(e) = st
+            .active_mut()
+            .append(&head, &batch[HEADER_LEN..], &stored, interval)
+        {
+            self.fail(&mut st, "segment write", &e);
+            return Err(AppendError::Io(e));
+        }
+        st.producers.record(&stored, base_offset, now);
+        let file = st.active().file().clone();
+        if !st.unflushed.iter().any(|f| Arc::ptr_eq(f, &file)) {
+            st.unflushed.push(file);
+        }
+        let log_start_offset = st.log_start;
+        self.queue_flush(&mut st);
+        Ok(AppendOutcome {
+            base_offset,
+            last_offset: stored.last_offset(),
+            log_append_time: log_append_time.then_some(now),
+            log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    fn queue_flush(self: &Arc<Self>, st: &mut State) {
+        if !st.flush_queued {
+            st.flush_queued = true;
+            self.flusher.request(self.clone());
+        }
+    }
+
+    /// Starts a new segment when the active one is full or old (or `force`, for retention).
+    pub(super) fn maybe_roll(
+        &self,
+        st: &mut State,
+        incoming: usize,
+        now: i64,
+        force: bool,
+    ) -> io::Result<()> {
+        let active = st.active();
+        let full = active.size() + incoming as u64 > st.config.segment_bytes;
+        let old = now - active.created_ms() >= st.config.segment_ms;
+        // Relative offsets and positions in the index are 32-bit.
+        let overflow = active.next_offset() - active.base_offset() >= i32::MAX as i64
+            || active.size() + incoming as u64 >= i32::MAX as u64;
+        if active.size() == 0 || !(full || old || overflow || force) {
+            return Ok(());
+        }
+        let mut to_sync = active.seal(&self.dir)?;
+        let next = active.next_offset();
+        // Producer state as of the new segment's start: recovery replays only from here.
+        let snapshot = self.dir.join(file_name(next, "snapshot"));
+        let tmp = snapshot.with_extension("snapshot.tmp");
+        fs::write(&tmp, st.producers.to_json())?;
+        fs::rename(&tmp, &snapshot)?;
+        to_sync.push(Arc::new(File::open(&snapshot)?));
+        let seg = Segment::create(&self.dir, next)?;
+        st.segments.insert(next, seg);
+        st.unflushed.extend(to_sync);
+        st.dir_dirty = true;
+        // Keep only the two newest producer snapshots.
+        let old_snapshots: Vec<i64> = st.segments.keys().rev().skip(2).copied().collect();
+        for base in old_snapshots {
+            let _ = fs::remove_file(self.dir.join(file_name(base, "snapshot")));
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment (if it holds anything) so the next append starts a new one.
+    pub fn roll(self: &Arc<Self>) -> io::Result<()> {
+        let mut st = self.lock();
+        if st.deleted || st.failed {
+            return Err(io::Error::other("partition is offline or deleted"));
+        }
+        if let Err(e) = self.maybe_roll(&mut st, 0, now_ms(), true) {
+            self.fail(&mut st, "segment roll", &e);
+            return Err(e);
+        }
+        self.queue_flush(&mut st);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::log::batch::tests::make_batch;
+    use crate::log::flush::Flusher;
+    use crate::log::partition::tests::config;
+    use crate::log::partition::{AppendError, Partition};
+    use crate::log::{now_ms, LogConfig};
+
+    #[test]
+    fn segment_ms_rolls_an_old_segment_on_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = LogConfig {
+            segment_bytes: 1 << 20,
+            segment_ms: 20,
+            ..config()
+        };
+        let p = Partition::open("t", 0, dir.path().join("t-0"), c, Flusher::start()).unwrap();
+        p.append(&make_batch(1, now_ms(), None)).unwrap();
+        p.append(&make_batch(1, now_ms(), None)).unwrap();
+        assert_eq!(
+            p.lock().segments.len(),
+            1,
+            "young segment keeps taking appends"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(
+            p.append(&make_batch(1, now_ms(), None))
+                .unwrap()
+                .base_offset,
+            2
+        );
+        assert_eq!(
+            p.lock().segments.keys().copied().collect::<Vec<_>>(),
+            vec![0, 2]
+        );
+    }
+
+    #[test]
+    fn timestamps_out_of_bounds_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = LogConfig {
+            timestamp_after_max_ms: 3_600_000,
+            timestamp_before_max_ms: 60_000,
+            ..config()
+        };
+        let p = Partition::open("t", 0, dir.path().join("t-0"), c, Flusher::start()).unwrap();
+        let now = now_ms();
+        assert!(matches!(
+            p.append(&make_batch(1, now + 7_200_000, None)),
+            Err(AppendError::InvalidTimestamp)
+        ));
+        assert!(matches!(
+            p.append(&make_batch(1, now - 120_000, None)),
+            Err(AppendError::InvalidTimestamp)
+        ));
+        assert!(p.append(&make_batch(1, now, None)).is_ok());
+    }
+}

@@ -1,0 +1,388 @@
+//! One partition: its segments, log start offset, watermarks and producer state. Appends
+//! run under the partition's own lock; fsync happens on the flusher thread (`log::flush`).
+//!
+//! Offsets, lowest first: log start <= last stable offset <= high watermark <= durable offset
+//! <= log end. The durable offset is what this broker has fsynced; the high watermark, what
+//! consumers may read, never covers more (DESIGN.md invariant 5). On a single node the two are
+//! equal. The last stable offset bounds read_committed consumers; with no transactions yet it
+//! equals the high watermark.
+//!
+//! One `State` behind one mutex; each concern is an `impl Partition` block in its own file:
+//!
+//! - `recovery`   opening after a clean shutdown or a crash
+//! - `append`     append, segment roll, queueing for group commit
+//! - `durability` fsync, publishing the durable offset, page-cache bookkeeping
+//! - `read`       fetch reads, lookups by timestamp
+//! - `retention`  deleting old segments
+//! - `tier`       what tiered storage may copy and already holds
+
+mod append;
+mod durability;
+mod read;
+mod recovery;
+mod retention;
+mod tier;
+
+use super::batch::BatchError;
+use super::flush::Flusher;
+use super::producer_state::{ProducerStates, SequenceError};
+use super::segment::Segment;
+use super::LogConfig;
+use bytes::Bytes;
+use recovery::Recovered;
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// Set when the topic uses LogAppendTime.
+    pub log_append_time: Option<i64>,
+    pub log_start_offset: i64,
+    /// The batch was a retry of one already stored; nothing was written.
+    pub duplicate: bool,
+}
+
+#[derive(Debug)]
+pub enum AppendError {
+    Batch(BatchError),
+    TooLarge,
+    /// A CreateTime timestamp outside message.timestamp.before/after.max.ms.
+    InvalidTimestamp,
+    Sequence(SequenceError),
+    /// A transactional or control batch while transactions are not supported.
+    Transactional,
+    Deleted,
+    /// An earlier write or fsync failed; the partition takes no more writes (Kafka: log dir offline).
+    Offline,
+    Io(io::Error),
+}
+
+#[derive(Debug, Clone)]
+pub enum ReadOutcome {
+    Records(Bytes),
+    OutOfRange,
+    /// The offset is below the local log start but held by the tier.
+    Remote,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Offsets {
+    pub log_start: i64,
+    pub high_watermark: i64,
+    /// See `Durability::last_stable_offset`.
+    pub last_stable_offset: i64,
+    pub log_end: i64,
+}
+
+/// What waiters watch: acks=all producers wait for `durable_offset`, long-poll fetches wake on
+/// any change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durability {
+    /// Offsets below this are fsynced on this broker.
+    pub durable_offset: i64,
+    /// Offsets below this are visible to consumers. It only ever covers fsynced data; on a
+    /// single node it is the durable offset.
+    pub high_watermark: i64,
+    /// Offsets below this hold no undecided transaction: the limit for read_committed.
+    /// Kafka's is the first offset of the oldest ongoing transaction, else the high
+    /// watermark; transactional batches are refused today, so it is the high watermark.
+    pub last_stable_offset: i64,
+    /// Writes failed; nothing more will become durable.
+    pub failed: bool,
+}
+
+struct State {
+    segments: BTreeMap<i64, Segment>,
+    /// First offset readable anywhere: the tier's start when it holds older data.
+    log_start: i64,
+    /// Offsets [start, end) copied to the tier and named by its manifest.
+    remote: Option<(i64, i64)>,
+    /// Offsets below this are visible to consumers; single node: everything fsynced (the
+    /// durable offset).
+    high_watermark: i64,
+    /// Where the high watermark falls: (segment base offset, byte position in it).
+    hw_segment: i64,
+    hw_position: u64,
+    producers: ProducerStates,
+    config: LogConfig,
+    /// Files written since the last fsync.
+    unflushed: Vec<Arc<File>>,
+    /// (segment base, position) up to which durable bytes were reported to the flusher.
+    flushed_mark: (i64, u64),
+    /// A segment file or producer snapshot was created since the directory was last fsynced.
+    dir_dirty: bool,
+    /// Base of the newest segment whose file is known to survive a crash (its directory was
+    /// fsynced). Until a sealed segment's successor is, a crash could make the sealed one
+    /// active again, so it is not offered to the tier.
+    dir_synced_segment_base: i64,
+    flush_queued: bool,
+    deleted: bool,
+    failed: bool,
+}
+
+impl State {
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a partition always has a segment")
+    }
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a partition always has a segment")
+    }
+    fn log_end(&self) -> i64 {
+        self.active().next_offset()
+    }
+    fn local_start(&self) -> i64 {
+        *self
+            .segments
+            .keys()
+            .next()
+            .expect("a partition always has a segment")
+    }
+    /// No transactions yet (appends refuse them), so nothing below the high watermark is
+    /// undecided.
+    fn last_stable_offset(&self) -> i64 {
+        self.high_watermark
+    }
+    /// The log start follows the local segments, or the tier when it reaches further back.
+    fn refresh_log_start(&mut self) {
+        let local = self.local_start();
+        self.log_start = match self.remote {
+            Some((start, end)) if start < local && end >= local => start,
+            _ => local,
+        };
+    }
+}
+
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    dir: PathBuf,
+    state: Mutex<State>,
+    durability: watch::Sender<Durability>,
+    /// Serializes flushes (flusher thread vs. shutdown) so the high watermark never passes an
+    /// fsync still in progress.
+    flush_lock: Mutex<()>,
+    flusher: Flusher,
+    /// Written into every appended batch (its partition leader epoch field); set by whoever
+    /// knows leadership.
+    leader_epoch: AtomicI32,
+}
+
+impl Partition {
+    /// Opens (or creates) the partition in `dir`, recovering the tail after a crash.
+    pub fn open(
+        topic: &str,
+        index: i32,
+        dir: PathBuf,
+        config: LogConfig,
+        flusher: Flusher,
+    ) -> io::Result<Arc<Partition>> {
+        let Recovered {
+            segments,
+            producers,
+        } = recovery::recover(topic, index, &dir, &config)?;
+        let log_start = *segments.keys().next().unwrap();
+        let (hw_segment, hw_position, high_watermark) = {
+            let a = segments.values().next_back().unwrap();
+            (a.base_offset(), a.size(), a.next_offset())
+        };
+        // Recovery fsynced everything it kept.
+        let (durability, _) = watch::channel(Durability {
+            durable_offset: high_watermark,
+            high_watermark,
+            last_stable_offset: high_watermark,
+            failed: false,
+        });
+        Ok(Arc::new(Partition {
+            topic: topic.to_string(),
+            index,
+            leader_epoch: AtomicI32::new(0),
+            dir,
+            state: Mutex::new(State {
+                segments,
+                log_start,
+                remote: None,
+                high_watermark,
+                hw_segment,
+                hw_position,
+                producers,
+                config,
+                unflushed: Vec::new(),
+                flushed_mark: (hw_segment, hw_position),
+                dir_dirty: false,
+                dir_synced_segment_base: hw_segment,
+                flush_queued: false,
+                deleted: false,
+                failed: false,
+            }),
+            durability,
+            flush_lock: Mutex::new(()),
+            flusher,
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Appends undo partial writes or take the partition offline, so a poisoned lock
+        // still guards consistent state.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The leader epoch stamped on batches appended from now on.
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.leader_epoch.store(epoch, Ordering::Relaxed);
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn set_config(&self, config: LogConfig) {
+        self.lock().config = config;
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.lock().config.clone()
+    }
+
+    pub fn offsets(&self) -> Offsets {
+        let st = self.lock();
+        Offsets {
+            log_start: st.log_start,
+            high_watermark: st.high_watermark,
+            last_stable_offset: st.last_stable_offset(),
+            log_end: st.log_end(),
+        }
+    }
+
+    /// Watches the durable offset and the watermarks: wakes acks=all producers and long-poll
+    /// fetches.
+    pub fn subscribe(&self) -> watch::Receiver<Durability> {
+        self.durability.subscribe()
+    }
+
+    /// Takes the partition offline after an I/O failure (Kafka's log-dir failure): no more
+    /// appends, no further durability, waiting producers fail at once.
+    fn fail(&self, st: &mut State, what: &str, e: &io::Error) {
+        tracing::error!(topic = %self.topic, partition = self.index, error = %e, "{what} failed; partition is offline until restart");
+        st.failed = true;
+        self.durability.send_modify(|d| d.failed = true);
+    }
+
+    /// Makes everything written durable (graceful shutdown).
+    pub fn close(&self) {
+        let _ = self.flush_now();
+    }
+
+    /// Stops appends and removes the partition's files.
+    pub fn delete(&self) -> io::Result<()> {
+        let mut st = self.lock();
+        st.deleted = true;
+        st.unflushed.clear();
+        st.dir_dirty = false;
+        drop(st);
+        // Producers still waiting for durability get an answer now, not a timeout.
+        self.durability.send_modify(|d| d.failed = true);
+        fs::remove_dir_all(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Helpers for the tests of every concern, and the whole life of a partition.
+
+    use super::*;
+    use crate::log::batch::{self, tests::make_batch, BatchHeader};
+    use crate::log::now_ms;
+
+    pub(super) fn config() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1000,
+            index_interval_bytes: 100,
+            timestamp_after_max_ms: i64::MAX,
+            ..LogConfig::default()
+        }
+    }
+
+    pub(super) fn wait_hw(p: &Partition, at_least: i64) {
+        for _ in 0..500 {
+            if p.offsets().high_watermark >= at_least {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        panic!("high watermark never reached {at_least}");
+    }
+
+    #[test]
+    fn append_roll_read_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let flusher = Flusher::start();
+        let p = Partition::open("t", 0, dir.path().join("t-0"), config(), flusher.clone()).unwrap();
+        for i in 0..100 {
+            // batch i holds timestamps 1000+i and 1001+i
+            let out = p.append(&make_batch(2, 1000 + i, None)).unwrap();
+            assert_eq!(out.base_offset, i * 2);
+        }
+        wait_hw(&p, 200);
+        assert!(p.lock().segments.len() > 5, "segments rolled");
+        // read from the middle of a batch returns that whole batch first
+        let ReadOutcome::Records(data) = p.read(77, 10_000, true).unwrap() else {
+            panic!()
+        };
+        let first = BatchHeader::parse(&data).unwrap();
+        assert_eq!(first.base_offset, 76);
+        // max_bytes smaller than one batch still returns one batch
+        let ReadOutcome::Records(one) = p.read(0, 10, true).unwrap() else {
+            panic!()
+        };
+        assert_eq!(batch::headers(&one).count(), 1);
+        assert!(matches!(
+            p.read(201, 100, true).unwrap(),
+            ReadOutcome::OutOfRange
+        ));
+        let ReadOutcome::Records(empty) = p.read(200, 100, true).unwrap() else {
+            panic!()
+        };
+        assert!(empty.is_empty());
+        // by timestamp: 1050 is first reached by the second record of batch 49 (offset 99)
+        assert_eq!(p.offset_for_timestamp(1050).unwrap(), Some((1050, 99)));
+        assert_eq!(p.offset_for_timestamp(5000).unwrap(), None);
+        assert_eq!(p.offset_of_max_timestamp().unwrap(), Some((1100, 199)));
+        drop(p);
+
+        let p = Partition::open("t", 0, dir.path().join("t-0"), config(), flusher).unwrap();
+        let o = p.offsets();
+        assert_eq!((o.log_start, o.high_watermark, o.log_end), (0, 200, 200));
+        assert_eq!(p.offset_for_timestamp(1050).unwrap(), Some((1050, 99)));
+        assert_eq!(p.append(&make_batch(1, 5, None)).unwrap().base_offset, 200);
+        // retention by size keeps at most ~2 segments worth
+        let mut c = config();
+        c.retention_bytes = 1500;
+        c.retention_ms = -1;
+        p.set_config(c);
+        wait_hw(&p, 201);
+        assert!(p.apply_retention(now_ms()) > 0);
+        let start = p.offsets().log_start;
+        assert!(start > 0);
+        assert!(matches!(
+            p.read(0, 100, true).unwrap(),
+            ReadOutcome::OutOfRange
+        ));
+        let ReadOutcome::Records(d) = p.read(start, 100, true).unwrap() else {
+            panic!()
+        };
+        assert_eq!(BatchHeader::parse(&d).unwrap().base_offset, start);
+    }
+}

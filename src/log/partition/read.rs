@@ -1,0 +1,235 @@
+//! Reads: fetches of whole batches at an offset, and the ListOffsets lookups by timestamp.
+//! Nothing at or above the high watermark is ever returned.
+
+use super::{Partition, ReadOutcome, State};
+use crate::log::batch::{self, BatchHeader, HEADER_LEN};
+use crate::log::records;
+use crate::log::segment::{drop_cached, read_exact, Segment, PAGE_SIZE};
+use bytes::Bytes;
+use std::fs::File;
+use std::io;
+use std::sync::Arc;
+
+/// Bytes read in one go while looking for the batch that holds a given offset.
+const SCAN_CHUNK: usize = 16 * 1024;
+
+impl State {
+    /// Byte limit readable in `seg` (everything below the high watermark).
+    fn readable_limit(&self, seg: &Segment) -> u64 {
+        use std::cmp::Ordering::*;
+        match seg.base_offset().cmp(&self.hw_segment) {
+            Less => seg.size(),
+            Equal => self.hw_position,
+            Greater => 0,
+        }
+    }
+}
+
+impl Partition {
+    /// Reads whole batches starting with the one holding `offset`, up to `max_bytes` (but at
+    /// least one batch when `min_one`), never past the high watermark. Offsets between the
+    /// high watermark and the log end read as empty, as in Kafka.
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> io::Result<ReadOutcome> {
+        let (file, mut position, limit, cold_below) = {
+            let st = self.lock();
+            if offset < st.log_start || offset > st.log_end() {
+                return Ok(ReadOutcome::OutOfRange);
+            }
+            if offset < st.local_start() {
+                return Ok(ReadOutcome::Remote);
+            }
+            if offset >= st.high_watermark {
+                return Ok(ReadOutcome::Records(Bytes::new()));
+            }
+            let mut seg = st.segments.range(..=offset).next_back().map(|(_, s)| s);
+            if let Some(s) = seg {
+                if offset >= s.next_offset() {
+                    seg = st.segments.range(offset + 1..).next().map(|(_, s)| s);
+                }
+            }
+            let Some(seg) = seg else {
+                return Ok(ReadOutcome::Records(Bytes::new()));
+            };
+            (
+                seg.file().clone(),
+                seg.lookup(offset),
+                st.readable_limit(seg),
+                seg.cache_dropped_to(),
+            )
+        };
+        // Find the first batch whose last offset reaches `offset`.
+        let start = loop {
+            if position >= limit {
+                return Ok(ReadOutcome::Records(Bytes::new()));
+            }
+            let chunk = read_exact(&file, position, SCAN_CHUNK.min((limit - position) as usize))?;
+            let mut found = None;
+            let mut walked = 0usize;
+            for (at, h) in batch::headers(&chunk) {
+                if h.last_offset() >= offset {
+                    found = Some(position + at as u64);
+                    break;
+                }
+                walked = at + h.total_len;
+            }
+            if let Some(found) = found {
+                break found;
+            }
+            if walked == 0 {
+                // A batch larger than the chunk: step over it using its header.
+                let h = BatchHeader::parse(&chunk)
+                    .map_err(|_| io::Error::other("corrupt batch header in segment"))?;
+                if h.last_offset() >= offset {
+                    break position;
+                }
+                walked = h.total_len;
+            }
+            position += walked as u64;
+        };
+        let available = (limit - start) as usize;
+        let mut data = read_exact(&file, start, max_bytes.min(available))?;
+        let whole: usize = batch::headers(&data).map(|(_, h)| h.total_len).sum();
+        if whole == 0 {
+            if !min_one {
+                return Ok(ReadOutcome::Records(Bytes::new()));
+            }
+            let head = read_exact(&file, start, HEADER_LEN.min(available))?;
+            let h = BatchHeader::parse(&head)
+                .map_err(|_| io::Error::other("corrupt batch header in segment"))?;
+            data = read_exact(&file, start, h.total_len.min(available))?;
+        } else {
+            data.truncate(whole);
+        }
+        if start < cold_below {
+            // A catch-up read of bytes the page-cache budget let go: do not refill the cache.
+            let end = (start + data.len() as u64).min(cold_below);
+            drop_cached(
+                &file,
+                start / PAGE_SIZE * PAGE_SIZE,
+                end / PAGE_SIZE * PAGE_SIZE,
+            );
+        }
+        Ok(ReadOutcome::Records(data))
+    }
+
+    /// Visits readable batches in offset order from the (segment, position) that `start`
+    /// picks, until `visit` returns a result. Start and segment list come from one look at the
+    /// state, so retention cannot slide a position into another segment.
+    fn scan_batches<R>(
+        &self,
+        start: impl FnOnce(&State) -> Option<(i64, u64)>,
+        mut visit: impl FnMut(&BatchHeader, &File, u64) -> io::Result<Option<R>>,
+    ) -> io::Result<Option<R>> {
+        let (mut position, targets): (u64, Vec<(Arc<File>, u64)>) = {
+            let st = self.lock();
+            let Some((base, position)) = start(&st) else {
+                return Ok(None);
+            };
+            let targets = st
+                .segments
+                .range(base..)
+                .map(|(_, s)| (s.file().clone(), st.readable_limit(s)))
+                .collect();
+            (position, targets)
+        };
+        for (file, limit) in targets {
+            while position + HEADER_LEN as u64 <= limit {
+                let head = read_exact(&file, position, HEADER_LEN)?;
+                let Ok(h) = BatchHeader::parse(&head) else {
+                    return Ok(None);
+                };
+                if h.total_len as u64 > limit - position {
+                    return Ok(None);
+                }
+                if let Some(found) = visit(&h, &file, position)? {
+                    return Ok(Some(found));
+                }
+                position += h.total_len as u64;
+            }
+            position = 0;
+        }
+        Ok(None)
+    }
+
+    /// (timestamp, offset) of the first record with timestamp >= `ts` (ListOffsets by time).
+    pub fn offset_for_timestamp(&self, ts: i64) -> io::Result<Option<(i64, i64)>> {
+        let start = |st: &State| {
+            st.segments
+                .values()
+                .find(|s| s.max_timestamp() >= ts)
+                .map(|s| (s.base_offset(), s.lookup_time(ts)))
+        };
+        self.scan_batches(start, |h, file, at| {
+            if h.max_timestamp < ts {
+                return Ok(None);
+            }
+            let batch = read_exact(file, at, h.total_len)?;
+            // Only this one batch is walked: if its records do not bear out its header (a
+            // compressed batch is stored unwalked), the answer is the offset after it rather
+            // than an unbounded scan through more batches.
+            let found = records::first_at_or_after(&batch, ts).ok().flatten();
+            Ok(Some(
+                found.unwrap_or((h.max_timestamp, h.last_offset() + 1)),
+            ))
+        })
+    }
+
+    /// (timestamp, offset) of the first record holding the largest timestamp (ListOffsets -3).
+    pub fn offset_of_max_timestamp(&self) -> io::Result<Option<(i64, i64)>> {
+        let target = std::cell::Cell::new((0i64, 0i64));
+        let start = |st: &State| {
+            let mut best: Option<&Segment> = None;
+            for s in st
+                .segments
+                .values()
+                .filter(|s| st.readable_limit(s) > 0 && s.max_timestamp() >= 0)
+            {
+                if best.is_none_or(|b| s.max_timestamp() > b.max_timestamp()) {
+                    best = Some(s);
+                }
+            }
+            let s = best?;
+            target.set((s.max_timestamp(), s.max_timestamp_batch()));
+            Some((s.base_offset(), s.lookup(s.max_timestamp_batch())))
+        };
+        self.scan_batches(start, |h, file, at| {
+            let (max_ts, batch_offset) = target.get();
+            if h.base_offset < batch_offset {
+                return Ok(None);
+            }
+            let batch = read_exact(file, at, h.total_len)?;
+            Ok(records::first_at_or_after(&batch, max_ts)
+                .ok()
+                .flatten()
+                .or(Some((max_ts, h.base_offset))))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::log::batch::tests::make_batch;
+    use crate::log::flush::Flusher;
+    use crate::log::partition::tests::{config, wait_hw};
+    use crate::log::partition::{Partition, ReadOutcome};
+
+    #[test]
+    fn fetch_between_high_watermark_and_log_end_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let p =
+            Partition::open("t", 0, dir.path().join("t-0"), config(), Flusher::start()).unwrap();
+        // Hold the flush lock so the high watermark cannot move.
+        let guard = p.flush_lock.lock().unwrap();
+        p.append(&make_batch(2, 1000, None)).unwrap();
+        let ReadOutcome::Records(r) = p.read(1, 1000, true).unwrap() else {
+            panic!("offset below log end is in range")
+        };
+        assert!(r.is_empty());
+        assert!(matches!(
+            p.read(3, 1000, true).unwrap(),
+            ReadOutcome::OutOfRange
+        ));
+        drop(guard);
+        wait_hw(&p, 2);
+    }
+}
