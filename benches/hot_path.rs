@@ -10,44 +10,28 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{FetchResponse, ProduceRequest, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 use sluice::api::chunked::ChunkedBuf;
 use sluice::log::segment::{self, IndexEntry};
 use sluice::log::{batch, records};
+use sluice::record_batch::{self, NewRecord, Producer};
 
 /// One record batch of `count` records with `value_len`-byte values, as a producer sends it.
 fn record_batch(count: usize, value_len: usize, compression: Compression) -> Bytes {
     let now = 1_700_000_000_000i64;
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: 42,
-            producer_epoch: 0,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: now + i as i64,
+    let records = (0..count)
+        .map(|i| NewRecord {
             key: Some(Bytes::from(format!("key-{i}"))),
             value: Some(Bytes::from(vec![b'v'; value_len])),
-            headers: Default::default(),
+            timestamp: now + i as i64,
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encode batch");
-    buf.freeze()
+    let producer = Producer {
+        id: 42,
+        epoch: 0,
+        base_sequence: 0,
+    };
+    record_batch::encode(records, &producer, compression).expect("encode batch")
 }
 
 fn produce_path(c: &mut Criterion) {

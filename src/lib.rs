@@ -7,6 +7,7 @@ pub mod config;
 pub mod coordinator;
 pub mod log;
 pub mod metadata;
+pub mod record_batch;
 pub mod server;
 pub mod tier;
 pub mod topic;

@@ -1,5 +1,7 @@
-//! Kafka APIs, one file each. `APIS` is the single table of what this broker serves:
-//! ApiVersions is built from it and the connection refuses anything outside it.
+//! Kafka APIs, one file each. `APIS` is the single table of what this broker serves: each
+//! entry decodes its request, runs its handler, sizes and encodes its response and says whether
+//! it waits for earlier responses. ApiVersions is built from it, the connection dispatches and
+//! writes through it and refuses anything outside it.
 
 pub mod api_versions;
 pub mod chunked;

@@ -4,7 +4,8 @@
 use super::*;
 use crate::broker::Broker;
 use crate::config::{BrokerConfig, ServeArgs};
-use bytes::{Bytes, BytesMut};
+use crate::record_batch::{self, NewRecord, Producer};
+use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -13,9 +14,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 use kafka_protocol::ResponseError;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,32 +68,15 @@ async fn answer(handled: Handled) -> ResponseKind {
 }
 
 fn batch(values: &[&str]) -> Bytes {
-    let records: Vec<Record> = values
+    let records = values
         .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1 + i as i32,
-            timestamp: crate::log::now_ms(),
+        .map(|v| NewRecord {
             key: None,
             value: Some(Bytes::copy_from_slice(v.as_bytes())),
-            headers: Default::default(),
+            timestamp: crate::log::now_ms(),
         })
         .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
-    buf.freeze()
+    record_batch::encode(records, &Producer::NONE, Compression::None).unwrap()
 }
 
 fn topic_request(name: &str) -> MetadataRequestTopic {

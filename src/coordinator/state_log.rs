@@ -3,10 +3,9 @@
 //! segment, dropping every older segment. The group log uses it; the transaction log will.
 
 use crate::log::{flush::Flusher, LogConfig, Partition, ReadOutcome};
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use crate::record_batch::{self, NewRecord, Producer};
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -196,37 +195,16 @@ fn apply<R: StateRecord>(live: &mut BTreeMap<String, R>, r: &R) {
 
 fn encode_batch<R: StateRecord>(records: &[R]) -> Result<Bytes, StoreError> {
     let now = crate::log::now_ms();
-    let records: Vec<Record> = records
+    let records = records
         .iter()
-        .enumerate()
-        .map(|(i, r)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder keeps records in one batch while offset - sequence stays constant.
-            sequence: i as i32,
-            timestamp: now,
+        .map(|r| NewRecord {
             key: None,
             value: Some(Bytes::from(
                 serde_json::to_vec(r).expect("state records always serialize"),
             )),
-            headers: Default::default(),
+            timestamp: now,
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(|e| StoreError(format!("encoding a state log batch: {e}")))?;
-    Ok(buf.freeze())
+    record_batch::encode(records, &Producer::NONE, Compression::None)
+        .map_err(|e| StoreError(format!("encoding a state log batch: {e}")))
 }
