@@ -16,149 +16,30 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"os"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/IBM/sarama"
+	compat "sluice.dev/compat/goharness"
 )
 
 var (
 	bootstrap string
-	missing   = os.Getenv("COMPAT_MISSING_BOOTSTRAP")
-	rid       = os.Getenv("COMPAT_RUN_ID")
 	client    string
 	version   sarama.KafkaVersion
-	mu        sync.Mutex
-	done      = map[string]bool{}
-	passed    int
-	failed    int
-	state     = map[string]string{}
-	stateMu   sync.Mutex
 )
 
 // oldVersion is the Config.Version of the zstd_old_* scenarios: Sarama sends Produce v6 and
 // Fetch v8 there (produce_set.go, consumer.go), below zstd's Produce v7 / Fetch v10.
 var oldVersion = sarama.V2_0_0_0
-
-// Kafka's error names, from the `// Errors.NAME` comments of sarama's errors.go.
-var errNames = map[int16]string{
-	-1: "UNKNOWN_SERVER_ERROR", 0: "NONE", 1: "OFFSET_OUT_OF_RANGE", 2: "CORRUPT_MESSAGE",
-	3: "UNKNOWN_TOPIC_OR_PARTITION", 4: "INVALID_FETCH_SIZE", 5: "LEADER_NOT_AVAILABLE",
-	6: "NOT_LEADER_OR_FOLLOWER", 7: "REQUEST_TIMED_OUT", 8: "BROKER_NOT_AVAILABLE", 9: "REPLICA_NOT_AVAILABLE",
-	10: "MESSAGE_TOO_LARGE", 11: "STALE_CONTROLLER_EPOCH", 12: "OFFSET_METADATA_TOO_LARGE",
-	13: "NETWORK_EXCEPTION", 14: "COORDINATOR_LOAD_IN_PROGRESS", 15: "COORDINATOR_NOT_AVAILABLE",
-	16: "NOT_COORDINATOR", 17: "INVALID_TOPIC_EXCEPTION", 18: "RECORD_LIST_TOO_LARGE",
-	19: "NOT_ENOUGH_REPLICAS", 20: "NOT_ENOUGH_REPLICAS_AFTER_APPEND", 21: "INVALID_REQUIRED_ACKS",
-	22: "ILLEGAL_GENERATION", 23: "INCONSISTENT_GROUP_PROTOCOL", 24: "INVALID_GROUP_ID",
-	25: "UNKNOWN_MEMBER_ID", 26: "INVALID_SESSION_TIMEOUT", 27: "REBALANCE_IN_PROGRESS",
-	28: "INVALID_COMMIT_OFFSET_SIZE", 29: "TOPIC_AUTHORIZATION_FAILED", 30: "GROUP_AUTHORIZATION_FAILED",
-	31: "CLUSTER_AUTHORIZATION_FAILED", 32: "INVALID_TIMESTAMP", 33: "UNSUPPORTED_SASL_MECHANISM",
-	34: "ILLEGAL_SASL_STATE", 35: "UNSUPPORTED_VERSION", 36: "TOPIC_ALREADY_EXISTS", 37: "INVALID_PARTITIONS",
-	38: "INVALID_REPLICATION_FACTOR", 39: "INVALID_REPLICA_ASSIGNMENT", 40: "INVALID_CONFIG",
-	41: "NOT_CONTROLLER", 42: "INVALID_REQUEST", 43: "UNSUPPORTED_FOR_MESSAGE_FORMAT", 44: "POLICY_VIOLATION",
-	45: "OUT_OF_ORDER_SEQUENCE_NUMBER", 46: "DUPLICATE_SEQUENCE_NUMBER", 47: "INVALID_PRODUCER_EPOCH",
-	48: "INVALID_TXN_STATE", 49: "INVALID_PRODUCER_ID_MAPPING", 50: "INVALID_TRANSACTION_TIMEOUT",
-	51: "CONCURRENT_TRANSACTIONS", 52: "TRANSACTION_COORDINATOR_FENCED",
-	53: "TRANSACTIONAL_ID_AUTHORIZATION_FAILED", 54: "SECURITY_DISABLED", 55: "OPERATION_NOT_ATTEMPTED",
-	56: "KAFKA_STORAGE_ERROR", 57: "LOG_DIR_NOT_FOUND", 58: "SASL_AUTHENTICATION_FAILED",
-	59: "UNKNOWN_PRODUCER_ID", 60: "REASSIGNMENT_IN_PROGRESS", 61: "DELEGATION_TOKEN_AUTH_DISABLED",
-	62: "DELEGATION_TOKEN_NOT_FOUND", 63: "DELEGATION_TOKEN_OWNER_MISMATCH",
-	64: "DELEGATION_TOKEN_REQUEST_NOT_ALLOWED", 65: "DELEGATION_TOKEN_AUTHORIZATION_FAILED",
-	66: "DELEGATION_TOKEN_EXPIRED", 67: "INVALID_PRINCIPAL_TYPE", 68: "NON_EMPTY_GROUP",
-	69: "GROUP_ID_NOT_FOUND", 70: "FETCH_SESSION_ID_NOT_FOUND", 71: "INVALID_FETCH_SESSION_EPOCH",
-	72: "LISTENER_NOT_FOUND", 73: "TOPIC_DELETION_DISABLED", 74: "FENCED_LEADER_EPOCH",
-	75: "UNKNOWN_LEADER_EPOCH", 76: "UNSUPPORTED_COMPRESSION_TYPE", 77: "STALE_BROKER_EPOCH",
-	78: "OFFSET_NOT_AVAILABLE", 79: "MEMBER_ID_REQUIRED", 80: "PREFERRED_LEADER_NOT_AVAILABLE",
-	81: "GROUP_MAX_SIZE_REACHED", 82: "FENCED_INSTANCE_ID", 83: "ELIGIBLE_LEADERS_NOT_AVAILABLE",
-	84: "ELECTION_NOT_NEEDED", 85: "NO_REASSIGNMENT_IN_PROGRESS", 86: "GROUP_SUBSCRIBED_TO_TOPIC",
-	87: "INVALID_RECORD", 88: "UNSTABLE_OFFSET_COMMIT", 89: "THROTTLING_QUOTA_EXCEEDED", 90: "PRODUCER_FENCED",
-	95: "INVALID_UPDATE_VERSION",
-}
-
-type skip string
-
-func (s skip) Error() string { return string(s) }
-
-func out(line string) { mu.Lock(); fmt.Println(line); mu.Unlock() }
-
-func result(name, line string, ok int) {
-	mu.Lock()
-	defer mu.Unlock()
-	if done[name] {
-		return
-	}
-	done[name] = true
-	if ok > 0 {
-		passed++
-	} else if ok < 0 {
-		failed++
-	}
-	fmt.Println(line)
-}
-
-func clean(reason interface{}) string {
-	r := strings.Join(strings.Fields(fmt.Sprint(reason)), " ")
-	if len(r) > 400 {
-		r = r[:400]
-	}
-	return r
-}
-
-func fail(name string, reason interface{}) { result(name, "FAIL "+name+": "+clean(reason), -1) }
-
-func obs(s, k string, v interface{}) {
-	val := strings.ReplaceAll(strings.ReplaceAll(fmt.Sprint(v), rid, "<id>"), " ", "_")
-	out(fmt.Sprintf("OBS %s %s=%s", s, k, strings.ReplaceAll(val, "\n", "_")))
-}
-
-func finish() {
-	mu.Lock()
-	fmt.Printf("%d passed, %d failed\n", passed, failed)
-	mu.Unlock()
-	if failed > 0 {
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
-
-func check(cond bool, format string, a ...interface{}) {
-	if !cond {
-		panic(fmt.Errorf(format, a...))
-	}
-}
-
-func must(err error, what string) {
-	if err != nil {
-		panic(fmt.Errorf("%s: %w", what, err))
-	}
-}
-
-func setState(k, v string) { stateMu.Lock(); state[k] = v; stateMu.Unlock() }
-func getState(k string) string {
-	stateMu.Lock()
-	defer stateMu.Unlock()
-	return state[k]
-}
-
-// name is compat-<client>-<label>-<runid>.
-func name(label string) string {
-	return strings.ReplaceAll(fmt.Sprintf("compat-%s-%s-%s", client, label, rid), "_", "-")
-}
-
-func payload(codec string, i int) []byte {
-	return []byte(fmt.Sprintf("value-%d-%s-", i, codec) + strings.Repeat("abcdefgh", 40))
-}
 
 // kerr extracts the Kafka error code of err (through ProducerErrors, TopicError, ... wrappers).
 func kerr(err error) (sarama.KError, bool) {
@@ -179,12 +60,9 @@ func kerr(err error) (sarama.KError, bool) {
 // errName is the Kafka name of err's error code (NONE for nil), else the error text.
 func errName(err error) string {
 	if k, ok := kerr(err); ok {
-		if n, ok := errNames[int16(k)]; ok {
-			return n
-		}
-		return fmt.Sprintf("ERROR_%d", int16(k))
+		return compat.ErrorName(int16(k))
 	}
-	return "not-a-kafka-error:" + clean(err)
+	return "not-a-kafka-error:" + compat.Clean(err)
 }
 
 // refusal tells whether err is the broker refusing the request version Sarama sent:
@@ -197,24 +75,10 @@ func refusal(err error) (string, bool) {
 	if k, ok := kerr(err); ok && k == sarama.ErrUnsupportedVersion {
 		return "UNSUPPORTED_VERSION", true
 	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) {
+	if compat.ConnClosed(err) {
 		return "closed", true
 	}
-	s := err.Error()
-	for _, m := range []string{"EOF", "connection reset by peer", "broken pipe"} {
-		if strings.Contains(s, m) {
-			return "closed", true
-		}
-	}
 	return "", false
-}
-
-// noRefusal re-raises err when it is a version refusal, so the scenario reports it as one.
-func noRefusal(err error, what string) {
-	if _, ok := refusal(err); ok {
-		panic(fmt.Errorf("%s: %w", what, err))
-	}
 }
 
 func config() *sarama.Config {
@@ -243,13 +107,13 @@ func config() *sarama.Config {
 
 func newClient(conf *sarama.Config) sarama.Client {
 	cl, err := sarama.NewClient([]string{bootstrap}, conf)
-	must(err, "NewClient")
+	compat.Must(err, "NewClient")
 	return cl
 }
 
 func admin() sarama.ClusterAdmin {
 	a, err := sarama.NewClusterAdmin([]string{bootstrap}, config())
-	must(err, "NewClusterAdmin")
+	compat.Must(err, "NewClusterAdmin")
 	return a
 }
 
@@ -259,11 +123,11 @@ func partitionsOf(t string) int {
 	cl := newClient(config())
 	defer cl.Close()
 	ts, err := cl.Topics()
-	must(err, "Metadata")
+	compat.Must(err, "Metadata")
 	for _, x := range ts {
 		if x == t {
 			ps, err := cl.Partitions(t)
-			must(err, "Metadata partitions")
+			compat.Must(err, "Metadata partitions")
 			return len(ps)
 		}
 	}
@@ -271,14 +135,7 @@ func partitionsOf(t string) int {
 }
 
 func waitTopic(t string, present bool) bool {
-	end := time.Now().Add(10 * time.Second)
-	for time.Now().Before(end) {
-		if (partitionsOf(t) > 0) == present {
-			return true
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return false
+	return compat.Eventually(10*time.Second, func() bool { return (partitionsOf(t) > 0) == present })
 }
 
 func ensureTopic(t string, partitions int32, configs map[string]*string) {
@@ -286,9 +143,9 @@ func ensureTopic(t string, partitions int32, configs map[string]*string) {
 	defer a.Close()
 	err := a.CreateTopic(t, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1, ConfigEntries: configs}, false)
 	if k, ok := kerr(err); !ok || (k != sarama.ErrNoError && k != sarama.ErrTopicAlreadyExists) {
-		must(err, "CreateTopics "+t)
+		compat.Must(err, "CreateTopics "+t)
 	}
-	check(waitTopic(t, true), "topic %s not in metadata", t)
+	compat.Check(waitTopic(t, true), "topic %s not in metadata", t)
 }
 
 func produce(conf *sarama.Config, msgs []*sarama.ProducerMessage) ([]int64, error) {
@@ -305,22 +162,6 @@ func produce(conf *sarama.Config, msgs []*sarama.ProducerMessage) ([]int64, erro
 		offs = append(offs, m.Offset)
 	}
 	return offs, nil
-}
-
-func joinOffsets(offs []int64) string {
-	var s []string
-	for _, o := range offs {
-		s = append(s, fmt.Sprint(o))
-	}
-	return strings.Join(s, ",")
-}
-
-func seq(a, b int) string {
-	var s []string
-	for i := a; i < b; i++ {
-		s = append(s, fmt.Sprint(i))
-	}
-	return strings.Join(s, ",")
 }
 
 // readPartition reads up to n records of t/p from offset (plain consumer, no group), waiting at
@@ -353,7 +194,7 @@ func readPartition(conf *sarama.Config, t string, p int32, n int, offset int64, 
 
 func mustRead(t string, p int32, n int, offset int64) []*sarama.ConsumerMessage {
 	got, err := readPartition(config(), t, p, n, offset, 15*time.Second)
-	must(err, "consume")
+	compat.Must(err, "consume")
 	return got
 }
 
@@ -408,7 +249,7 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 // group). Returns the records and the claimed partitions.
 func groupRead(g, t string, want, limit int, timeout, linger time.Duration) ([]*sarama.ConsumerMessage, []int32) {
 	cg, err := sarama.NewConsumerGroup([]string{bootstrap}, g, config())
-	must(err, "NewConsumerGroup")
+	compat.Must(err, "NewConsumerGroup")
 	h := &groupHandler{want: want, limit: limit, reached: make(chan struct{}), full: make(chan struct{}), claims: map[int32]bool{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -467,35 +308,35 @@ func headersOf(m *sarama.ConsumerMessage) string {
 
 func sProduce(codec string) func(string) {
 	return func(s string) {
-		t := name(s)
+		t := compat.Name(s)
 		ensureTopic(t, 1, nil)
 		conf := config()
 		conf.Producer.Compression = codecOf(codec)
 		var msgs []*sarama.ProducerMessage
 		for i := 0; i < 10; i++ {
 			msgs = append(msgs, &sarama.ProducerMessage{Topic: t, Partition: 0, Key: sarama.StringEncoder(fmt.Sprintf("key-%d", i)),
-				Value: sarama.ByteEncoder(payload(codec, i)), Headers: []sarama.RecordHeader{
+				Value: sarama.ByteEncoder(compat.Payload(codec, i)), Headers: []sarama.RecordHeader{
 					{Key: []byte("h-index"), Value: []byte(fmt.Sprint(i))}, {Key: []byte("h-codec"), Value: []byte(codec)},
 					{Key: []byte("h-dup"), Value: []byte("a")}, {Key: []byte("h-dup"), Value: []byte("b")}}})
 		}
 		offs, err := produce(conf, msgs)
-		obs(s, "produce_error", errName(err))
-		must(err, "produce")
-		obs(s, "offsets", joinOffsets(offs))
-		check(joinOffsets(offs) == seq(0, 10), "produced at offsets %v, expected 0..9", offs)
+		compat.Obs(s, "produce_error", errName(err))
+		compat.Must(err, "produce")
+		compat.Obs(s, "offsets", compat.JoinInts(offs))
+		compat.Check(compat.JoinInts(offs) == compat.Seq(0, 10), "produced at offsets %v, expected 0..9", offs)
 		got := mustRead(t, 0, 10, 0)
-		check(len(got) == 10, "read back %d of 10", len(got))
+		compat.Check(len(got) == 10, "read back %d of 10", len(got))
 		var ro []int64
 		for i, m := range got {
-			check(m.Offset == int64(i), "record %d read at offset %d", i, m.Offset)
-			check(string(m.Key) == fmt.Sprintf("key-%d", i), "key mismatch at %d: %q", m.Offset, m.Key)
-			check(string(m.Value) == string(payload(codec, i)), "value mismatch at %d", m.Offset)
+			compat.Check(m.Offset == int64(i), "record %d read at offset %d", i, m.Offset)
+			compat.Check(string(m.Key) == fmt.Sprintf("key-%d", i), "key mismatch at %d: %q", m.Offset, m.Key)
+			compat.Check(string(m.Value) == string(compat.Payload(codec, i)), "value mismatch at %d", m.Offset)
 			want := fmt.Sprintf("h-index=%d,h-codec=%s,h-dup=a,h-dup=b", i, codec)
-			check(headersOf(m) == want, "headers mismatch at %d: %v", m.Offset, headersOf(m))
+			compat.Check(headersOf(m) == want, "headers mismatch at %d: %v", m.Offset, headersOf(m))
 			ro = append(ro, m.Offset)
 		}
-		obs(s, "read_offsets", joinOffsets(ro))
-		obs(s, "records_ok", len(got))
+		compat.Obs(s, "read_offsets", compat.JoinInts(ro))
+		compat.Obs(s, "records_ok", len(got))
 	}
 }
 
@@ -504,33 +345,33 @@ func sProduce(codec string) func(string) {
 // Sarama's producer refuses zstd below Config.Version 2.1 by itself (config validation), so the
 // request is built with Sarama's ProduceRequest/RecordBatch and sent with Broker.Produce.
 func sZstdOldProduce(s string) {
-	t := name(s)
+	t := compat.Name(s)
 	ensureTopic(t, 1, nil)
 	conf := config()
 	conf.Version = oldVersion
 	cl := newClient(conf)
 	defer cl.Close()
 	b, err := cl.Leader(t, 0)
-	must(err, "Leader")
+	compat.Must(err, "Leader")
 	now := time.Now().Truncate(time.Millisecond)
 	batch := &sarama.RecordBatch{Version: 2, Codec: sarama.CompressionZSTD, CompressionLevel: sarama.CompressionLevelDefault,
 		FirstTimestamp: now, MaxTimestamp: now, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, LastOffsetDelta: 2}
 	for i := 0; i < 3; i++ {
-		batch.Records = append(batch.Records, &sarama.Record{OffsetDelta: int64(i), Key: []byte(fmt.Sprintf("k%d", i)), Value: payload("zstd", i)})
+		batch.Records = append(batch.Records, &sarama.Record{OffsetDelta: int64(i), Key: []byte(fmt.Sprintf("k%d", i)), Value: compat.Payload("zstd", i)})
 	}
 	req := &sarama.ProduceRequest{Version: 6, RequiredAcks: sarama.WaitForAll, Timeout: 10000}
 	req.AddBatch(t, 0, batch)
 	resp, err := b.Produce(req)
-	must(err, "Produce v6")
-	obs(s, "produce_version", req.Version)
+	compat.Must(err, "Produce v6")
+	compat.Obs(s, "produce_version", req.Version)
 	blk := resp.GetBlock(t, 0)
-	check(blk != nil, "no partition in the Produce response")
-	obs(s, "error", errName(blk.Err))
-	check(blk.Err == sarama.ErrUnsupportedCompressionType, "zstd in Produce v%d answered %s, expected UNSUPPORTED_COMPRESSION_TYPE", req.Version, errName(blk.Err))
+	compat.Check(blk != nil, "no partition in the Produce response")
+	compat.Obs(s, "error", errName(blk.Err))
+	compat.Check(blk.Err == sarama.ErrUnsupportedCompressionType, "zstd in Produce v%d answered %s, expected UNSUPPORTED_COMPRESSION_TYPE", req.Version, errName(blk.Err))
 	end, err := cl.GetOffset(t, 0, sarama.OffsetNewest)
-	must(err, "ListOffsets latest")
-	obs(s, "end_offset", end)
-	check(end == 0, "end offset %d after a refused produce, expected 0", end)
+	compat.Must(err, "ListOffsets latest")
+	compat.Obs(s, "end_offset", end)
+	compat.Check(end == 0, "end offset %d after a refused produce, expected 0", end)
 }
 
 // sZstdOldFetch: zstd batches produced at this variant's Config.Version (Produce v7+), then read
@@ -541,141 +382,141 @@ func sZstdOldProduce(s string) {
 // compression.type=producer it never applied to zstd batches. So Fetch v8 gets the zstd batches
 // as they are: the scenario asserts the 3 records come back intact at offsets 0..2.
 func sZstdOldFetch(s string) {
-	t := name(s)
+	t := compat.Name(s)
 	ensureTopic(t, 1, nil)
 	conf := config()
 	conf.Producer.Compression = sarama.CompressionZSTD
 	var msgs []*sarama.ProducerMessage
 	for i := 0; i < 3; i++ {
-		msgs = append(msgs, &sarama.ProducerMessage{Topic: t, Partition: 0, Key: sarama.StringEncoder(fmt.Sprintf("k%d", i)), Value: sarama.ByteEncoder(payload("zstd", i))})
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: t, Partition: 0, Key: sarama.StringEncoder(fmt.Sprintf("k%d", i)), Value: sarama.ByteEncoder(compat.Payload("zstd", i))})
 	}
 	offs, err := produce(conf, msgs)
-	must(err, "zstd produce at Config.Version "+version.String())
-	obs(s, "offsets", joinOffsets(offs))
-	check(joinOffsets(offs) == "0,1,2", "produced at offsets %v", offs)
+	compat.Must(err, "zstd produce at Config.Version "+version.String())
+	compat.Obs(s, "offsets", compat.JoinInts(offs))
+	compat.Check(compat.JoinInts(offs) == "0,1,2", "produced at offsets %v", offs)
 	old := config()
 	old.Version = oldVersion
 	got, err := readPartition(old, t, 0, 3, 0, 10*time.Second)
-	noRefusal(err, "Fetch v8")
-	obs(s, "error", errName(err))
-	obs(s, "records_read", len(got))
+	compat.NoRefusal(err, "Fetch v8")
+	compat.Obs(s, "error", errName(err))
+	compat.Obs(s, "records_read", len(got))
 	var rs []string
 	for _, m := range got {
 		rs = append(rs, fmt.Sprintf("%d:%s", m.Offset, m.Key))
 	}
-	obs(s, "records", strings.Join(rs, ","))
-	check(err == nil, "Fetch v8 of zstd data: %v (Kafka 4 serves it)", err)
-	check(strings.Join(rs, ",") == "0:k0,1:k1,2:k2", "Fetch v8 of zstd data read %v, expected 0:k0,1:k1,2:k2", rs)
+	compat.Obs(s, "records", strings.Join(rs, ","))
+	compat.Check(err == nil, "Fetch v8 of zstd data: %v (Kafka 4 serves it)", err)
+	compat.Check(strings.Join(rs, ",") == "0:k0,1:k1,2:k2", "Fetch v8 of zstd data read %v, expected 0:k0,1:k1,2:k2", rs)
 	for i, m := range got {
-		check(string(m.Value) == string(payload("zstd", i)), "value mismatch at %d", m.Offset)
+		compat.Check(string(m.Value) == string(compat.Payload("zstd", i)), "value mismatch at %d", m.Offset)
 	}
 }
 
 func sCreateTopic(s string) {
-	t := name("create")
+	t := compat.Name("create")
 	a := admin()
 	defer a.Close()
 	ret := "3600000"
 	err := a.CreateTopic(t, &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1, ConfigEntries: map[string]*string{"retention.ms": &ret}}, false)
-	obs(s, "create_error", errName(err))
-	must(err, "CreateTopics")
-	check(waitTopic(t, true), "created topic not in metadata")
+	compat.Obs(s, "create_error", errName(err))
+	compat.Must(err, "CreateTopics")
+	compat.Check(waitTopic(t, true), "created topic not in metadata")
 	md, err := a.DescribeTopics([]string{t})
-	must(err, "DescribeTopics")
-	check(len(md) == 1, "%d topics described", len(md))
-	obs(s, "metadata_error", errName(md[0].Err))
-	obs(s, "partitions", len(md[0].Partitions))
-	check(len(md[0].Partitions) == 3, "expected 3 partitions, got %d", len(md[0].Partitions))
+	compat.Must(err, "DescribeTopics")
+	compat.Check(len(md) == 1, "%d topics described", len(md))
+	compat.Obs(s, "metadata_error", errName(md[0].Err))
+	compat.Obs(s, "partitions", len(md[0].Partitions))
+	compat.Check(len(md[0].Partitions) == 3, "expected 3 partitions, got %d", len(md[0].Partitions))
 	err = a.CreateTopic(t, &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false)
-	noRefusal(err, "second CreateTopics")
-	obs(s, "duplicate_error", errName(err))
+	compat.NoRefusal(err, "second CreateTopics")
+	compat.Obs(s, "duplicate_error", errName(err))
 	k, _ := kerr(err)
-	check(err != nil && k == sarama.ErrTopicAlreadyExists, "second create: %v, expected TOPIC_ALREADY_EXISTS", err)
+	compat.Check(err != nil && k == sarama.ErrTopicAlreadyExists, "second create: %v, expected TOPIC_ALREADY_EXISTS", err)
 }
 
 func sGroupConsume(s string) {
-	t, g := name("group"), name("group")
-	setState("group", g)
-	setState("topic", t)
+	t, g := compat.Name("group"), compat.Name("group")
+	compat.SetState("group", g)
+	compat.SetState("topic", t)
 	ensureTopic(t, 2, nil)
 	var msgs []*sarama.ProducerMessage
 	for i := 0; i < 6; i++ {
 		msgs = append(msgs, kv(i, int32(i%2), t))
 	}
 	_, err := produce(config(), msgs)
-	must(err, "produce")
+	compat.Must(err, "produce")
 	got, claims := groupRead(g, t, 6, 6, 25*time.Second, 0)
 	var rs []string
 	for _, m := range got {
 		rs = append(rs, fmt.Sprintf("%d:%d:%s", m.Partition, m.Offset, m.Key))
 	}
 	sort.Strings(rs)
-	obs(s, "records", strings.Join(rs, ","))
-	obs(s, "assignment", strings.Trim(strings.ReplaceAll(fmt.Sprint(claims), " ", ","), "[]"))
-	check(len(got) == 6, "group consumer got %d of 6", len(got))
-	check(strings.Join(rs, ",") == "0:0:k0,0:1:k2,0:2:k4,1:0:k1,1:1:k3,1:2:k5", "records %v", rs)
+	compat.Obs(s, "records", strings.Join(rs, ","))
+	compat.Obs(s, "assignment", strings.Trim(strings.ReplaceAll(fmt.Sprint(claims), " ", ","), "[]"))
+	compat.Check(len(got) == 6, "group consumer got %d of 6", len(got))
+	compat.Check(strings.Join(rs, ",") == "0:0:k0,0:1:k2,0:2:k4,1:0:k1,1:1:k3,1:2:k5", "records %v", rs)
 }
 
 func sCommit(s string) {
 	// A fresh group: Sarama's offset manager only moves forward, and group_consume's group already
 	// has commits past 3 (Kafka keeps those too).
-	g, t := name("commit"), getState("topic")
-	check(t != "", "no topic from group_consume")
+	g, t := compat.Name("commit"), compat.GetState("topic")
+	compat.Check(t != "", "no topic from group_consume")
 	cl := newClient(config())
 	defer cl.Close()
 	om, err := sarama.NewOffsetManagerFromClient(g, cl)
-	must(err, "NewOffsetManager")
+	compat.Must(err, "NewOffsetManager")
 	for _, p := range []int32{0, 1} {
 		pom, err := om.ManagePartition(t, p)
-		must(err, "ManagePartition")
+		compat.Must(err, "ManagePartition")
 		pom.MarkOffset(3, fmt.Sprintf("meta-%d", p))
 		pom.Close()
 	}
-	must(om.Close(), "offset manager close (commit)")
+	compat.Must(om.Close(), "offset manager close (commit)")
 	a := admin()
 	defer a.Close()
 	r, err := a.ListConsumerGroupOffsets(g, map[string][]int32{t: {0, 1}})
-	must(err, "OffsetFetch")
-	obs(s, "fetch_error", errName(r.Err))
+	compat.Must(err, "OffsetFetch")
+	compat.Obs(s, "fetch_error", errName(r.Err))
 	var offs []string
 	for _, p := range []int32{0, 1} {
 		b := r.GetBlock(t, p)
-		check(b != nil, "no offset block for partition %d", p)
-		check(b.Err == sarama.ErrNoError, "partition %d: %s", p, errName(b.Err))
+		compat.Check(b != nil, "no offset block for partition %d", p)
+		compat.Check(b.Err == sarama.ErrNoError, "partition %d: %s", p, errName(b.Err))
 		offs = append(offs, fmt.Sprintf("%d:%d:%s", p, b.Offset, b.Metadata))
 	}
-	obs(s, "committed", strings.Join(offs, ","))
-	check(strings.Join(offs, ",") == "0:3:meta-0,1:3:meta-1", "committed read back as %v", offs)
+	compat.Obs(s, "committed", strings.Join(offs, ","))
+	compat.Check(strings.Join(offs, ",") == "0:3:meta-0,1:3:meta-1", "committed read back as %v", offs)
 }
 
 func sGroupRestart(s string) {
-	t, g := name("restart"), name("restart")
+	t, g := compat.Name("restart"), compat.Name("restart")
 	ensureTopic(t, 1, nil)
 	var msgs []*sarama.ProducerMessage
 	for i := 0; i < 10; i++ {
 		msgs = append(msgs, kv(i, 0, t))
 	}
 	_, err := produce(config(), msgs)
-	must(err, "produce")
+	compat.Must(err, "produce")
 	first, _ := groupRead(g, t, 4, 4, 20*time.Second, 0)
 	var fo []int64
 	for _, m := range first {
 		fo = append(fo, m.Offset)
 	}
-	obs(s, "first_offsets", joinOffsets(fo))
-	check(joinOffsets(fo) == "0,1,2,3", "first consumer read %v, expected 0..3", fo)
+	compat.Obs(s, "first_offsets", compat.JoinInts(fo))
+	compat.Check(compat.JoinInts(fo) == "0,1,2,3", "first consumer read %v, expected 0..3", fo)
 	// Ask for one more than the 6 left, so a re-delivery would show up.
 	second, _ := groupRead(g, t, 6, 7, 20*time.Second, 2*time.Second)
 	var so []int64
 	for _, m := range second {
 		so = append(so, m.Offset)
 	}
-	obs(s, "second_offsets", joinOffsets(so))
-	check(joinOffsets(so) == seq(4, 10), "restarted consumer read %v, expected 4..9", so)
+	compat.Obs(s, "second_offsets", compat.JoinInts(so))
+	compat.Check(compat.JoinInts(so) == compat.Seq(4, 10), "restarted consumer read %v, expected 4..9", so)
 }
 
 func sSeekTimestamp(s string) {
-	t := name("ts")
+	t := compat.Name("ts")
 	ensureTopic(t, 1, nil)
 	base := (time.Now().Unix() - 60) * 1000
 	var msgs []*sarama.ProducerMessage
@@ -685,7 +526,7 @@ func sSeekTimestamp(s string) {
 		msgs = append(msgs, m)
 	}
 	_, err := produce(config(), msgs)
-	must(err, "produce")
+	compat.Must(err, "produce")
 	cl := newClient(config())
 	defer cl.Close()
 	labels := []string{"before_first", "mid", "exact", "after_last"}
@@ -694,116 +535,110 @@ func sSeekTimestamp(s string) {
 	res := map[string]int64{}
 	for _, l := range labels {
 		off, err := cl.GetOffset(t, 0, ts[l])
-		must(err, "ListOffsets by timestamp")
+		compat.Must(err, "ListOffsets by timestamp")
 		res[l] = off
-		obs(s, l, off)
+		compat.Obs(s, l, off)
 	}
-	check(fmt.Sprint(res) == fmt.Sprint(want), "ListOffsets by time gave %v, expected %v", res, want)
+	compat.Check(fmt.Sprint(res) == fmt.Sprint(want), "ListOffsets by time gave %v, expected %v", res, want)
 	end, err := cl.GetOffset(t, 0, sarama.OffsetNewest)
-	must(err, "ListOffsets latest")
-	obs(s, "end_offset", end)
+	compat.Must(err, "ListOffsets latest")
+	compat.Obs(s, "end_offset", end)
 	for _, l := range labels[:3] {
 		got := mustRead(t, 0, 1, res[l])
-		check(len(got) == 1, "nothing read at offset %d (%s)", res[l], l)
+		compat.Check(len(got) == 1, "nothing read at offset %d (%s)", res[l], l)
 		m := got[0]
-		obs(s, l+"_record", fmt.Sprintf("%d:%s", m.Offset, m.Key))
-		check(m.Offset == res[l] && string(m.Key) == fmt.Sprintf("k%d", res[l]), "seek to %d (%s) read %d:%s", res[l], l, m.Offset, m.Key)
-		check(m.Timestamp.UnixMilli() == base+1000*res[l], "record %d has timestamp %d, produced %d", m.Offset, m.Timestamp.UnixMilli(), base+1000*res[l])
+		compat.Obs(s, l+"_record", fmt.Sprintf("%d:%s", m.Offset, m.Key))
+		compat.Check(m.Offset == res[l] && string(m.Key) == fmt.Sprintf("k%d", res[l]), "seek to %d (%s) read %d:%s", res[l], l, m.Offset, m.Key)
+		compat.Check(m.Timestamp.UnixMilli() == base+1000*res[l], "record %d has timestamp %d, produced %d", m.Offset, m.Timestamp.UnixMilli(), base+1000*res[l])
 	}
 	// after_last: no offset (-1); seeking to the end offset reads nothing.
 	got, err := readPartition(config(), t, 0, 1, end, 2*time.Second)
-	must(err, "consume at end")
-	obs(s, "after_last_records", len(got))
-	check(end == 3 && len(got) == 0, "end offset %d, %d records read there", end, len(got))
+	compat.Must(err, "consume at end")
+	compat.Obs(s, "after_last_records", len(got))
+	compat.Check(end == 3 && len(got) == 0, "end offset %d, %d records read there", end, len(got))
 }
 
 func sListGroups(s string) {
-	g := getState("group")
-	check(g != "", "no group from group_consume")
+	g := compat.GetState("group")
+	compat.Check(g != "", "no group from group_consume")
 	a := admin()
 	defer a.Close()
 	gs, err := a.ListConsumerGroups()
-	must(err, "ListGroups")
+	compat.Must(err, "ListGroups")
 	pt, ok := gs[g]
-	obs(s, "found", ok)
-	check(ok, "group not in ListGroups (%d groups)", len(gs))
-	obs(s, "protocol_type", pt)
-	check(pt == "consumer", "protocol type %q, expected consumer", pt)
+	compat.Obs(s, "found", ok)
+	compat.Check(ok, "group not in ListGroups (%d groups)", len(gs))
+	compat.Obs(s, "protocol_type", pt)
+	compat.Check(pt == "consumer", "protocol type %q, expected consumer", pt)
 }
 
 func sDescribeGroups(s string) {
-	g := getState("group")
-	check(g != "", "no group from group_consume")
+	g := compat.GetState("group")
+	compat.Check(g != "", "no group from group_consume")
 	a := admin()
 	defer a.Close()
 	ds, err := a.DescribeConsumerGroups([]string{g})
-	must(err, "DescribeGroups")
-	check(len(ds) == 1, "%d descriptions", len(ds))
+	compat.Must(err, "DescribeGroups")
+	compat.Check(len(ds) == 1, "%d descriptions", len(ds))
 	d := ds[0]
-	obs(s, "error", errName(d.Err))
-	obs(s, "state", d.State)
-	obs(s, "protocol_type", d.ProtocolType)
-	obs(s, "members", len(d.Members))
-	check(d.Err == sarama.ErrNoError, "error %s", errName(d.Err))
-	check(d.GroupId == g, "described group %q", d.GroupId)
-	check(d.State == "Empty", "state %q, expected Empty", d.State)
-	check(d.ProtocolType == "consumer", "protocol type %q, expected consumer", d.ProtocolType)
-	check(len(d.Members) == 0, "%d members, expected 0", len(d.Members))
+	compat.Obs(s, "error", errName(d.Err))
+	compat.Obs(s, "state", d.State)
+	compat.Obs(s, "protocol_type", d.ProtocolType)
+	compat.Obs(s, "members", len(d.Members))
+	compat.Check(d.Err == sarama.ErrNoError, "error %s", errName(d.Err))
+	compat.Check(d.GroupId == g, "described group %q", d.GroupId)
+	compat.Check(d.State == "Empty", "state %q, expected Empty", d.State)
+	compat.Check(d.ProtocolType == "consumer", "protocol type %q, expected consumer", d.ProtocolType)
+	compat.Check(len(d.Members) == 0, "%d members, expected 0", len(d.Members))
 }
 
-// Kafka's names of DescribeConfigs config sources (sarama.ConfigSource has its own spelling).
-var sourceNames = map[sarama.ConfigSource]string{sarama.SourceUnknown: "UNKNOWN", sarama.SourceTopic: "DYNAMIC_TOPIC_CONFIG",
-	sarama.SourceDynamicBroker: "DYNAMIC_BROKER_CONFIG", sarama.SourceDynamicDefaultBroker: "DYNAMIC_DEFAULT_BROKER_CONFIG",
-	sarama.SourceStaticBroker: "STATIC_BROKER_CONFIG", sarama.SourceDefault: "DEFAULT_CONFIG", 6: "DYNAMIC_BROKER_LOGGER_CONFIG",
-	7: "CLIENT_METRICS_CONFIG", 8: "GROUP_CONFIG"}
-
 func sDescribeConfigs(s string) {
-	t := name("create")
+	t := compat.Name("create")
 	a := admin()
 	defer a.Close()
 	es, err := a.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: t})
-	must(err, "DescribeConfigs")
+	compat.Must(err, "DescribeConfigs")
 	cfg := map[string]sarama.ConfigEntry{}
 	for _, e := range es {
 		cfg[e.Name] = e
 	}
-	obs(s, "count_gt_10", len(cfg) > 10)
+	compat.Obs(s, "count_gt_10", len(cfg) > 10)
 	for _, k := range []string{"retention.ms", "cleanup.policy", "max.message.bytes", "compression.type"} {
 		if e, ok := cfg[k]; ok {
-			obs(s, k, e.Value)
-			obs(s, k+".source", sourceNames[e.Source])
-			obs(s, k+".default", e.Default)
+			compat.Obs(s, k, e.Value)
+			compat.Obs(s, k+".source", compat.ConfigSourceName(int8(e.Source)))
+			compat.Obs(s, k+".default", e.Default)
 		}
 	}
 	r, ok := cfg["retention.ms"]
-	check(ok, "retention.ms missing (%d configs)", len(cfg))
-	check(r.Value == "3600000", "retention.ms = %s", r.Value)
-	check(r.Source == sarama.SourceTopic, "retention.ms source %s, expected DYNAMIC_TOPIC_CONFIG", sourceNames[r.Source])
+	compat.Check(ok, "retention.ms missing (%d configs)", len(cfg))
+	compat.Check(r.Value == "3600000", "retention.ms = %s", r.Value)
+	compat.Check(r.Source == sarama.SourceTopic, "retention.ms source %s, expected DYNAMIC_TOPIC_CONFIG", compat.ConfigSourceName(int8(r.Source)))
 	c, ok := cfg["cleanup.policy"]
-	check(ok, "cleanup.policy missing (%d configs)", len(cfg))
-	check(c.Value == "delete", "cleanup.policy = %s", c.Value)
-	check(c.Source == sarama.SourceDefault, "cleanup.policy source %s, expected DEFAULT_CONFIG", sourceNames[c.Source])
+	compat.Check(ok, "cleanup.policy missing (%d configs)", len(cfg))
+	compat.Check(c.Value == "delete", "cleanup.policy = %s", c.Value)
+	compat.Check(c.Source == sarama.SourceDefault, "cleanup.policy source %s, expected DEFAULT_CONFIG", compat.ConfigSourceName(int8(c.Source)))
 }
 
 func sDeleteTopic(s string) {
-	t := name("create")
+	t := compat.Name("create")
 	a := admin()
 	defer a.Close()
 	err := a.DeleteTopic(t)
-	obs(s, "delete_error", errName(err))
-	must(err, "DeleteTopics")
+	compat.Obs(s, "delete_error", errName(err))
+	compat.Must(err, "DeleteTopics")
 	gone := waitTopic(t, false)
-	obs(s, "gone", gone)
-	check(gone, "topic still listed 10s after delete")
+	compat.Obs(s, "gone", gone)
+	compat.Check(gone, "topic still listed 10s after delete")
 	err = a.DeleteTopic(t)
-	noRefusal(err, "second DeleteTopics")
-	obs(s, "second_delete_error", errName(err))
+	compat.NoRefusal(err, "second DeleteTopics")
+	compat.Obs(s, "second_delete_error", errName(err))
 	k, _ := kerr(err)
-	check(err != nil && k == sarama.ErrUnknownTopicOrPartition, "second delete: %v, expected UNKNOWN_TOPIC_OR_PARTITION", err)
+	compat.Check(err != nil && k == sarama.ErrUnknownTopicOrPartition, "second delete: %v, expected UNKNOWN_TOPIC_OR_PARTITION", err)
 }
 
 func sIdempotent(s string) {
-	t := name("idem")
+	t := compat.Name("idem")
 	ensureTopic(t, 1, nil)
 	conf := config()
 	conf.Producer.Idempotent = true
@@ -814,78 +649,63 @@ func sIdempotent(s string) {
 		msgs = append(msgs, kv(i, 0, t))
 	}
 	offs, err := produce(conf, msgs)
-	obs(s, "produce_error", errName(err))
-	must(err, "idempotent produce")
-	obs(s, "offsets", joinOffsets(offs))
-	check(joinOffsets(offs) == seq(0, 5), "produced at offsets %v, expected 0..4", offs)
+	compat.Obs(s, "produce_error", errName(err))
+	compat.Must(err, "idempotent produce")
+	compat.Obs(s, "offsets", compat.JoinInts(offs))
+	compat.Check(compat.JoinInts(offs) == compat.Seq(0, 5), "produced at offsets %v, expected 0..4", offs)
 	got, err := readPartition(config(), t, 0, 6, 0, 5*time.Second)
-	must(err, "consume")
+	compat.Must(err, "consume")
 	var ro, vs []string
 	for _, m := range got {
 		ro = append(ro, fmt.Sprint(m.Offset))
 		vs = append(vs, string(m.Value))
 	}
-	obs(s, "read_offsets", strings.Join(ro, ","))
-	obs(s, "values", strings.Join(vs, ","))
-	check(strings.Join(ro, ",") == seq(0, 5), "read back offsets %v, expected 0..4 once each", ro)
-	check(strings.Join(vs, ",") == "v0,v1,v2,v3,v4", "read back values %v", vs)
+	compat.Obs(s, "read_offsets", strings.Join(ro, ","))
+	compat.Obs(s, "values", strings.Join(vs, ","))
+	compat.Check(strings.Join(ro, ",") == compat.Seq(0, 5), "read back offsets %v, expected 0..4 once each", ro)
+	compat.Check(strings.Join(vs, ",") == "v0,v1,v2,v3,v4", "read back values %v", vs)
 }
 
 func sMissingTopic(s string) {
-	if missing == "" {
-		panic(skip("COMPAT_MISSING_BOOTSTRAP not set (needs a broker with auto.create.topics.enable=false)"))
+	if compat.Missing == "" {
+		panic(compat.Skip("COMPAT_MISSING_BOOTSTRAP not set (needs a broker with auto.create.topics.enable=false)"))
 	}
 	conf := config()
 	conf.Producer.Partitioner = sarama.NewHashPartitioner
 	conf.Metadata.Retry.Max = 2
-	p, err := sarama.NewSyncProducer([]string{missing}, conf)
-	must(err, "NewSyncProducer")
+	p, err := sarama.NewSyncProducer([]string{compat.Missing}, conf)
+	compat.Must(err, "NewSyncProducer")
 	defer p.Close()
 	t0 := time.Now()
-	_, _, err = p.SendMessage(&sarama.ProducerMessage{Topic: name("missing"), Value: sarama.StringEncoder("x")})
-	noRefusal(err, "produce")
-	obs(s, "error", errName(err))
-	check(err != nil, "produce to a missing topic succeeded (is auto-create off?)")
+	_, _, err = p.SendMessage(&sarama.ProducerMessage{Topic: compat.Name("missing"), Value: sarama.StringEncoder("x")})
+	compat.NoRefusal(err, "produce")
+	compat.Obs(s, "error", errName(err))
+	compat.Check(err != nil, "produce to a missing topic succeeded (is auto-create off?)")
 	k, _ := kerr(err)
-	check(k == sarama.ErrUnknownTopicOrPartition, "expected UNKNOWN_TOPIC_OR_PARTITION, got %v", err)
-	check(time.Since(t0) < 20*time.Second, "the error took %v", time.Since(t0))
+	compat.Check(k == sarama.ErrUnknownTopicOrPartition, "expected UNKNOWN_TOPIC_OR_PARTITION, got %v", err)
+	compat.Check(time.Since(t0) < 20*time.Second, "the error took %v", time.Since(t0))
 }
 
 func sOversize(s string) {
-	t := name("big")
+	t := compat.Name("big")
 	mx := "10000"
 	ensureTopic(t, 1, map[string]*string{"max.message.bytes": &mx})
 	big := make([]byte, 20000)
 	rand.Read(big)
 	_, err := produce(config(), []*sarama.ProducerMessage{{Topic: t, Partition: 0, Value: sarama.ByteEncoder(big)}})
-	noRefusal(err, "produce")
-	obs(s, "error", errName(err))
-	check(err != nil, "20000-byte record accepted by a topic with max.message.bytes=10000")
+	compat.NoRefusal(err, "produce")
+	compat.Obs(s, "error", errName(err))
+	compat.Check(err != nil, "20000-byte record accepted by a topic with max.message.bytes=10000")
 	k, _ := kerr(err)
-	check(k == sarama.ErrMessageSizeTooLarge, "expected MESSAGE_TOO_LARGE, got %v", err)
-}
-
-func saramaVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == "github.com/IBM/sarama" {
-				return d.Version
-			}
-		}
-	}
-	return "unknown"
+	compat.Check(k == sarama.ErrMessageSizeTooLarge, "expected MESSAGE_TOO_LARGE, got %v", err)
 }
 
 func main() {
 	ver := flag.String("version", "default", "Sarama Config.Version: default (sarama.NewConfig), max (sarama.MaxVersion) or a Kafka version")
 	flag.Parse()
-	if flag.NArg() < 1 {
-		fmt.Fprintln(os.Stderr, "usage: sarama-compat [-version default|max] BOOTSTRAP")
-		os.Exit(2)
-	}
-	bootstrap = flag.Arg(0)
+	bootstrap = compat.Bootstrap(flag.Args(), "usage: sarama-compat [-version default|max] BOOTSTRAP")
 	sarama.Logger = log.New(io.Discard, "", 0)
-	if os.Getenv("COMPAT_DEBUG") != "" {
+	if compat.Debug {
 		sarama.Logger = log.New(os.Stderr, "[sarama] ", log.LstdFlags)
 		sarama.DebugLogger = sarama.Logger
 	}
@@ -903,100 +723,31 @@ func main() {
 		}
 		version, client = v, "sarama-"+v.String()
 	}
-	if rid == "" {
-		b := make([]byte, 4)
-		rand.Read(b)
-		rid = hex.EncodeToString(b)
-	}
-	type sc struct {
-		n string
-		f func(string)
-	}
-	all := []sc{{"create_topic", sCreateTopic}}
+	all := []compat.Scenario{compat.Plain("create_topic", sCreateTopic)}
 	for _, c := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
-		all = append(all, sc{"produce_" + c, sProduce(c)})
+		all = append(all, compat.Plain("produce_"+c, sProduce(c)))
 	}
-	all = append(all, []sc{{"group_consume", sGroupConsume}, {"commit", sCommit}, {"group_restart", sGroupRestart},
-		{"seek_timestamp", sSeekTimestamp}, {"list_groups", sListGroups}, {"describe_groups", sDescribeGroups},
-		{"describe_configs", sDescribeConfigs}, {"delete_topic", sDeleteTopic}, {"idempotent_producer", sIdempotent},
-		{"missing_topic", sMissingTopic}, {"oversize_record", sOversize},
-		{"zstd_old_produce", sZstdOldProduce}, {"zstd_old_fetch", sZstdOldFetch}}...)
-	var sel []sc
-	var names []string
-	only := os.Getenv("COMPAT_SCENARIOS")
-	for _, x := range all {
-		if only == "" || strings.Contains(","+only+",", ","+x.n+",") {
-			sel = append(sel, x)
-			names = append(names, x.n)
-		}
-	}
-	out(fmt.Sprintf("# sarama %s (github.com/IBM/sarama) Config.Version=%s (%s)", saramaVersion(), version, *ver))
-	out("SCENARIOS " + strings.Join(names, " "))
-	deadline, per := 240, 40
-	if d := os.Getenv("COMPAT_DEADLINE"); d != "" {
-		fmt.Sscan(d, &deadline)
-	}
-	if d := os.Getenv("COMPAT_SCENARIO_TIMEOUT"); d != "" {
-		fmt.Sscan(d, &per)
-	}
-	time.AfterFunc(time.Duration(deadline)*time.Second, func() {
-		for _, x := range sel {
-			fail(x.n, "watchdog: program deadline reached")
-		}
-		finish()
-	})
-	// Preflight: one bounded metadata round trip, else FAIL everything at once.
-	pre := make(chan error, 1)
-	go func() {
-		cl, err := sarama.NewClient([]string{bootstrap}, config())
-		if err == nil {
-			cl.Close()
-		}
-		pre <- err
-	}()
-	var perr error
-	select {
-	case perr = <-pre:
-	case <-time.After(15 * time.Second):
-		perr = fmt.Errorf("timeout")
-	}
-	if perr != nil {
-		for _, x := range sel {
-			fail(x.n, fmt.Sprintf("preflight against %s failed (broker down?): %v", bootstrap, perr))
-		}
-		finish()
-	}
-	for _, x := range sel {
-		res := make(chan error, 1)
-		go func(x sc) {
-			defer func() {
-				if r := recover(); r != nil {
-					if e, ok := r.(error); ok {
-						res <- e
-					} else {
-						res <- fmt.Errorf("%v", r)
-					}
-				}
-			}()
-			x.f(x.n)
-			res <- nil
-		}(x)
-		select {
-		case err := <-res:
-			var sk skip
-			if errors.As(err, &sk) {
-				result(x.n, "SKIP "+x.n+": "+string(sk), 0)
-			} else if what, ok := refusal(err); ok {
-				obs(x.n, "refused", what)
-				result(x.n, "SKIP "+x.n+": refused by the broker: "+clean(err)+fmt.Sprintf(" (Config.Version %s)", version), 0)
-			} else if err != nil {
-				fail(x.n, err)
-			} else {
-				result(x.n, "PASS "+x.n, 1)
+	all = append(all, compat.Plain("group_consume", sGroupConsume), compat.Plain("commit", sCommit),
+		compat.Plain("group_restart", sGroupRestart), compat.Plain("seek_timestamp", sSeekTimestamp),
+		compat.Plain("list_groups", sListGroups), compat.Plain("describe_groups", sDescribeGroups),
+		compat.Plain("describe_configs", sDescribeConfigs), compat.Plain("delete_topic", sDeleteTopic),
+		compat.Plain("idempotent_producer", sIdempotent), compat.Plain("missing_topic", sMissingTopic),
+		compat.Plain("oversize_record", sOversize),
+		compat.Plain("zstd_old_produce", sZstdOldProduce), compat.Plain("zstd_old_fetch", sZstdOldFetch))
+	compat.Run(compat.Program{
+		Client: client,
+		Header: fmt.Sprintf("# sarama %s (github.com/IBM/sarama) Config.Version=%s (%s)",
+			compat.ModuleVersion("github.com/IBM/sarama"), version, *ver),
+		Scenarios: all,
+		// One bounded metadata round trip.
+		Preflight: func() error {
+			cl, err := sarama.NewClient([]string{bootstrap}, config())
+			if err == nil {
+				cl.Close()
 			}
-		case <-time.After(time.Duration(per) * time.Second):
-			fail(x.n, fmt.Sprintf("timed out after %ds", per))
-		}
-	}
-	finish()
+			return err
+		},
+		Refusal:     refusal,
+		RefusalNote: fmt.Sprintf(" (Config.Version %s)", version),
+	})
 }

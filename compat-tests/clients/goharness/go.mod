@@ -1,0 +1,3 @@
+module sluice.dev/compat/goharness
+
+go 1.26
