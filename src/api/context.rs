@@ -97,7 +97,8 @@ impl Session {
 /// Everything a handler knows about the request besides its body.
 pub struct RequestContext {
     pub broker: Arc<Broker>,
-    pub session: Session,
+    /// Shared with the connection: a request costs no copy of it.
+    pub session: Arc<Session>,
     pub api_version: i16,
 }
 

@@ -46,7 +46,7 @@ impl TestBroker {
         let peer: SocketAddr = "127.0.0.1:50000".parse().unwrap();
         RequestContext {
             broker: self.broker.clone(),
-            session: Session::new(listener, peer),
+            session: Arc::new(Session::new(listener, peer)),
             api_version,
         }
     }

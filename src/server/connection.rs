@@ -41,12 +41,13 @@ pub async fn serve<R, W>(
     read_half: R,
     write_half: W,
     broker: Arc<Broker>,
-    mut session: Session,
+    session: Session,
     mut shutdown: watch::Receiver<bool>,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    let mut session = Arc::new(session);
     let peer = session.peer;
     tracing::info!(%peer, listener = %session.listener.name, "connection opened");
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
@@ -128,7 +129,7 @@ fn api_of(frame: &Bytes) -> Result<&'static ApiEntry, String> {
 /// unsupported versions and undecodable requests.
 fn handle_request(
     broker: &Arc<Broker>,
-    session: &mut Session,
+    session: &mut Arc<Session>,
     entry: &'static ApiEntry,
     frame: Bytes,
 ) -> Result<Option<Pending>, String> {
@@ -166,7 +167,7 @@ fn handle_request(
     })?;
     if let Some(id) = &header.client_id {
         if session.client_id.as_deref() != Some(id.as_str()) {
-            session.client_id = Some(id.to_string());
+            Arc::make_mut(session).client_id = Some(id.to_string());
         }
     }
     let ctx = RequestContext {
