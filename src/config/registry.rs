@@ -782,6 +782,16 @@ mod tests {
                 s.parse(d)
                     .unwrap_or_else(|e| panic!("{}: default {d} is invalid: {e}", s.name));
             }
+            if let Valid::Check { allowed, .. } | Valid::OneOf(allowed) = s.valid {
+                // A list takes all of them together (a rebalance protocol list needs classic).
+                let values = match s.ty {
+                    Type::List => vec![allowed.join(",")],
+                    _ => allowed.iter().map(|v| v.to_string()).collect(),
+                };
+                for v in values {
+                    assert!(s.parse(&v).is_ok(), "{}: allowed {v} is refused", s.name);
+                }
+            }
         }
         for s in BROKER {
             assert!(names.insert(s.name), "{} declared twice", s.name);
