@@ -4,18 +4,13 @@
 use super::errors::ResponseError;
 use super::{str_bytes, Handled, RequestContext};
 use crate::broker::{validate_topic_name, TopicError};
-use crate::config::{validate_topic_config, TOPIC_CONFIGS};
+use crate::config::{registry, resolve_topic, validate_topic_config};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, ResponseKind};
 use std::collections::{BTreeMap, HashMap};
-
-/// Kafka's DescribeConfigs config_source values.
-const SOURCE_DYNAMIC_TOPIC: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
 
 /// Like KRaft's limit on records per user operation: one request cannot create unbounded
 /// numbers of partitions (each is a directory, files and fsyncs).
@@ -94,20 +89,14 @@ fn described_configs(
     defaults: &BTreeMap<String, String>,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<CreatableTopicConfigs> {
-    TOPIC_CONFIGS
+    registry::TOPIC
         .iter()
-        .map(|(name, kafka_default)| {
-            let (value, source) = if let Some(v) = overrides.get(*name) {
-                (v.clone(), SOURCE_DYNAMIC_TOPIC)
-            } else if let Some(v) = defaults.get(*name) {
-                (v.clone(), SOURCE_STATIC_BROKER)
-            } else {
-                (kafka_default.to_string(), SOURCE_DEFAULT)
-            };
+        .map(|s| {
+            let resolved = resolve_topic(s, defaults, overrides);
             CreatableTopicConfigs::default()
-                .with_name(str_bytes(name))
-                .with_value(Some(str_bytes(&value)))
-                .with_config_source(source)
+                .with_name(str_bytes(s.name))
+                .with_value(Some(str_bytes(&resolved.value)))
+                .with_config_source(resolved.source.code())
         })
         .collect()
 }

@@ -1,7 +1,8 @@
 //! DescribeConfigs for topics (overrides over broker defaults) and for this broker.
 
 use super::{str_bytes, Handled, RequestContext};
-use crate::config::TOPIC_CONFIGS;
+use crate::config::registry::{Setting, Source};
+use crate::config::resolve_topic;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
@@ -11,85 +12,26 @@ use kafka_protocol::ResponseError as E;
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 
-// Kafka's ConfigSource values.
-const DYNAMIC_TOPIC_CONFIG: i8 = 1;
-const STATIC_BROKER_CONFIG: i8 = 4;
-const DEFAULT_CONFIG: i8 = 5;
-
-// Kafka's ConfigType values.
-const BOOLEAN: i8 = 1;
-const STRING: i8 = 2;
-const INT: i8 = 3;
-const LONG: i8 = 5;
-const LIST: i8 = 7;
-
-fn config_type(name: &str, value: &str) -> i8 {
-    match name.strip_prefix("log.").unwrap_or(name) {
-        "cleanup.policy" | "group.consumer.assignors" | "group.coordinator.rebalance.protocols" => {
-            LIST
-        }
-        "compression.type" | "message.timestamp.type" => STRING,
-        "retention.ms"
-        | "retention.bytes"
-        | "segment.ms"
-        | "roll.ms"
-        | "message.timestamp.after.max.ms"
-        | "message.timestamp.before.max.ms"
-        | "retention.check.interval.ms"
-        | "producer.id.expiration.ms"
-        | "page.cache.max.bytes"
-        | "connections.max.idle.ms"
-        | "offsets.retention.check.interval.ms" => LONG,
-        _ if value == "true" || value == "false" => BOOLEAN,
-        _ if value.parse::<i32>().is_ok() => INT,
-        _ if value.parse::<i64>().is_ok() => LONG,
-        _ => STRING,
-    }
-}
-
-/// Broker settings Kafka declares without a default of their own (it comes from the coarser
-/// `.hours` setting): Kafka lists them as synonyms of a topic config only when they are set.
-const NO_KAFKA_DEFAULT: &[&str] = &["log.retention.ms", "log.roll.ms"];
-
 struct Entry {
-    name: String,
+    setting: &'static Setting,
     value: String,
-    source: i8,
-    synonyms: Vec<(String, String, i8)>,
+    source: Source,
+    synonyms: Vec<(&'static str, String, Source)>,
 }
 
 fn topic_entries(
     ctx: &RequestContext,
     overrides: &std::collections::BTreeMap<String, String>,
 ) -> Vec<Entry> {
-    TOPIC_CONFIGS
+    crate::config::registry::TOPIC
         .iter()
-        .map(|(name, default)| {
-            let mut synonyms = Vec::new();
-            if let Some(v) = overrides.get(*name) {
-                synonyms.push((name.to_string(), v.clone(), DYNAMIC_TOPIC_CONFIG));
-            }
-            if let Some((broker_name, Some(v))) = ctx.broker.config.broker_synonym(name) {
-                synonyms.push((broker_name.to_string(), v, STATIC_BROKER_CONFIG));
-            }
-            let default_name = ctx
-                .broker
-                .config
-                .broker_synonym(name)
-                .map(|(b, _)| b.to_string())
-                .unwrap_or_else(|| name.to_string());
-            if !NO_KAFKA_DEFAULT.contains(&default_name.as_str()) {
-                synonyms.push((default_name, default.to_string(), DEFAULT_CONFIG));
-            }
-            let (value, source) = synonyms
-                .first()
-                .map(|(_, v, s)| (v.clone(), *s))
-                .unwrap_or_else(|| (default.to_string(), DEFAULT_CONFIG));
+        .map(|setting| {
+            let r = resolve_topic(setting, &ctx.broker.config.topic_defaults, overrides);
             Entry {
-                name: name.to_string(),
-                value,
-                source,
-                synonyms,
+                setting,
+                value: r.value,
+                source: r.source,
+                synonyms: r.synonyms,
             }
         })
         .collect()
@@ -100,15 +42,15 @@ fn broker_entries(ctx: &RequestContext) -> Vec<Entry> {
         .config
         .broker_settings()
         .into_iter()
-        .map(|(name, value, explicit)| {
+        .map(|(setting, value, explicit)| {
             let source = if explicit {
-                STATIC_BROKER_CONFIG
+                Source::StaticBroker
             } else {
-                DEFAULT_CONFIG
+                Source::Default
             };
             Entry {
-                name: name.to_string(),
-                synonyms: vec![(name.to_string(), value.clone(), source)],
+                setting,
+                synonyms: vec![(setting.name, value.clone(), source)],
                 value,
                 source,
             }
@@ -154,13 +96,13 @@ pub fn handle(ctx: &RequestContext, request: DescribeConfigsRequest) -> Handled 
                     let keys = res.configuration_keys.as_ref().filter(|k| !k.is_empty());
                     out.configs = entries
                         .into_iter()
-                        .filter(|e| keys.is_none_or(|k| k.iter().any(|k| **k == *e.name)))
+                        .filter(|e| keys.is_none_or(|k| k.iter().any(|k| **k == *e.setting.name)))
                         .map(|e| {
                             let mut c = DescribeConfigsResourceResult::default()
-                                .with_name(str_bytes(&e.name))
+                                .with_name(str_bytes(e.setting.name))
                                 .with_value(Some(str_bytes(&e.value)))
-                                .with_read_only(res.resource_type == BROKER)
-                                .with_config_source(e.source)
+                                .with_read_only(e.setting.read_only)
+                                .with_config_source(e.source.code())
                                 .with_is_sensitive(false);
                             if request.include_synonyms {
                                 c.synonyms = e
@@ -170,12 +112,12 @@ pub fn handle(ctx: &RequestContext, request: DescribeConfigsRequest) -> Handled 
                                         DescribeConfigsSynonym::default()
                                             .with_name(str_bytes(n))
                                             .with_value(Some(str_bytes(v)))
-                                            .with_source(*s)
+                                            .with_source(s.code())
                                     })
                                     .collect();
                             }
                             if version >= 3 {
-                                c.config_type = config_type(&e.name, &e.value);
+                                c.config_type = e.setting.answered_type(&e.value).code();
                             }
                             c
                         })

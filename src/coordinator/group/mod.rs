@@ -21,7 +21,8 @@ use store::{GroupMeta, GroupRecord, GroupStore};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-/// Group settings under Kafka's names (see config.rs), with Kafka's defaults.
+/// Group settings under Kafka's names. Declared (names, defaults, ranges) in config/registry.rs;
+/// `Default` is implemented in config/ from the registry.
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
     /// group.initial.rebalance.delay.ms
@@ -49,26 +50,6 @@ pub struct GroupConfig {
     pub consumer_assignors: Vec<String>,
     /// group.coordinator.rebalance.protocols includes "consumer"
     pub consumer_protocol_enabled: bool,
-}
-
-impl Default for GroupConfig {
-    fn default() -> Self {
-        GroupConfig {
-            initial_rebalance_delay_ms: 3000,
-            min_session_timeout_ms: 6000,
-            max_session_timeout_ms: 1_800_000,
-            max_size: i32::MAX as usize,
-            offsets_retention_ms: 7 * 24 * 3600 * 1000,
-            offsets_retention_check_interval_ms: 600_000,
-            offset_metadata_max_bytes: 4096,
-            offsets_segment_bytes: 104_857_600,
-            consumer_session_timeout_ms: 45_000,
-            consumer_heartbeat_interval_ms: 5000,
-            consumer_max_size: i32::MAX as usize,
-            consumer_assignors: assignor::ASSIGNORS.iter().map(|s| s.to_string()).collect(),
-            consumer_protocol_enabled: true,
-        }
-    }
 }
 
 impl GroupConfig {

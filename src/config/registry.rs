@@ -1,0 +1,819 @@
+//! The config registry: every broker setting and topic config sluice accepts, declared once
+//! with its Kafka name, type, default, valid values, documentation, mutability and (for broker
+//! settings) the topic config it is the default for.
+//!
+//! Everything else derives from these two tables: parsing and validation of `--set`, env and
+//! TOML settings (config/mod.rs), CreateTopics validation, the per-partition LogConfig,
+//! DescribeConfigs and CreateTopics' described configs (type, source, synonyms, read-only), and
+//! the README's settings tables (checked by a test below).
+
+use super::{parse_bool, parse_i64, parse_range, validate_topic_config, BrokerConfig, TierConfig};
+use crate::coordinator::group::{assignor::ASSIGNORS, GroupConfig};
+use crate::log::LogConfig;
+use anyhow::{bail, Result};
+
+/// Kafka's ConfigEntry types (the DescribeConfigs `config_type` codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Type {
+    Boolean,
+    String,
+    Int,
+    Long,
+    Double,
+    List,
+    Password,
+}
+
+impl Type {
+    pub const fn code(self) -> i8 {
+        match self {
+            Type::Boolean => 1,
+            Type::String => 2,
+            Type::Int => 3,
+            Type::Long => 5,
+            Type::Double => 6,
+            Type::List => 7,
+            Type::Password => 9,
+        }
+    }
+}
+
+/// Kafka's ConfigSource values that sluice answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    DynamicTopic,
+    StaticBroker,
+    Default,
+}
+
+impl Source {
+    pub const fn code(self) -> i8 {
+        match self {
+            Source::DynamicTopic => 1,
+            Source::StaticBroker => 4,
+            Source::Default => 5,
+        }
+    }
+}
+
+/// A setting's default.
+#[derive(Clone, Copy, Debug)]
+pub enum KafkaDefault {
+    /// Kafka's default (sluice's own for sluice settings).
+    Is(&'static str),
+    /// The default of the topic config this broker setting supplies (log.segment.bytes has
+    /// segment.bytes' default): the value is written once, at the topic config.
+    OfTopic,
+    /// Kafka declares none: a coarser setting decides (log.retention.ms falls back to
+    /// log.retention.hours). The topic config's default applies, but Kafka does not list
+    /// this name as a DEFAULT synonym of the topic config.
+    Unset,
+}
+
+/// Valid values; the errors are what `--set` and CreateTopics' INVALID_CONFIG report.
+#[derive(Clone, Copy)]
+pub enum Valid {
+    /// An integer in `min..=max` ("must be between").
+    Between(i64, i64),
+    /// An integer of at least `min` ("is below the minimum").
+    AtLeast(i64),
+    /// true or false, any case.
+    Bool,
+    /// One of these (trimmed, exact case).
+    OneOf(&'static [&'static str]),
+    /// Values sluice accepts (`allowed`), checked by `parse` with its own messages: some
+    /// names Kafka knows are refused as not supported.
+    Check {
+        allowed: &'static [&'static str],
+        parse: fn(&str, &str) -> Result<Value>,
+    },
+    /// A broker setting that is a topic config's default: that config's valid values, checked
+    /// (and reported) under the topic config's name.
+    OfTopic,
+}
+
+/// A validated broker setting value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Bool(bool),
+    Str(String),
+    List(Vec<String>),
+}
+
+impl Value {
+    fn int(&self) -> i64 {
+        match self {
+            Value::Int(v) => *v,
+            _ => 0,
+        }
+    }
+    fn bool(&self) -> bool {
+        matches!(self, Value::Bool(true))
+    }
+    pub(super) fn str(&self) -> String {
+        match self {
+            Value::Str(v) => v.clone(),
+            Value::Int(v) => v.to_string(),
+            Value::Bool(v) => v.to_string(),
+            Value::List(v) => v.join(","),
+        }
+    }
+    fn list(&self) -> Vec<String> {
+        match self {
+            Value::List(v) => v.clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Where a setting's value goes.
+#[derive(Clone, Copy)]
+pub enum Target {
+    Broker(fn(&mut BrokerConfig, &Value)),
+    Group(fn(&mut GroupConfig, &Value)),
+    Tier(fn(&mut TierConfig, &Value)),
+    /// A broker setting that is the default for this topic config.
+    TopicDefault(&'static str),
+    /// The same in a coarser unit (log.retention.hours): the value times `ms_per_unit`, -1 and
+    /// below meaning -1. Applied in name order, so the finer setting wins, as in Kafka.
+    TopicDefaultIn {
+        topic: &'static str,
+        ms_per_unit: i64,
+    },
+    /// A topic config: how its effective value lands in the partition's LogConfig.
+    Log(fn(&mut LogConfig, &str)),
+}
+
+/// How DescribeConfigs reports the type. Until issue 13, sluice guesses it from the value for
+/// every setting it has not typed there; a well-formed boolean or int gets its declared type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Declared,
+    FromValue,
+    As(Type),
+}
+
+/// One setting.
+#[derive(Clone, Copy)]
+pub struct Setting {
+    pub name: &'static str,
+    /// Kafka's type.
+    pub ty: Type,
+    pub default: KafkaDefault,
+    pub valid: Valid,
+    /// One line, in Kafka's words where it is a Kafka setting.
+    pub doc: &'static str,
+    /// Broker settings apply at start only (sluice has no AlterConfigs yet); topic configs are
+    /// per topic.
+    pub read_only: bool,
+    pub target: Target,
+    pub answer: Answer,
+}
+
+const fn setting(name: &'static str, ty: Type, default: KafkaDefault, valid: Valid) -> Setting {
+    Setting {
+        name,
+        ty,
+        default,
+        valid,
+        doc: "",
+        read_only: true,
+        target: Target::Log(not_in_log),
+        answer: match ty {
+            Type::Boolean | Type::Int => Answer::FromValue,
+            _ => Answer::Declared,
+        },
+    }
+}
+
+const fn int(name: &'static str, default: &'static str, min: i64, max: i64) -> Setting {
+    setting(
+        name,
+        Type::Int,
+        KafkaDefault::Is(default),
+        Valid::Between(min, max),
+    )
+}
+const fn long(name: &'static str, default: &'static str, min: i64, max: i64) -> Setting {
+    setting(
+        name,
+        Type::Long,
+        KafkaDefault::Is(default),
+        Valid::Between(min, max),
+    )
+}
+const fn boolean(name: &'static str, default: &'static str) -> Setting {
+    setting(name, Type::Boolean, KafkaDefault::Is(default), Valid::Bool)
+}
+
+impl Setting {
+    const fn doc(self, doc: &'static str) -> Setting {
+        Setting { doc, ..self }
+    }
+    const fn broker(self, f: fn(&mut BrokerConfig, &Value)) -> Setting {
+        Setting {
+            target: Target::Broker(f),
+            ..self
+        }
+    }
+    const fn group(self, f: fn(&mut GroupConfig, &Value)) -> Setting {
+        Setting {
+            target: Target::Group(f),
+            ..self
+        }
+    }
+    const fn tier(self, f: fn(&mut TierConfig, &Value)) -> Setting {
+        Setting {
+            target: Target::Tier(f),
+            ..self
+        }
+    }
+    /// A topic config (not read-only: it is set per topic).
+    const fn log(self, f: fn(&mut LogConfig, &str)) -> Setting {
+        Setting {
+            target: Target::Log(f),
+            read_only: false,
+            ..self
+        }
+    }
+    const fn answer(self, answer: Answer) -> Setting {
+        Setting { answer, ..self }
+    }
+
+    /// Checks a value; the error names the setting.
+    pub fn parse(&self, value: &str) -> Result<Value> {
+        let name = self.name;
+        Ok(match self.valid {
+            Valid::Between(min, max) => Value::Int(parse_range(name, value, min, max)?),
+            Valid::AtLeast(min) => {
+                let v = parse_i64(name, value)?;
+                if v < min {
+                    bail!("{name}: {v} is below the minimum {min}");
+                }
+                Value::Int(v)
+            }
+            Valid::Bool => Value::Bool(parse_bool(name, value)?),
+            Valid::OneOf(allowed) => {
+                let v = value.trim();
+                if !allowed.contains(&v) {
+                    bail!("{name}: '{v}' is not {}", or_list(allowed));
+                }
+                Value::Str(v.to_string())
+            }
+            Valid::Check { parse, .. } => parse(name, value)?,
+            // What the topic default becomes: the value as given, or in milliseconds.
+            Valid::OfTopic => match self.target {
+                Target::TopicDefault(topic) => {
+                    validate_topic_config(topic, value)?;
+                    Value::Str(value.to_string())
+                }
+                Target::TopicDefaultIn { topic, ms_per_unit } => {
+                    let v = parse_i64(name, value)?;
+                    let ms = if v < 0 {
+                        -1
+                    } else {
+                        v.saturating_mul(ms_per_unit)
+                    };
+                    validate_topic_config(topic, &ms.to_string())?;
+                    Value::Str(ms.to_string())
+                }
+                _ => bail!("{name}: not the default of a topic config"),
+            },
+        })
+    }
+
+    /// The type DescribeConfigs answers for this value.
+    pub fn answered_type(&self, value: &str) -> Type {
+        match self.answer {
+            Answer::Declared => self.ty,
+            Answer::As(t) => t,
+            Answer::FromValue if value == "true" || value == "false" => Type::Boolean,
+            Answer::FromValue if value.parse::<i32>().is_ok() => Type::Int,
+            Answer::FromValue if value.parse::<i64>().is_ok() => Type::Long,
+            Answer::FromValue => Type::String,
+        }
+    }
+
+    /// The topic config a broker setting is the default for.
+    pub fn topic_config(&self) -> Option<&'static str> {
+        match self.target {
+            Target::TopicDefault(t) | Target::TopicDefaultIn { topic: t, .. } => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Whether DescribeConfigs lists this broker setting: the coarser-unit ones are not
+    /// listed yet (Kafka lists them).
+    pub fn listed(&self) -> bool {
+        !matches!(self.target, Target::TopicDefaultIn { .. })
+    }
+
+    /// The default in effect when nothing is set, as DescribeConfigs shows it; None when
+    /// Kafka has none and it is not shown (log.retention.minutes).
+    pub fn effective_default(&self) -> Option<&'static str> {
+        match (self.default, self.target) {
+            (KafkaDefault::Is(v), _) => Some(v),
+            (_, Target::TopicDefault(t)) => topic(t).and_then(|t| t.effective_default()),
+            _ => None,
+        }
+    }
+
+    /// Whether Kafka has a default of its own for this name (and lists it as a synonym).
+    pub fn has_kafka_default(&self) -> bool {
+        !matches!(self.default, KafkaDefault::Unset)
+    }
+}
+
+/// "A or B", "A, B or C".
+fn or_list(items: &[&str]) -> String {
+    match items.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+// Sources and conversions for the targets, one line each; `num` keeps the clamps LogConfig had
+// when read from stored topic configs.
+fn num(v: &str) -> i64 {
+    v.trim().parse::<i64>().unwrap_or(-1)
+}
+/// Topic configs accepted for compatibility that the log engine does not read.
+fn not_in_log(_: &mut LogConfig, _: &str) {}
+
+fn replication_factor(name: &str, value: &str) -> Result<Value> {
+    if parse_i64(name, value)? != 1 {
+        bail!("sluice is a single broker: only 1 is possible");
+    }
+    Ok(Value::Int(1))
+}
+
+fn assignors(_: &str, value: &str) -> Result<Value> {
+    let names: Vec<String> = value
+        .split(',')
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        // Kafka takes class names; the simple name picks the built-in assignor.
+        .map(|s| s.rsplit('.').next().unwrap_or(s).to_ascii_lowercase())
+        .map(|s| s.trim_end_matches("assignor").to_string())
+        .collect();
+    if names.is_empty() {
+        bail!("at least one assignor is needed");
+    }
+    if let Some(bad) = names.iter().find(|n| !ASSIGNORS.contains(&n.as_str())) {
+        bail!(
+            "unknown assignor '{bad}'; available: {}",
+            ASSIGNORS.join(", ")
+        );
+    }
+    Ok(Value::List(names))
+}
+
+const PROTOCOLS: &[&str] = &["classic", "consumer"];
+
+fn protocols(_: &str, value: &str) -> Result<Value> {
+    let protocols: Vec<String> = value
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !protocols.iter().any(|p| p == "classic") {
+        bail!("the classic protocol cannot be disabled");
+    }
+    if let Some(bad) = protocols.iter().find(|p| !PROTOCOLS.contains(&p.as_str())) {
+        bail!("unknown or unsupported rebalance protocol '{bad}'");
+    }
+    Ok(Value::List(protocols))
+}
+
+fn cleanup_policy(_: &str, value: &str) -> Result<Value> {
+    match value.trim() {
+        "delete" => Ok(Value::Str("delete".into())),
+        "compact" | "compact,delete" | "delete,compact" => {
+            bail!("cleanup.policy=compact is not supported yet")
+        }
+        other => bail!("cleanup.policy: unknown policy '{other}'"),
+    }
+}
+
+fn compression_type(_: &str, value: &str) -> Result<Value> {
+    match value.trim() {
+        "producer" => Ok(Value::Str("producer".into())),
+        "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => {
+            bail!("compression.type={value}: only 'producer' is supported (batches are stored as sent)")
+        }
+        other => bail!("compression.type: unknown codec '{other}'"),
+    }
+}
+
+const I32: i64 = i32::MAX as i64;
+const I64: i64 = i64::MAX;
+
+const fn topic_default(name: &'static str, ty: Type, topic: &'static str) -> Setting {
+    Setting {
+        target: Target::TopicDefault(topic),
+        ..setting(name, ty, KafkaDefault::OfTopic, Valid::OfTopic)
+    }
+}
+const fn topic_default_in(
+    name: &'static str,
+    default: KafkaDefault,
+    topic: &'static str,
+    ms_per_unit: i64,
+) -> Setting {
+    Setting {
+        target: Target::TopicDefaultIn { topic, ms_per_unit },
+        ..setting(name, Type::Int, default, Valid::OfTopic)
+    }
+}
+
+/// Broker settings, in the order DescribeConfigs lists them (and the unknown-setting error).
+pub static BROKER: &[Setting] = &[
+    int("num.partitions", "1", 1, I32)
+        .doc("The default number of log partitions per topic")
+        .broker(|c, v| c.num_partitions = v.int() as i32),
+    boolean("auto.create.topics.enable", "true")
+        .doc("Enable auto creation of topic on the server.")
+        .broker(|c, v| c.auto_create_topics = v.bool()),
+    setting(
+        "default.replication.factor",
+        Type::Int,
+        KafkaDefault::Is("1"),
+        Valid::Check {
+            allowed: &["1"],
+            parse: replication_factor,
+        },
+    )
+    .doc("The replication factors for automatically created topics, and for topics created with -1 as the replication factor")
+    .broker(|c, v| c.default_replication_factor = v.int() as i16),
+    int("socket.request.max.bytes", "104857600", 1, I32)
+        .doc("The maximum number of bytes in a socket request")
+        .broker(|c, v| c.socket_request_max_bytes = v.int() as usize),
+    long("log.retention.check.interval.ms", "300000", 1, I64)
+        .doc("The frequency in milliseconds that the log cleaner checks whether any log is eligible for deletion")
+        .broker(|c, v| c.retention_check_interval_ms = v.int() as u64),
+    int("fetch.max.bytes", "57671680", 1024, I32)
+        .doc("The maximum number of bytes we will return for a fetch request. Must be at least 1024.")
+        .broker(|c, v| c.fetch_max_bytes = v.int() as usize),
+    // Kafka declares an int; sluice has always answered long.
+    int("producer.id.expiration.ms", "86400000", 1, I64)
+        .doc("The time in ms that a topic partition leader will wait before expiring producer IDs.")
+        .answer(Answer::As(Type::Long))
+        .broker(|c, v| c.producer_id_expiration_ms = v.int()),
+    long("log.page.cache.max.bytes", "1073741824", -1, I64)
+        .doc("sluice: recently written log bytes left in the OS page cache over all partitions; older ones are dropped once fsynced. -1 leaves the cache to the kernel.")
+        .broker(|c, v| c.page_cache_max_bytes = v.int()),
+    long("connections.max.idle.ms", "600000", 1, I64)
+        .doc("Idle connections timeout: the server socket processor threads close the connections that idle more than this")
+        .broker(|c, v| c.connections_max_idle_ms = v.int() as u64),
+    int("group.initial.rebalance.delay.ms", "3000", 0, I32)
+        .doc("The amount of time the group coordinator will wait for more consumers to join a new group before performing the first rebalance.")
+        .group(|g, v| g.initial_rebalance_delay_ms = v.int() as u64),
+    int("group.min.session.timeout.ms", "6000", 0, I32)
+        .doc("The minimum allowed session timeout for registered consumers.")
+        .group(|g, v| g.min_session_timeout_ms = v.int() as i32),
+    int("group.max.session.timeout.ms", "1800000", 0, I32)
+        .doc("The maximum allowed session timeout for registered consumers.")
+        .group(|g, v| g.max_session_timeout_ms = v.int() as i32),
+    int("group.max.size", "2147483647", 1, I32)
+        .doc("The maximum number of consumers that a single consumer group can accommodate.")
+        .group(|g, v| g.max_size = v.int() as usize),
+    int("group.consumer.session.timeout.ms", "45000", 1, I32)
+        .doc("The timeout to detect client failures when using the consumer group protocol.")
+        .group(|g, v| g.consumer_session_timeout_ms = v.int() as i32),
+    int("group.consumer.heartbeat.interval.ms", "5000", 1, I32)
+        .doc("The heartbeat interval given to the members of a consumer group.")
+        .group(|g, v| g.consumer_heartbeat_interval_ms = v.int() as i32),
+    int("group.consumer.max.size", "2147483647", 1, I32)
+        .doc("The maximum number of consumers that a single consumer group can accommodate.")
+        .group(|g, v| g.consumer_max_size = v.int() as usize),
+    setting(
+        "group.consumer.assignors",
+        Type::List,
+        KafkaDefault::Is("uniform,range"),
+        Valid::Check {
+            allowed: ASSIGNORS,
+            parse: assignors,
+        },
+    )
+    .doc("The server side assignors as a list of names for builtin assignors; the first one in the list is the default assignor.")
+    .group(|g, v| g.consumer_assignors = v.list()),
+    setting(
+        "group.coordinator.rebalance.protocols",
+        Type::List,
+        KafkaDefault::Is("classic,consumer"),
+        Valid::Check {
+            allowed: PROTOCOLS,
+            parse: protocols,
+        },
+    )
+    .doc("The list of enabled rebalance protocols.")
+    .group(|g, v| g.consumer_protocol_enabled = v.list().iter().any(|p| p == "consumer")),
+    int("offsets.retention.minutes", "10080", 1, I32)
+        .doc("After a consumer group loses all its consumers (i.e. becomes empty) its offsets will be kept for this retention period before getting discarded.")
+        .group(|g, v| g.offsets_retention_ms = v.int() * 60_000),
+    long("offsets.retention.check.interval.ms", "600000", 1, I64)
+        .doc("Frequency at which to check for stale offsets")
+        .group(|g, v| g.offsets_retention_check_interval_ms = v.int() as u64),
+    int("offset.metadata.max.bytes", "4096", 0, I32)
+        .doc("The maximum size for a metadata entry associated with an offset commit.")
+        .group(|g, v| g.offset_metadata_max_bytes = v.int() as usize),
+    int("offsets.topic.segment.bytes", "104857600", 1024, I32)
+        .doc("The offsets topic segment bytes should be kept relatively small in order to facilitate faster log compaction and cache loads.")
+        .group(|g, v| g.offsets_segment_bytes = v.int() as u64),
+    boolean("remote.log.storage.system.enable", "true")
+        .doc("Whether to enable tiered storage functionality in a broker or not.")
+        .tier(|t, v| t.enabled = v.bool()),
+    long("remote.log.manager.task.interval.ms", "30000", 10, I64)
+        .doc("Interval at which remote log manager runs the scheduled tasks like copy segments, and clean up remote log segments.")
+        .answer(Answer::FromValue)
+        .tier(|t, v| t.task_interval_ms = v.int() as u64),
+    int("remote.log.manager.copier.thread.pool.size", "10", 1, 1024)
+        .doc("Size of the thread pool used in scheduling tasks to copy segments.")
+        .tier(|t, v| t.copy_concurrency = v.int() as usize),
+    long(
+        "remote.log.manager.copy.max.bytes.per.second",
+        "9223372036854775807",
+        1,
+        I64,
+    )
+    .doc("The maximum number of bytes that can be copied from local storage to remote storage per second.")
+    .answer(Answer::FromValue)
+    .tier(|t, v| t.copy_max_bytes_per_second = v.int() as u64),
+    long("remote.fetch.cache.size.bytes", "1073741824", 0, I64)
+        .doc("sluice: size of the on-disk cache of chunks read from the tier (DATA_DIR/tier-cache).")
+        .answer(Answer::FromValue)
+        .tier(|t, v| t.cache_bytes = v.int() as u64),
+    // Defaults of topic configs (Kafka's log.* settings).
+    topic_default("log.segment.bytes", Type::Int, "segment.bytes")
+        .doc("The maximum size of a single log file"),
+    Setting {
+        default: KafkaDefault::Unset,
+        ..topic_default("log.roll.ms", Type::Long, "segment.ms")
+    }
+    .doc("The maximum time before a new log segment is rolled out (in milliseconds). If not set, the value in log.roll.hours is used"),
+    Setting {
+        default: KafkaDefault::Unset,
+        ..topic_default("log.retention.ms", Type::Long, "retention.ms")
+    }
+    .doc("The number of milliseconds to keep a log file before deleting it (in milliseconds), If not set, the value in log.retention.minutes is used. If set to -1, no time limit is applied."),
+    topic_default("log.retention.bytes", Type::Long, "retention.bytes")
+        .doc("The maximum size of the log before deleting it"),
+    topic_default("message.max.bytes", Type::Int, "max.message.bytes")
+        .doc("The largest record batch size allowed by Kafka (after compression if compression is enabled)."),
+    topic_default("log.message.timestamp.type", Type::String, "message.timestamp.type")
+        .doc("Define whether the timestamp in the message is message create time or log append time."),
+    topic_default(
+        "log.message.timestamp.before.max.ms",
+        Type::Long,
+        "message.timestamp.before.max.ms",
+    )
+    .doc("The allowable timestamp difference between the broker's timestamp and an earlier message timestamp."),
+    topic_default(
+        "log.message.timestamp.after.max.ms",
+        Type::Long,
+        "message.timestamp.after.max.ms",
+    )
+    .doc("The allowable timestamp difference between the broker's timestamp and a later message timestamp."),
+    topic_default("log.index.interval.bytes", Type::Int, "index.interval.bytes")
+        .doc("The interval with which we add an entry to the offset index."),
+    topic_default("log.cleanup.policy", Type::List, "cleanup.policy")
+        .doc("The default cleanup policy for segments beyond the retention window. A comma separated list of valid policies."),
+    topic_default("min.insync.replicas", Type::Int, "min.insync.replicas")
+        .doc("The minimum number of replicas that must acknowledge a write for it to be considered successful when a producer sets acks to all."),
+    topic_default("compression.type", Type::String, "compression.type")
+        .doc("Specify the final compression type for a given topic."),
+    topic_default("log.local.retention.ms", Type::Long, "local.retention.ms")
+        .doc("The number of milliseconds to keep the local log segments before it gets eligible for deletion. -2: log.retention.ms is used.")
+        .answer(Answer::FromValue),
+    topic_default("log.local.retention.bytes", Type::Long, "local.retention.bytes")
+        .doc("The maximum size of local log segments that can grow for a partition before it gets eligible for deletion. -2: log.retention.bytes is used.")
+        .answer(Answer::FromValue),
+    // Coarser units of the above.
+    topic_default_in("log.retention.minutes", KafkaDefault::Unset, "retention.ms", 60_000)
+        .doc("The number of minutes to keep a log file before deleting it (in minutes), secondary to log.retention.ms property. If not set, the value in log.retention.hours is used"),
+    topic_default_in("log.retention.hours", KafkaDefault::Is("168"), "retention.ms", 3_600_000)
+        .doc("The number of hours to keep a log file before deleting it (in hours), tertiary to log.retention.ms property"),
+    topic_default_in("log.roll.hours", KafkaDefault::Is("168"), "segment.ms", 3_600_000)
+        .doc("The maximum time before a new log segment is rolled out (in hours), secondary to log.roll.ms property"),
+];
+
+const fn topic_config(
+    name: &'static str,
+    ty: Type,
+    default: &'static str,
+    valid: Valid,
+) -> Setting {
+    setting(name, ty, KafkaDefault::Is(default), valid)
+}
+
+/// Topic configs, in the order DescribeConfigs and CreateTopics list them.
+pub static TOPIC: &[Setting] = &[
+    topic_config(
+        "cleanup.policy",
+        Type::List,
+        "delete",
+        Valid::Check {
+            allowed: &["delete"],
+            parse: cleanup_policy,
+        },
+    )
+    .doc("This config designates the retention policy to use on log segments.")
+    .log(not_in_log),
+    topic_config(
+        "compression.type",
+        Type::String,
+        "producer",
+        Valid::Check {
+            allowed: &["producer"],
+            parse: compression_type,
+        },
+    )
+    .doc("Specify the final compression type for a given topic.")
+    .log(not_in_log),
+    topic_config("index.interval.bytes", Type::Int, "4096", Valid::AtLeast(0))
+        .doc("This setting controls how frequently Kafka adds entries to its offset index.")
+        .log(|c, v| c.index_interval_bytes = num(v).max(0) as u64),
+    topic_config("local.retention.bytes", Type::Long, "-2", Valid::AtLeast(-2))
+        .doc("The maximum size of local log segments that can grow for a partition before it deletes the old segments. Default value is -2, it represents `retention.bytes` value to be used.")
+        .answer(Answer::FromValue)
+        .log(|c, v| c.local_retention_bytes = num(v).max(-2)),
+    topic_config("local.retention.ms", Type::Long, "-2", Valid::AtLeast(-2))
+        .doc("The number of milliseconds to keep the local log segment before it gets deleted. Default value is -2, it represents `retention.ms` value is to be used.")
+        .answer(Answer::FromValue)
+        .log(|c, v| c.local_retention_ms = num(v).max(-2)),
+    topic_config("max.message.bytes", Type::Int, "1048588", Valid::AtLeast(0))
+        .doc("The largest record batch size allowed by Kafka (after compression if compression is enabled).")
+        .log(|c, v| c.max_message_bytes = num(v).max(0) as usize),
+    topic_config("message.timestamp.after.max.ms", Type::Long, "3600000", Valid::AtLeast(0))
+        .doc("The allowable timestamp difference between the broker's timestamp and a later message timestamp.")
+        .log(|c, v| c.timestamp_after_max_ms = num(v).max(0)),
+    topic_config(
+        "message.timestamp.before.max.ms",
+        Type::Long,
+        "9223372036854775807",
+        Valid::AtLeast(0),
+    )
+    .doc("The allowable timestamp difference between the broker's timestamp and an earlier message timestamp.")
+    .log(|c, v| c.timestamp_before_max_ms = num(v).max(0)),
+    topic_config(
+        "message.timestamp.type",
+        Type::String,
+        "CreateTime",
+        Valid::OneOf(&["CreateTime", "LogAppendTime"]),
+    )
+    .doc("Define whether the timestamp in the message is message create time or log append time.")
+    .log(|c, v| c.log_append_time = v.trim() == "LogAppendTime"),
+    topic_config("min.insync.replicas", Type::Int, "1", Valid::AtLeast(1))
+        .doc("The minimum number of replicas that must acknowledge a write for it to be considered successful when a producer sets acks to all.")
+        .log(not_in_log),
+    // sluice tiers by default (Kafka: false).
+    topic_config("remote.storage.enable", Type::Boolean, "true", Valid::Bool)
+        .doc("To enable tiered storage for a topic, set this configuration as true.")
+        .log(|c, v| c.remote_storage = v.trim().eq_ignore_ascii_case("true")),
+    topic_config("retention.bytes", Type::Long, "-1", Valid::AtLeast(-1))
+        .doc("This configuration controls the maximum size a partition can grow to before old log segments are discarded to free up space.")
+        .log(|c, v| c.retention_bytes = num(v)),
+    topic_config("retention.ms", Type::Long, "604800000", Valid::AtLeast(-1))
+        .doc("This configuration controls the maximum time we will retain a log before we will discard old log segments to free up space.")
+        .log(|c, v| c.retention_ms = num(v)),
+    topic_config("segment.bytes", Type::Int, "1073741824", Valid::Between(14, I32))
+        .doc("This configuration controls the segment file size for the log.")
+        .log(|c, v| c.segment_bytes = num(v).max(14) as u64),
+    topic_config("segment.ms", Type::Long, "604800000", Valid::AtLeast(1))
+        .doc("This configuration controls the period of time after which Kafka will force the log to roll even if the segment file isn't full.")
+        .log(|c, v| c.segment_ms = num(v).max(1)),
+];
+
+pub fn broker(name: &str) -> Option<&'static Setting> {
+    BROKER.iter().find(|s| s.name == name)
+}
+
+pub fn topic(name: &str) -> Option<&'static Setting> {
+    TOPIC.iter().find(|s| s.name == name)
+}
+
+/// The broker setting that supplies a topic config's default (retention.ms ->
+/// log.retention.ms; the finest unit where there are several).
+pub fn broker_synonym(topic_config: &str) -> Option<&'static Setting> {
+    BROKER
+        .iter()
+        .find(|s| matches!(s.target, Target::TopicDefault(t) if t == topic_config))
+}
+
+/// A setting's default, parsed (for filling the typed structs).
+pub(super) fn parsed_default(s: &Setting) -> Option<Value> {
+    s.effective_default().and_then(|d| s.parse(d).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// (name, default) rows of the README table under `heading`.
+    fn readme_table(readme: &str, heading: &str) -> BTreeMap<String, String> {
+        let lines = readme
+            .lines()
+            .skip_while(|l| !l.starts_with(heading))
+            .skip(1)
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'));
+        lines
+            .skip(2) // header and separator
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1].trim_matches('`').to_string(), cells[2].to_string())
+            })
+            .collect()
+    }
+
+    fn expected(settings: &[Setting]) -> BTreeMap<String, String> {
+        settings
+            .iter()
+            .map(|s| {
+                let d = s.effective_default().unwrap_or_default();
+                (s.name.to_string(), d.to_string())
+            })
+            .collect()
+    }
+
+    /// The README's settings tables name every setting with the registry's default.
+    #[test]
+    fn readme_tables_match_the_registry() {
+        let readme = include_str!("../../README.md");
+        for (heading, settings) in [
+            ("### Broker settings", BROKER),
+            ("### Topic configs", TOPIC),
+        ] {
+            let table = readme_table(readme, heading);
+            let want = expected(settings);
+            if table != want {
+                // Rows to paste, with Kafka's documentation as a starting point for the notes.
+                let rows: Vec<String> = settings
+                    .iter()
+                    .map(|s| {
+                        let d = s.effective_default().unwrap_or_default();
+                        format!("| `{}` | {d} | {} |", s.name, s.doc)
+                    })
+                    .collect();
+                let missing: Vec<_> = want.keys().filter(|k| !table.contains_key(*k)).collect();
+                let unknown: Vec<_> = table.keys().filter(|k| !want.contains_key(*k)).collect();
+                let wrong: Vec<_> = want
+                    .iter()
+                    .filter(|(k, v)| table.get(*k).is_some_and(|t| t != *v))
+                    .collect();
+                panic!(
+                    "README '{heading}' disagrees with the registry: missing {missing:?}, \
+                     unknown {unknown:?}, wrong default (want) {wrong:?}\nexpected rows:\n{}",
+                    rows.join("\n")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_setting_is_declared_consistently() {
+        let mut names = std::collections::BTreeSet::new();
+        for s in BROKER.iter().chain(TOPIC) {
+            assert!(!s.doc.is_empty(), "{} has no documentation", s.name);
+            if let Some(d) = s.effective_default() {
+                s.parse(d)
+                    .unwrap_or_else(|e| panic!("{}: default {d} is invalid: {e}", s.name));
+            }
+            if let Valid::Check { allowed, .. } | Valid::OneOf(allowed) = s.valid {
+                // A list takes all of them together (a rebalance protocol list needs classic).
+                let values = match s.ty {
+                    Type::List => vec![allowed.join(",")],
+                    _ => allowed.iter().map(|v| v.to_string()).collect(),
+                };
+                for v in values {
+                    assert!(s.parse(&v).is_ok(), "{}: allowed {v} is refused", s.name);
+                }
+            }
+        }
+        for s in BROKER {
+            assert!(names.insert(s.name), "{} declared twice", s.name);
+            assert!(
+                s.read_only,
+                "{}: broker settings apply at start only",
+                s.name
+            );
+            assert!(!matches!(s.target, Target::Log(_)), "{}", s.name);
+            if let Some(t) = s.topic_config() {
+                assert!(topic(t).is_some(), "{} names unknown {t}", s.name);
+            }
+        }
+        names.clear();
+        for s in TOPIC {
+            assert!(names.insert(s.name), "{} declared twice", s.name);
+            assert!(
+                !s.read_only && matches!(s.target, Target::Log(_)),
+                "{}",
+                s.name
+            );
+            assert!(s.effective_default().is_some(), "{}", s.name);
+        }
+    }
+}
