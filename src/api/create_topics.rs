@@ -57,10 +57,12 @@ fn check(ctx: &RequestContext, t: &CreatableTopic) -> Result<Checked, (ResponseE
             }
         }
     };
+    // Each partition has exactly one replica until replication exists (cluster issue).
     if t.assignments.is_empty() && !matches!(t.replication_factor, -1 | 1) {
+        let brokers = ctx.broker.metadata.brokers().len();
         return Err((
             ResponseError::InvalidReplicationFactor,
-            format!("Unable to replicate the partition {} time(s): The target replication factor of {} cannot be reached because only 1 broker(s) are registered.", t.replication_factor, t.replication_factor),
+            format!("Unable to replicate the partition {} time(s): The target replication factor of {} cannot be reached because only {brokers} broker(s) are registered.", t.replication_factor, t.replication_factor),
         ));
     }
     let mut configs = BTreeMap::new();
