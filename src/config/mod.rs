@@ -651,17 +651,8 @@ mod before_the_registry {
             ),
             (true, 30_000, 10, i64::MAX as u64, 1 << 30)
         );
-        // The log engine keeps its own defaults (it must not depend on config); they agree
-        // with the registry except that an internal log is not tiered.
         let lc = log_config(&BTreeMap::new(), &BTreeMap::new());
         assert!(lc.remote_storage);
-        assert_eq!(
-            LogConfig {
-                remote_storage: false,
-                ..lc
-            },
-            LogConfig::default()
-        );
     }
 
     #[test]

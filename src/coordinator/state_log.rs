@@ -44,15 +44,22 @@ impl<R: StateRecord> StateLog<R> {
         segment_bytes: u64,
         flusher: Flusher,
     ) -> std::io::Result<StateLog<R>> {
+        // An internal log: kept whole (compaction deletes its old segments), never tiered,
+        // and not bound by the topic limits clients are held to.
         let config = LogConfig {
             segment_bytes,
             segment_ms: i64::MAX / 2,
             retention_ms: -1,
             retention_bytes: -1,
             max_message_bytes: 64 << 20,
+            log_append_time: false,
+            index_interval_bytes: 4096,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: i64::MAX,
-            ..LogConfig::default()
+            producer_expiration_ms: i64::MAX,
+            remote_storage: false,
+            local_retention_ms: -2,
+            local_retention_bytes: -2,
         };
         let log = Partition::open(name, 0, dir, config, flusher)?;
         Ok(StateLog {

@@ -50,22 +50,15 @@ impl LogConfig {
     }
 }
 
-impl Default for LogConfig {
-    fn default() -> Self {
+#[cfg(test)]
+impl LogConfig {
+    /// Kafka's topic defaults, from the config registry, untiered. Tests only: the engine
+    /// itself never reads config (its owner hands it a LogConfig).
+    pub fn kafka_defaults() -> LogConfig {
+        let none = std::collections::BTreeMap::new();
         LogConfig {
-            segment_bytes: 1 << 30,
-            segment_ms: 7 * 24 * 3600 * 1000,
-            retention_ms: 7 * 24 * 3600 * 1000,
-            retention_bytes: -1,
-            max_message_bytes: 1_048_588,
-            log_append_time: false,
-            index_interval_bytes: 4096,
-            timestamp_before_max_ms: i64::MAX,
-            timestamp_after_max_ms: 3_600_000,
-            producer_expiration_ms: 86_400_000,
             remote_storage: false,
-            local_retention_ms: -2,
-            local_retention_bytes: -2,
+            ..crate::config::log_config(&none, &none)
         }
     }
 }

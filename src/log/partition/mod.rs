@@ -311,7 +311,7 @@ mod tests {
             segment_bytes: 1000,
             index_interval_bytes: 100,
             timestamp_after_max_ms: i64::MAX,
-            ..LogConfig::default()
+            ..LogConfig::kafka_defaults()
         }
     }
 
