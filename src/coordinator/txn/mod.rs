@@ -1030,3 +1030,6 @@ impl TxnCoordinator {
         self.store.close();
     }
 }
+
+#[cfg(test)]
+mod tests;
