@@ -292,6 +292,12 @@ impl TxnCoordinator {
         self.txns.get(transactional_id).map(|h| h.clone())
     }
 
+    /// Every entry, collected first so no map shard is held while an entry lock is awaited
+    /// (expiration removes from the map after taking entry locks).
+    fn handles(&self) -> Vec<Arc<Mutex<TxnEntry>>> {
+        self.txns.iter().map(|e| e.value().clone()).collect()
+    }
+
     /// The current (durable) metadata of an id.
     pub fn metadata(&self, transactional_id: &str) -> Option<TxnMetadata> {
         let handle = self.handle(transactional_id)?;
@@ -738,18 +744,20 @@ impl TxnCoordinator {
         })
     }
 
-    /// The state table of EndTxn (Kafka's, for TV1 and TV2):
+    /// The state table of EndTxn, Kafka's for TV1 and TV2 ("retry": a TV2 request carrying
+    /// the epoch the previous end bumped away from):
     ///
-    /// | state          | same outcome                         | opposite outcome               |
-    /// |----------------|--------------------------------------|--------------------------------|
-    /// | Ongoing        | Prepare*                             | Prepare*                       |
-    /// | Prepare*       | CONCURRENT_TRANSACTIONS              | INVALID_TXN_STATE              |
-    /// | CompleteCommit | TV1 or retry: OK; else INVALID_TXN_STATE | abort, TV2 not retry: PrepareAbort |
-    /// | CompleteAbort  | TV1 or retry: OK; TV2: PrepareAbort  | INVALID_TXN_STATE              |
-    /// | Empty          | abort, TV2: PrepareAbort; commit: INVALID_TXN_STATE              ||
+    /// | state          | commit                            | abort                            |
+    /// |----------------|-----------------------------------|----------------------------------|
+    /// | Ongoing        | PrepareCommit                     | PrepareAbort                     |
+    /// | PrepareCommit  | CONCURRENT_TRANSACTIONS           | INVALID_TXN_STATE                |
+    /// | PrepareAbort   | INVALID_TXN_STATE                 | CONCURRENT_TRANSACTIONS          |
+    /// | CompleteCommit | TV1 or retry: OK, else INVALID    | TV2 not retry: PrepareAbort, else INVALID |
+    /// | CompleteAbort  | INVALID_TXN_STATE                 | TV1 or retry: OK, TV2: PrepareAbort |
+    /// | Empty          | INVALID_TXN_STATE                 | TV2: PrepareAbort, TV1: INVALID  |
     ///
     /// A TV2 client may abort when unsure whether a transaction is open: that writes an
-    /// (empty) PrepareAbort, which bumps the epoch like any other end.
+    /// empty PrepareAbort, which bumps the epoch like any other end.
     fn end_by_state(
         &self,
         m: &TxnMetadata,
@@ -813,10 +821,10 @@ impl TxnCoordinator {
     /// `complete` each. Call once after `open`, before serving.
     pub fn unfinished_markers(&self) -> Vec<MarkerJob> {
         let mut jobs: Vec<MarkerJob> = self
-            .txns
+            .handles()
             .iter()
-            .filter_map(|entry| {
-                let e = lock(entry.value());
+            .filter_map(|handle| {
+                let e = lock(handle);
                 (!e.removed && e.meta.state.is_prepare()).then(|| MarkerJob::of(&e.meta))
             })
             .collect();
@@ -827,10 +835,10 @@ impl TxnCoordinator {
     /// Ongoing transactions open longer than their timeout at `now_ms`.
     pub fn timed_out_transactions(&self, now_ms: i64) -> Vec<TimedOutTxn> {
         let mut out: Vec<TimedOutTxn> = self
-            .txns
+            .handles()
             .iter()
-            .filter_map(|entry| {
-                let e = lock(entry.value());
+            .filter_map(|handle| {
+                let e = lock(handle);
                 let m = &e.meta;
                 (!e.removed
                     && e.pending.is_none()
@@ -894,9 +902,7 @@ impl TxnCoordinator {
     pub async fn expire_transactional_ids(&self, now_ms: i64) -> usize {
         let cutoff = now_ms - self.cfg.transactional_id_expiration_ms;
         let mut expiring = Vec::new();
-        let handles: Vec<Arc<Mutex<TxnEntry>>> =
-            self.txns.iter().map(|e| e.value().clone()).collect();
-        for handle in handles {
+        for handle in self.handles() {
             let mut e = lock(&handle);
             if e.removed
                 || e.pending.is_some()
@@ -935,7 +941,9 @@ impl TxnCoordinator {
             }
             e.pending = None;
             if durable.is_ok() {
+                // Holders of the handle see `removed` and look the id up again.
                 e.removed = true;
+                drop(e);
                 self.txns.remove_if(&id, |_, h| Arc::ptr_eq(h, &handle));
                 removed += 1;
             }
@@ -993,10 +1001,10 @@ impl TxnCoordinator {
             }
         }
         let mut transactions: Vec<TxnListing> = self
-            .txns
+            .handles()
             .iter()
-            .filter_map(|entry| {
-                let e = lock(entry.value());
+            .filter_map(|handle| {
+                let e = lock(handle);
                 let m = &e.meta;
                 let include = !e.removed
                     && m.state != TxnState::Dead
