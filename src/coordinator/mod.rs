@@ -1,4 +1,5 @@
-//! Coordinators: consumer groups (and, later, transactions).
+//! Coordinators: consumer groups and transactions.
 
 pub mod group;
 pub mod state_log;
+pub mod txn;
