@@ -747,11 +747,14 @@ impl GroupCoordinator {
 
     /// ListGroups with Kafka's (case-insensitive) state and type filters.
     pub fn list_groups(&self, states: &[String], types: &[String]) -> Vec<GroupListing> {
-        let mut out: Vec<GroupListing> = self
-            .groups
+        // Handles first, locks after: remove_group takes a map shard while holding a group
+        // lock, so locking a group while iterating the map could deadlock with it.
+        let handles: Vec<Arc<Mutex<Group>>> =
+            self.groups.iter().map(|e| e.value().clone()).collect();
+        let mut out: Vec<GroupListing> = handles
             .iter()
-            .filter_map(|entry| {
-                let g = lock(entry.value());
+            .filter_map(|handle| {
+                let g = lock(handle);
                 if g.removed {
                     return None;
                 }
