@@ -200,6 +200,40 @@ pub struct RecordStats {
     pub max_timestamp: i64,
 }
 
+/// Min and max record timestamps seen so far; records without one (-1) are exempt from the
+/// bounds, as in Kafka.
+struct TimestampRange {
+    min: i64,
+    max: i64,
+}
+
+impl TimestampRange {
+    fn new() -> TimestampRange {
+        TimestampRange {
+            min: i64::MAX,
+            max: NO_TIMESTAMP,
+        }
+    }
+
+    fn add(&mut self, ts: i64) {
+        if ts != NO_TIMESTAMP {
+            self.min = self.min.min(ts);
+        }
+        self.max = self.max.max(ts);
+    }
+
+    fn stats(self) -> RecordStats {
+        RecordStats {
+            min_timestamp: if self.min == i64::MAX {
+                NO_TIMESTAMP
+            } else {
+                self.min
+            },
+            max_timestamp: self.max,
+        }
+    }
+}
+
 /// Checks the record framing of a validated batch. Uncompressed batches are walked record by
 /// record (count, offset deltas, timestamps: as Kafka's LogValidator). Compressed batches are
 /// passed through without decompression unless they claim more records than they have bytes,
@@ -224,24 +258,13 @@ pub fn check_records(batch: &[u8], h: &BatchHeader) -> Result<RecordStats, Batch
         if h.max_timestamp < h.base_timestamp {
             // Some producers (Sarama before 1.27) leave the header's max timestamp at -1. Kafka
             // recomputes it from the records; so do we, with a bounded streaming walk.
-            let (mut min_ts, mut max_ts) = (i64::MAX, NO_TIMESTAMP);
+            let mut range = TimestampRange::new();
             walk_batch(batch, |r| {
-                let ts = h.base_timestamp.saturating_add(r.timestamp_delta);
-                if ts != NO_TIMESTAMP {
-                    min_ts = min_ts.min(ts);
-                }
-                max_ts = max_ts.max(ts);
+                range.add(h.base_timestamp.saturating_add(r.timestamp_delta));
                 true
             })
             .map_err(BatchError::Invalid)?;
-            return Ok(RecordStats {
-                min_timestamp: if min_ts == i64::MAX {
-                    NO_TIMESTAMP
-                } else {
-                    min_ts
-                },
-                max_timestamp: max_ts,
-            });
+            return Ok(range.stats());
         }
         return Ok(RecordStats {
             min_timestamp: h.base_timestamp,
@@ -250,16 +273,11 @@ pub fn check_records(batch: &[u8], h: &BatchHeader) -> Result<RecordStats, Batch
     }
     let mut expected = 0i32;
     let mut in_order = true;
-    let (mut min_ts, mut max_ts) = (i64::MAX, NO_TIMESTAMP);
+    let mut range = TimestampRange::new();
     let n = walk_uncompressed(body, |r| {
         in_order &= r.offset_delta == expected;
         expected = expected.wrapping_add(1);
-        let ts = h.base_timestamp.saturating_add(r.timestamp_delta);
-        // Records without a timestamp (-1) are exempt from the bounds, as in Kafka.
-        if ts != NO_TIMESTAMP {
-            min_ts = min_ts.min(ts);
-        }
-        max_ts = max_ts.max(ts);
+        range.add(h.base_timestamp.saturating_add(r.timestamp_delta));
         in_order
     })
     .map_err(BatchError::Corrupt)?;
@@ -273,14 +291,7 @@ pub fn check_records(batch: &[u8], h: &BatchHeader) -> Result<RecordStats, Batch
             "record count does not match the records in the batch",
         ));
     }
-    Ok(RecordStats {
-        min_timestamp: if min_ts == i64::MAX {
-            NO_TIMESTAMP
-        } else {
-            min_ts
-        },
-        max_timestamp: max_ts,
-    })
+    Ok(range.stats())
 }
 
 /// Kafka's snappy: xerial framing (magic header, then length-prefixed snappy blocks), or a

@@ -213,6 +213,28 @@ impl TxnMetadata {
         Ok(self.producer_epoch + 1)
     }
 
+    /// This id with no transaction (Empty) under the given producer id and epochs.
+    fn idle(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        last_epoch: i16,
+        timeout_ms: i32,
+        now_ms: i64,
+    ) -> TxnMetadata {
+        TxnMetadata {
+            producer_id,
+            producer_epoch: epoch,
+            last_producer_epoch: last_epoch,
+            timeout_ms,
+            state: TxnState::Empty,
+            partitions: BTreeSet::new(),
+            start_ms: -1,
+            last_update_ms: now_ms,
+            ..self.clone()
+        }
+    }
+
     /// InitProducerId on an idle id: bump the epoch. `expected_epoch` is the KIP-360 epoch the
     /// producer believes it has: equal to the current one (bump again), equal to the last one
     /// (a retry: answer the current one), else PRODUCER_FENCED.
@@ -238,16 +260,7 @@ impl TxnMetadata {
             }
             Some(_) => return Err(E::ProducerFenced),
         };
-        self.transit(TxnMetadata {
-            producer_epoch: epoch,
-            last_producer_epoch: last_epoch,
-            timeout_ms,
-            state: TxnState::Empty,
-            partitions: BTreeSet::new(),
-            start_ms: -1,
-            last_update_ms: now_ms,
-            ..self.clone()
-        })
+        self.transit(self.idle(self.producer_id, epoch, last_epoch, timeout_ms, now_ms))
     }
 
     /// InitProducerId when the epoch is exhausted: a new producer id at epoch 0.
@@ -264,21 +277,12 @@ impl TxnMetadata {
         ) {
             return Err(illegal(self, "producer id rotation during a transaction"));
         }
-        self.transit(TxnMetadata {
-            producer_id: new_producer_id,
-            producer_epoch: 0,
-            last_producer_epoch: if record_last_epoch {
-                self.producer_epoch
-            } else {
-                NO_PRODUCER_EPOCH
-            },
-            timeout_ms,
-            state: TxnState::Empty,
-            partitions: BTreeSet::new(),
-            start_ms: -1,
-            last_update_ms: now_ms,
-            ..self.clone()
-        })
+        let last_epoch = if record_last_epoch {
+            self.producer_epoch
+        } else {
+            NO_PRODUCER_EPOCH
+        };
+        self.transit(self.idle(new_producer_id, 0, last_epoch, timeout_ms, now_ms))
     }
 
     /// AddPartitionsToTxn / AddOffsetsToTxn: the transaction starts (or grows) -> Ongoing.
