@@ -45,6 +45,8 @@ pub struct Broker {
     _tmp: Option<tempfile::TempDir>,
     /// Set by tests that provoke ERROR lines on purpose (see `allow_log_errors`).
     log_errors_allowed: bool,
+    /// Byte ranges of the log written by start attempts that lost their port (not checked).
+    lost_port_logs: Vec<(u64, u64)>,
 }
 
 impl Broker {
@@ -71,6 +73,7 @@ impl Broker {
             env: env.to_vec(),
             _tmp: Some(tmp),
             log_errors_allowed: false,
+            lost_port_logs: Vec::new(),
         };
         b.spawn();
         b
@@ -92,12 +95,30 @@ impl Broker {
             env: Vec::new(),
             _tmp: None,
             log_errors_allowed: false,
+            lost_port_logs: Vec::new(),
         };
         b.spawn();
         b
     }
 
     fn spawn(&mut self) {
+        // A port free when picked can be taken before the broker binds it (another test's
+        // broker or client socket): then start again on another.
+        for attempt in 1.. {
+            let from = self.log_len();
+            self.spawn_once();
+            match self.wait_ready() {
+                Ok(()) => return,
+                Err(log) if attempt < 5 && log.contains("Address already in use") => {
+                    self.child = None;
+                    self.lost_port_logs.push((from, self.log_len()));
+                }
+                Err(log) => panic!("{log}"),
+            }
+        }
+    }
+
+    fn spawn_once(&mut self) {
         assert!(self.child.is_none(), "broker already running");
         self.port = free_port();
         let mut log = OpenOptions::new()
@@ -132,30 +153,38 @@ impl Broker {
             .stderr(Stdio::from(log));
         let child = cmd.spawn().expect("spawn sluice binary");
         self.child = Some(child);
-        self.wait_ready();
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until the broker accepts connections; `Err` has what to report.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let addr: SocketAddr = self.addr();
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().expect("try_wait") {
-                panic!(
+                return Err(format!(
                     "sluice exited during startup with {status}\n{}",
                     self.log_tail(60)
-                );
+                ));
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
+            if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                // Connecting to a free port of the ephemeral range can connect the socket to
+                // itself (TCP simultaneous open): that is not the broker.
+                if s.local_addr().ok() != s.peer_addr().ok() {
+                    return Ok(());
+                }
             }
             if Instant::now() > deadline {
-                panic!(
+                return Err(format!(
                     "sluice did not accept connections on {addr} within {READY_TIMEOUT:?}\n{}",
                     self.log_tail(60)
-                );
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn log_len(&self) -> u64 {
+        std::fs::metadata(&self.log_path).map_or(0, |m| m.len())
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -259,9 +288,12 @@ impl Broker {
     /// Panic and ERROR lines in the broker log. A panicking handler only closes its connection
     /// and clients retry over it, so a test can pass over one unless it reads the log.
     pub fn log_problems(&self) -> Vec<String> {
-        let text = std::fs::read(&self.log_path)
-            .map(|b| strip_ansi(&String::from_utf8_lossy(&b)))
-            .unwrap_or_default();
+        let mut bytes = std::fs::read(&self.log_path).unwrap_or_default();
+        for &(from, to) in self.lost_port_logs.iter().rev() {
+            let end = (to as usize).min(bytes.len());
+            bytes.drain(from as usize..end.max(from as usize));
+        }
+        let text = strip_ansi(&String::from_utf8_lossy(&bytes));
         text.lines()
             .filter(|l| {
                 l.contains("panicked") || (!self.log_errors_allowed && l.contains(" ERROR "))
