@@ -1,6 +1,8 @@
 //! Retention: deleting whole segments by time and size (retention.* or, with remote storage,
 //! local.retention.* over what the tier already holds), and on request below an offset (the
 //! group log's compaction). Never the active segment, never above the high watermark.
+//! A segment goes with all its files, its `.txnindex` included. As in Kafka, an open
+//! transaction does not hold back retention; the last stable offset then follows the log start.
 
 use super::Partition;
 use crate::log::segment::Segment;
@@ -70,6 +72,7 @@ impl Partition {
                 doomed.push(base);
             }
             st.refresh_log_start();
+            self.publish_last_stable_offset(&st);
         }
         if rolled {
             // The new active segment must be durable before the old one's removal can be.
@@ -108,6 +111,7 @@ impl Partition {
                 doomed.push(base);
             }
             st.refresh_log_start();
+            self.publish_last_stable_offset(&st);
         }
         for base in &doomed {
             Segment::delete_files(&self.dir, *base);
