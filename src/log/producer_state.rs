@@ -12,6 +12,7 @@
 
 use super::batch::BatchHeader;
 use super::control::EndTxnMarker;
+use super::txn_index::AbortedTxn;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -69,6 +70,18 @@ pub struct CompletedTxn {
     /// What the aborted-transaction index records: the first offset of the oldest other
     /// open transaction, else the offset after the marker.
     pub last_stable_offset: i64,
+}
+
+impl CompletedTxn {
+    /// The `.txnindex` entry of this transaction, were it aborted.
+    pub fn index_entry(&self) -> AbortedTxn {
+        AbortedTxn {
+            producer_id: self.producer_id,
+            first_offset: self.first_offset,
+            last_offset: self.last_offset,
+            last_stable_offset: self.last_stable_offset,
+        }
+    }
 }
 
 /// Why a marker was refused.
@@ -178,7 +191,9 @@ impl ProducerStates {
     /// producer with an open transaction may only write transactional batches until a marker
     /// ends it (Kafka: INVALID_TXN_STATE).
     pub fn txn_state_allows(&self, h: &BatchHeader) -> bool {
-        h.is_transactional()
+        // The first test keeps this free while no transaction is open anywhere.
+        self.ongoing.is_empty()
+            || h.is_transactional()
             || !h.has_producer_id()
             || self
                 .producers

@@ -328,7 +328,8 @@ impl Segment {
     /// Loads the `.txnindex` left on disk (a torn tail cut off), for a segment recovery does
     /// not replay.
     pub fn load_txn_index(&mut self) -> io::Result<()> {
-        self.txn_index = TxnIndex::open(&self.txn_index_path())?.map(|(index, _)| index);
+        let markers = self.base_offset..self.next_offset;
+        self.txn_index = TxnIndex::open(&self.txn_index_path(), markers)?.map(|(index, _)| index);
         Ok(())
     }
 
@@ -336,18 +337,21 @@ impl Segment {
     /// rewriting it only when the file says otherwise. Returns whether it was rewritten.
     pub fn restore_txn_index(&mut self, entries: &[AbortedTxn]) -> io::Result<bool> {
         let path = self.txn_index_path();
-        let on_disk = TxnIndex::open(&path)?;
-        if let Some((index, found)) = on_disk {
-            if found == entries {
+        match TxnIndex::open(&path, self.base_offset..self.next_offset)? {
+            Some((index, found)) if found == entries && !entries.is_empty() => {
                 self.txn_index = Some(index);
-                return Ok(false);
+                Ok(false)
             }
-        } else if entries.is_empty() {
-            self.txn_index = None;
-            return Ok(false);
+            None if entries.is_empty() => {
+                self.txn_index = None;
+                Ok(false)
+            }
+            // Includes a file left with no valid entry: it is removed.
+            _ => {
+                self.txn_index = TxnIndex::write(&path, entries)?;
+                Ok(true)
+            }
         }
-        self.txn_index = TxnIndex::write(&path, entries)?;
-        Ok(true)
     }
 
     /// The `.txnindex` file and how many entries it holds, if the segment has one.

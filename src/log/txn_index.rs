@@ -13,6 +13,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -69,8 +70,12 @@ pub struct TxnIndex {
 
 impl TxnIndex {
     /// Loads `path` if it exists, keeping the longest prefix of readable entries whose last
-    /// offsets increase and cutting the file there (a torn write or garbage after a crash).
-    pub fn open(path: &Path) -> io::Result<Option<(TxnIndex, Vec<AbortedTxn>)>> {
+    /// offsets increase and lie in `markers` (the segment's offsets: Kafka's sanity check),
+    /// and cutting the file there (a torn write or garbage after a crash).
+    pub fn open(
+        path: &Path,
+        markers: Range<i64>,
+    ) -> io::Result<Option<(TxnIndex, Vec<AbortedTxn>)>> {
         let bytes = match fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -79,7 +84,10 @@ impl TxnIndex {
         let mut entries: Vec<AbortedTxn> = Vec::with_capacity(bytes.len() / ENTRY_LEN);
         for chunk in bytes.chunks_exact(ENTRY_LEN) {
             match AbortedTxn::decode(chunk) {
-                Some(e) if entries.last().is_none_or(|p| p.last_offset < e.last_offset) => {
+                Some(e)
+                    if markers.contains(&e.last_offset)
+                        && entries.last().is_none_or(|p| p.last_offset < e.last_offset) =>
+                {
                     entries.push(e)
                 }
                 _ => break,
@@ -230,7 +238,7 @@ mod tests {
         // A crash mid-write leaves part of a fourth entry.
         let f = OpenOptions::new().append(true).open(&path).unwrap();
         (&f).write_all(&txn(4, 13, 14, 15).encode()[..20]).unwrap();
-        let (index, entries) = TxnIndex::open(&path).unwrap().unwrap();
+        let (index, entries) = TxnIndex::open(&path, 0..i64::MAX).unwrap().unwrap();
         assert_eq!(entries.len(), 3);
         assert_eq!(index.entries(), 3);
         assert_eq!(fs::metadata(&path).unwrap().len(), 3 * 34);
@@ -243,9 +251,15 @@ mod tests {
         // [0, 100): everything, and later segments may hold more.
         assert!(!collect(index.file(), 3, 0, 100, &mut out).unwrap());
         assert_eq!(out, vec![(1, 0), (2, 3), (3, 10)]);
-        assert!(TxnIndex::open(&dir.path().join("none.txnindex"))
-            .unwrap()
-            .is_none());
+        assert!(
+            TxnIndex::open(&dir.path().join("none.txnindex"), 0..i64::MAX)
+                .unwrap()
+                .is_none()
+        );
+        // An entry whose marker lies outside the segment ends what is trusted.
+        let (_, inside) = TxnIndex::open(&path, 0..12).unwrap().unwrap();
+        assert_eq!(inside.len(), 2);
+        assert_eq!(fs::metadata(&path).unwrap().len(), 2 * 34);
         // Rewriting with nothing removes the file.
         assert!(TxnIndex::write(&path, &[]).unwrap().is_none());
         assert!(!path.exists());

@@ -16,7 +16,6 @@ use crate::log::now_ms;
 use crate::log::producer_state::{MarkerError, SequenceCheck, SequenceError};
 use crate::log::records;
 use crate::log::segment::{file_name, Segment};
-use crate::log::txn_index::AbortedTxn;
 use std::fs::{self, File};
 use std::io;
 use std::sync::Arc;
@@ -95,8 +94,11 @@ impl Partition {
     ) -> Result<AppendOutcome, AppendError> {
         let header = batch::validate(batch).map_err(AppendError::Batch)?;
         admit(&header, origin)?;
-        // Size first: the record walk below must never run on an oversized batch.
-        if batch.len() > self.lock().config.max_message_bytes {
+        // Size first: the record walk below must never run on an oversized batch. A marker
+        // (78 bytes, built here) is never refused for a topic's max.message.bytes: a
+        // transaction that cannot end would hold the LSO forever.
+        let is_marker = matches!(origin, Origin::Coordinator(_));
+        if !is_marker && batch.len() > self.lock().config.max_message_bytes {
             return Err(AppendError::TooLarge);
         }
         let stats = records::check_records(batch, &header).map_err(AppendError::Batch)?;
@@ -189,13 +191,7 @@ impl Partition {
                     now,
                 );
                 if let Some(txn) = completed.filter(|t| t.aborted) {
-                    let entry = AbortedTxn {
-                        producer_id: txn.producer_id,
-                        first_offset: txn.first_offset,
-                        last_offset: txn.last_offset,
-                        last_stable_offset: txn.last_stable_offset,
-                    };
-                    match st.active_mut().append_aborted(&entry) {
+                    match st.active_mut().append_aborted(&txn.index_entry()) {
                         Ok((index, created)) => {
                             if !st.unflushed.iter().any(|f| Arc::ptr_eq(f, &index)) {
                                 st.unflushed.push(index);

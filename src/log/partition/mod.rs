@@ -296,15 +296,19 @@ impl Partition {
     }
 
     /// Publishes the last stable offset after something other than a flush moved it (the
-    /// log start passing the start of an open transaction). The LSO never moves back (the
-    /// high watermark, the log start and the first unstable offset only grow), so the larger
-    /// value wins a race with a flush publishing an older one.
-    fn publish_last_stable_offset(&self, st: &State) {
-        let last_stable_offset = st.last_stable_offset();
+    /// log start passing the start of an open transaction). Called without the state lock,
+    /// as the flusher publishes. The LSO never moves back (the high watermark, the log start
+    /// and the first unstable offset only grow), so a newer value is never undone, and it is
+    /// never published ahead of the high watermark beside it (a flush may be about to publish
+    /// its own). With no transaction open this changes nothing.
+    fn publish_last_stable_offset(&self, last_stable_offset: i64) {
         self.durability.send_if_modified(|d| {
-            let changed = last_stable_offset > d.last_stable_offset;
-            d.last_stable_offset = d.last_stable_offset.max(last_stable_offset);
-            changed
+            let last_stable_offset = last_stable_offset.min(d.high_watermark);
+            if last_stable_offset <= d.last_stable_offset {
+                return false;
+            }
+            d.last_stable_offset = last_stable_offset;
+            true
         });
     }
 

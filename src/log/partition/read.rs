@@ -114,6 +114,29 @@ impl Partition {
         Ok(ReadOutcome::Records(data))
     }
 
+    /// A read_committed fetch (Kafka's FetchIsolation.TXN_COMMITTED): like `read`, but
+    /// nothing at or above the last stable offset. The LSO always falls on a batch boundary
+    /// (the first offset of a transaction, or the high watermark), so whole batches are cut.
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> io::Result<ReadOutcome> {
+        // Taken before the read: the LSO only grows, so cutting at an older one is safe.
+        let last_stable_offset = self.lock().last_stable_offset();
+        match self.read(offset, max_bytes, min_one)? {
+            ReadOutcome::Records(data) => {
+                let keep: usize = batch::headers(&data)
+                    .take_while(|(_, h)| h.base_offset < last_stable_offset)
+                    .map(|(_, h)| h.total_len)
+                    .sum();
+                Ok(ReadOutcome::Records(data.slice(..keep)))
+            }
+            other => Ok(other),
+        }
+    }
+
     /// (producer id, first offset) of every aborted transaction with records in
     /// [`from_offset`, `upto_offset`), oldest abort first: what a read_committed Fetch returns
     /// with the records it reads there (Kafka's collectAbortedTransactions). Searches the

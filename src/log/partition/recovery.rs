@@ -203,12 +203,7 @@ fn replay_batch(
     let completed =
         producers.record_marker(h.producer_id, h.producer_epoch, marker, h.base_offset, now);
     if let Some(txn) = completed.filter(|t| t.aborted) {
-        aborted.push(AbortedTxn {
-            producer_id: txn.producer_id,
-            first_offset: txn.first_offset,
-            last_offset: txn.last_offset,
-            last_stable_offset: txn.last_stable_offset,
-        });
+        aborted.push(txn.index_entry());
     }
     Ok(())
 }

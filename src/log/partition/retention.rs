@@ -15,6 +15,7 @@ impl Partition {
     pub fn apply_retention(&self, now: i64) -> usize {
         let mut doomed = Vec::new();
         let mut rolled = false;
+        let last_stable_offset;
         {
             let mut st = self.lock();
             if st.deleted || st.failed {
@@ -72,8 +73,9 @@ impl Partition {
                 doomed.push(base);
             }
             st.refresh_log_start();
-            self.publish_last_stable_offset(&st);
+            last_stable_offset = st.last_stable_offset();
         }
+        self.publish_last_stable_offset(last_stable_offset);
         if rolled {
             // The new active segment must be durable before the old one's removal can be.
             self.flush_now();
@@ -91,6 +93,7 @@ impl Partition {
     /// start up to the first offset kept. Returns how many segments were deleted.
     pub fn delete_segments_before(&self, offset: i64) -> usize {
         let mut doomed = Vec::new();
+        let last_stable_offset;
         {
             let mut st = self.lock();
             if st.deleted || st.failed {
@@ -111,8 +114,9 @@ impl Partition {
                 doomed.push(base);
             }
             st.refresh_log_start();
-            self.publish_last_stable_offset(&st);
+            last_stable_offset = st.last_stable_offset();
         }
+        self.publish_last_stable_offset(last_stable_offset);
         for base in &doomed {
             Segment::delete_files(&self.dir, *base);
         }

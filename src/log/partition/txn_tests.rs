@@ -91,6 +91,22 @@ fn the_oldest_open_transaction_holds_the_lso_until_its_marker_is_durable() {
     p.flush_now();
     assert_eq!((p.offsets().high_watermark, lso(&p)), (8, 2));
     assert_eq!(p.ongoing_transactions(), vec![(5, 2), (6, 7)]);
+    // read_committed stops before the open transaction; read_uncommitted does not.
+    let ReadOutcome::Records(committed) = p.read_committed(0, 10_000, true).unwrap() else {
+        panic!()
+    };
+    let bases: Vec<i64> = batch::headers(&committed)
+        .map(|(_, h)| h.base_offset)
+        .collect();
+    assert_eq!(bases, vec![0]);
+    let ReadOutcome::Records(at_lso) = p.read_committed(2, 10_000, true).unwrap() else {
+        panic!()
+    };
+    assert!(at_lso.is_empty());
+    let ReadOutcome::Records(all) = p.read(0, 10_000, true).unwrap() else {
+        panic!()
+    };
+    assert_eq!(batch::headers(&all).count(), 5);
 
     // COMMIT for 5 at 8: the LSO waits for the marker to be durable, then moves to 6's start.
     assert_eq!(p.append_marker(5, 0, true, 0).unwrap(), 8);
@@ -208,6 +224,23 @@ fn markers_from_an_old_producer_or_coordinator_epoch_are_fenced() {
     // A newer producer epoch is taken (the coordinator bumped it, e.g. after a timeout).
     assert_eq!(p.append_marker(5, 3, false, 3).unwrap(), 2);
     assert_eq!(p.offsets().log_end, 3);
+}
+
+#[test]
+fn a_marker_is_never_too_large() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(
+        dir.path(),
+        LogConfig {
+            max_message_bytes: 40,
+            ..one_segment()
+        },
+    );
+    assert!(matches!(
+        p.append_transactional(&txn_batch(1, 5, 0)),
+        Err(AppendError::TooLarge)
+    ));
+    assert_eq!(p.append_marker(5, 0, false, 0).unwrap(), 0);
 }
 
 #[test]
