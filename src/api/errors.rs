@@ -33,6 +33,8 @@ pub fn append_error(e: &AppendError) -> (i16, String) {
         AppendError::Sequence(SequenceError::OutOfOrder) => ResponseError::OutOfOrderSequenceNumber,
         AppendError::Sequence(SequenceError::StaleEpoch) => ResponseError::InvalidProducerEpoch,
         AppendError::Transactional => ResponseError::TransactionalIdAuthorizationFailed,
+        AppendError::InvalidTxnState => ResponseError::InvalidTxnState,
+        AppendError::CoordinatorFenced => ResponseError::TransactionCoordinatorFenced,
         AppendError::Deleted => ResponseError::UnknownTopicOrPartition,
         AppendError::Io(_) => ResponseError::KafkaStorageError,
     };
@@ -52,6 +54,12 @@ pub fn append_error(e: &AppendError) -> (i16, String) {
             "producer epoch is older than the current one".to_string()
         }
         AppendError::Transactional => NO_TRANSACTIONS.to_string(),
+        AppendError::InvalidTxnState => {
+            "a non-transactional batch from a producer with an open transaction".to_string()
+        }
+        AppendError::CoordinatorFenced => {
+            "the marker's coordinator epoch is older than the current one".to_string()
+        }
         AppendError::Deleted => "the topic was deleted".to_string(),
         AppendError::Io(e) => format!("storage error: {e}"),
     };

@@ -1,12 +1,20 @@
 //! The partition engine: record batches as bytes, offsets, segments, durability.
 //! Nothing in here knows Kafka protocol message types.
+//!
+//! Transactions, the log's half (DESIGN.md "Transactions"): `producer_state` tracks each
+//! producer's open transaction, `control` builds and reads COMMIT/ABORT markers, `txn_index`
+//! is the per-segment aborted-transaction index, and the partition derives the last stable
+//! offset from them. Client batches reach it only through `Partition::append_transactional`,
+//! markers only through `Partition::append_marker`; plain `append` refuses both.
 
 pub mod batch;
+pub mod control;
 pub mod flush;
 pub mod partition;
 pub mod producer_state;
 pub mod records;
 pub mod segment;
+pub mod txn_index;
 
 pub use partition::{AppendError, AppendOutcome, Durability, Partition, ReadOutcome};
 pub use segment::SealedSegment;

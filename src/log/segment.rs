@@ -1,8 +1,11 @@
 //! One log segment: an append-only `.log` file of record batches plus a sparse offset/time index.
 //! The index lives in memory and is written to `.index` / `.timeindex` when the segment is sealed.
+//! A segment holding ABORT markers also has an aborted-transaction index (`.txnindex`,
+//! `log::txn_index`), appended to as the markers are written.
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
 use super::now_ms;
+use super::txn_index::{AbortedTxn, TxnIndex};
 use bytes::{Bytes, BytesMut};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, Write};
@@ -39,6 +42,8 @@ pub struct Segment {
     created_ms: i64,
     /// Cached pages below this position were dropped (they fell out of the page-cache window).
     cache_dropped_to: u64,
+    /// The `.txnindex`, once the segment holds an aborted transaction's marker.
+    txn_index: Option<TxnIndex>,
 }
 
 /// A sealed, durable segment as the tier copies it.
@@ -80,6 +85,7 @@ impl Segment {
             bytes_since_index: 0,
             created_ms: now_ms(),
             cache_dropped_to: 0,
+            txn_index: None,
         }
     }
 
@@ -90,7 +96,13 @@ impl Segment {
             .read(true)
             .append(true)
             .open(&log_path)?;
-        Ok(Self::blank(base_offset, file, log_path, 0, base_offset))
+        let seg = Self::blank(base_offset, file, log_path, 0, base_offset);
+        // A leftover of a segment a crash took back must not describe this one.
+        match fs::remove_file(seg.txn_index_path()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        Ok(seg)
     }
 
     fn open_file(dir: &Path, base_offset: i64) -> io::Result<(File, PathBuf)> {
@@ -296,6 +308,59 @@ impl Segment {
         self.cache_dropped_to = self.cache_dropped_to.max(position);
     }
 
+    fn txn_index_path(&self) -> PathBuf {
+        self.log_path.with_extension("txnindex")
+    }
+
+    /// Records an aborted transaction whose ABORT marker was just appended here, creating the
+    /// `.txnindex` on the first one. Returns the file to fsync with the segment and whether it
+    /// was created (its directory entry then needs an fsync too).
+    pub fn append_aborted(&mut self, txn: &AbortedTxn) -> io::Result<(Arc<File>, bool)> {
+        let created = self.txn_index.is_none();
+        if created {
+            self.txn_index = Some(TxnIndex::create(&self.txn_index_path())?);
+        }
+        let index = self.txn_index.as_mut().expect("created above");
+        index.append(txn)?;
+        Ok((index.file().clone(), created))
+    }
+
+    /// Loads the `.txnindex` left on disk (a torn tail cut off), for a segment recovery does
+    /// not replay.
+    pub fn load_txn_index(&mut self) -> io::Result<()> {
+        let markers = self.base_offset..self.next_offset;
+        self.txn_index = TxnIndex::open(&self.txn_index_path(), markers)?.map(|(index, _)| index);
+        Ok(())
+    }
+
+    /// Makes the `.txnindex` hold exactly `entries` (what replaying the segment found),
+    /// rewriting it only when the file says otherwise. Returns whether it was rewritten.
+    pub fn restore_txn_index(&mut self, entries: &[AbortedTxn]) -> io::Result<bool> {
+        let path = self.txn_index_path();
+        match TxnIndex::open(&path, self.base_offset..self.next_offset)? {
+            Some((index, found)) if found == entries && !entries.is_empty() => {
+                self.txn_index = Some(index);
+                Ok(false)
+            }
+            None if entries.is_empty() => {
+                self.txn_index = None;
+                Ok(false)
+            }
+            // Includes a file left with no valid entry: it is removed.
+            _ => {
+                self.txn_index = TxnIndex::write(&path, entries)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// The `.txnindex` file and how many entries it holds, if the segment has one.
+    pub fn txn_index(&self) -> Option<(Arc<File>, u64)> {
+        self.txn_index
+            .as_ref()
+            .map(|i| (i.file().clone(), i.entries()))
+    }
+
     /// What the tier needs to copy this segment once it is sealed.
     pub fn as_sealed(&self) -> SealedSegment {
         SealedSegment {
@@ -383,7 +448,7 @@ impl Segment {
     }
 
     pub fn delete_files(dir: &Path, base_offset: i64) {
-        for ext in ["log", "index", "timeindex", "snapshot"] {
+        for ext in ["log", "index", "timeindex", "snapshot", "txnindex"] {
             let _ = fs::remove_file(dir.join(file_name(base_offset, ext)));
         }
     }

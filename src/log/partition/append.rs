@@ -1,26 +1,104 @@
 //! Appending: validate a producer's batch, check its sequence against producer state, roll
 //! to a new segment when the active one is full or old, write the batch with its offsets
 //! patched in, and queue the partition for the next group commit (`log::flush`).
+//!
+//! Three entry points share one path and differ only in what they admit: `append` (client
+//! batches, never transactional or control ones), `append_transactional` (also transactional
+//! batches, once the coordinator has verified the partition is in the producer's transaction)
+//! and `append_marker` (the coordinator's COMMIT/ABORT markers, built here). A transactional
+//! batch opens its producer's transaction; a marker closes it and, for an abort, adds an
+//! entry to the active segment's `.txnindex`, fsynced with the segment by the same flush.
 
 use super::{AppendError, AppendOutcome, Partition, State};
-use crate::log::batch::{self, HEADER_LEN};
+use crate::log::batch::{self, BatchHeader, HEADER_LEN};
+use crate::log::control::{self, EndTxnMarker};
 use crate::log::now_ms;
-use crate::log::producer_state::SequenceCheck;
+use crate::log::producer_state::{MarkerError, SequenceCheck, SequenceError};
 use crate::log::records;
 use crate::log::segment::{file_name, Segment};
 use std::fs::{self, File};
 use std::io;
 use std::sync::Arc;
 
+/// Who is appending, which decides what a batch may be.
+#[derive(Clone, Copy)]
+enum Origin {
+    /// A producer, through `append`: no transactional or control batches.
+    Client,
+    /// A producer whose transaction includes this partition: transactional batches too.
+    Transactional,
+    /// The transaction coordinator writing a marker.
+    Coordinator(EndTxnMarker),
+}
+
+/// What each origin may append. Kafka refuses a transactional batch without a producer id.
+fn admit(header: &BatchHeader, origin: Origin) -> Result<(), AppendError> {
+    match origin {
+        Origin::Client if header.is_transactional() || header.is_control() => {
+            Err(AppendError::Transactional)
+        }
+        Origin::Transactional if header.is_control() => Err(AppendError::Transactional),
+        Origin::Transactional if header.is_transactional() && !header.has_producer_id() => {
+            Err(AppendError::Batch(batch::BatchError::Invalid(
+                "transactional batch without a producer id",
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl Partition {
     /// Validates and appends one record batch, assigning offsets by patching its header.
+    /// Transactional and control batches are refused (`AppendError::Transactional`).
     pub fn append(self: &Arc<Self>, batch: &[u8]) -> Result<AppendOutcome, AppendError> {
+        self.append_from(batch, Origin::Client)
+    }
+
+    /// Like `append`, but also takes transactional batches; the first one of a producer opens
+    /// its transaction here (which holds the last stable offset at its first offset until a
+    /// marker ends it). Only for a producer whose transaction the coordinator has verified to
+    /// include this partition. Control batches are still refused: markers come from
+    /// `append_marker` alone.
+    pub fn append_transactional(
+        self: &Arc<Self>,
+        batch: &[u8],
+    ) -> Result<AppendOutcome, AppendError> {
+        self.append_from(batch, Origin::Transactional)
+    }
+
+    /// Writes the coordinator's COMMIT (`commit`) or ABORT marker ending `producer_id`'s
+    /// transaction and returns its offset. Refused, as in Kafka, when `producer_epoch` is
+    /// older than the producer's (`Sequence(StaleEpoch)`) or `coordinator_epoch` older than
+    /// that of the producer's last marker (`CoordinatorFenced`). A marker for a producer with
+    /// no open transaction here is written all the same and decides nothing.
+    pub fn append_marker(
+        self: &Arc<Self>,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<i64, AppendError> {
+        let marker = EndTxnMarker {
+            commit,
+            coordinator_epoch,
+        };
+        let batch = control::encode_marker(producer_id, producer_epoch, marker, now_ms());
+        self.append_from(&batch, Origin::Coordinator(marker))
+            .map(|out| out.base_offset)
+    }
+
+    fn append_from(
+        self: &Arc<Self>,
+        batch: &[u8],
+        origin: Origin,
+    ) -> Result<AppendOutcome, AppendError> {
         let header = batch::validate(batch).map_err(AppendError::Batch)?;
-        if header.is_transactional() || header.is_control() {
-            return Err(AppendError::Transactional);
-        }
-        // Size first: the record walk below must never run on an oversized batch.
-        if batch.len() > self.lock().config.max_message_bytes {
+        admit(&header, origin)?;
+        // Size first: the record walk below must never run on an oversized batch. A marker
+        // (78 bytes, built here) is never refused for a topic's max.message.bytes: a
+        // transaction that cannot end would hold the LSO forever.
+        let is_marker = matches!(origin, Origin::Coordinator(_));
+        if !is_marker && batch.len() > self.lock().config.max_message_bytes {
             return Err(AppendError::TooLarge);
         }
         let stats = records::check_records(batch, &header).map_err(AppendError::Batch)?;
@@ -39,7 +117,26 @@ impl Partition {
         if !st.config.log_append_time && (too_old || too_new) {
             return Err(AppendError::InvalidTimestamp);
         }
-        match st.producers.check(&header).map_err(AppendError::Sequence)? {
+        if let Origin::Coordinator(marker) = origin {
+            st.producers
+                .check_marker(
+                    header.producer_id,
+                    header.producer_epoch,
+                    marker.coordinator_epoch,
+                )
+                .map_err(|e| match e {
+                    MarkerError::StaleEpoch => AppendError::Sequence(SequenceError::StaleEpoch),
+                    MarkerError::CoordinatorFenced => AppendError::CoordinatorFenced,
+                })?;
+        } else if !st.producers.txn_state_allows(&header) {
+            return Err(AppendError::InvalidTxnState);
+        }
+        // Markers carry no sequence (-1): only data batches are checked for duplicates.
+        let check = match origin {
+            Origin::Coordinator(_) => SequenceCheck::Append,
+            _ => st.producers.check(&header).map_err(AppendError::Sequence)?,
+        };
+        match check {
             SequenceCheck::Duplicate(prev) => {
                 return Ok(AppendOutcome {
                     base_offset: prev.base_offset,
@@ -80,10 +177,36 @@ impl Partition {
             self.fail(&mut st, "segment write", &e);
             return Err(AppendError::Io(e));
         }
-        st.producers.record(&stored, base_offset, now);
         let file = st.active().file().clone();
         if !st.unflushed.iter().any(|f| Arc::ptr_eq(f, &file)) {
             st.unflushed.push(file);
+        }
+        match origin {
+            Origin::Coordinator(marker) => {
+                let completed = st.producers.record_marker(
+                    stored.producer_id,
+                    stored.producer_epoch,
+                    marker,
+                    base_offset,
+                    now,
+                );
+                if let Some(txn) = completed.filter(|t| t.aborted) {
+                    match st.active_mut().append_aborted(&txn.index_entry()) {
+                        Ok((index, created)) => {
+                            if !st.unflushed.iter().any(|f| Arc::ptr_eq(f, &index)) {
+                                st.unflushed.push(index);
+                            }
+                            st.dir_dirty |= created;
+                        }
+                        Err(e) => {
+                            // The marker is in the log; recovery rebuilds the entry from it.
+                            self.fail(&mut st, "transaction index write", &e);
+                            return Err(AppendError::Io(e));
+                        }
+                    }
+                }
+            }
+            _ => st.producers.record(&stored, base_offset, now),
         }
         let log_start_offset = st.log_start;
         self.queue_flush(&mut st);

@@ -83,12 +83,15 @@ impl Partition {
             st.high_watermark = durable_offset;
             st.hw_segment = active_base;
             st.hw_position = active_size;
+            // Transactions whose marker is now covered become stable.
+            st.producers.on_high_watermark(durable_offset);
             let last_stable_offset = st.last_stable_offset();
             drop(st);
             self.durability.send_modify(|d| {
                 d.durable_offset = durable_offset;
                 d.high_watermark = durable_offset;
-                d.last_stable_offset = last_stable_offset;
+                // Monotonic: never undo a newer value published meanwhile.
+                d.last_stable_offset = d.last_stable_offset.max(last_stable_offset);
             });
         }
         flushed

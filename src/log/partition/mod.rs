@@ -4,15 +4,17 @@
 //! Offsets, lowest first: log start <= last stable offset <= high watermark <= durable offset
 //! <= log end. The durable offset is what this broker has fsynced; the high watermark, what
 //! consumers may read, never covers more (DESIGN.md invariant 5). On a single node the two are
-//! equal. The last stable offset bounds read_committed consumers; with no transactions yet it
-//! equals the high watermark.
+//! equal. The last stable offset bounds read_committed consumers: the first offset of the
+//! oldest transaction not yet decided by a marker below the high watermark (never below the
+//! log start, never above the high watermark), and the high watermark itself while no
+//! transaction is open, which is always the case until transactional appends are wired.
 //!
 //! One `State` behind one mutex; each concern is an `impl Partition` block in its own file:
 //!
 //! - `recovery`   opening after a clean shutdown or a crash
-//! - `append`     append, segment roll, queueing for group commit
+//! - `append`     append (client and transactional batches, markers), roll, group commit
 //! - `durability` fsync, publishing the durable offset, page-cache bookkeeping
-//! - `read`       fetch reads, lookups by timestamp
+//! - `read`       fetch reads, lookups by timestamp, aborted transactions for read_committed
 //! - `retention`  deleting old segments
 //! - `tier`       what tiered storage may copy and already holds
 
@@ -22,6 +24,8 @@ mod read;
 mod recovery;
 mod retention;
 mod tier;
+#[cfg(test)]
+mod txn_tests;
 
 use super::batch::BatchError;
 use super::flush::Flusher;
@@ -56,8 +60,15 @@ pub enum AppendError {
     /// A CreateTime timestamp outside message.timestamp.before/after.max.ms.
     InvalidTimestamp,
     Sequence(SequenceError),
-    /// A transactional or control batch while transactions are not supported.
+    /// A transactional or control batch through an entry point that does not take it
+    /// (`append` takes neither; `append_transactional` takes no control batch).
     Transactional,
+    /// A non-transactional batch from a producer whose transaction is open (Kafka:
+    /// INVALID_TXN_STATE).
+    InvalidTxnState,
+    /// A marker from a coordinator epoch older than the producer's last marker (Kafka:
+    /// TRANSACTION_COORDINATOR_FENCED).
+    CoordinatorFenced,
     Deleted,
     /// An earlier write or fsync failed; the partition takes no more writes (Kafka: log dir offline).
     Offline,
@@ -91,8 +102,8 @@ pub struct Durability {
     /// single node it is the durable offset.
     pub high_watermark: i64,
     /// Offsets below this hold no undecided transaction: the limit for read_committed.
-    /// Kafka's is the first offset of the oldest ongoing transaction, else the high
-    /// watermark; transactional batches are refused today, so it is the high watermark.
+    /// Kafka's: the first offset of the oldest transaction whose marker is not yet below the
+    /// high watermark, else the high watermark.
     pub last_stable_offset: i64,
     /// Writes failed; nothing more will become durable.
     pub failed: bool,
@@ -150,10 +161,14 @@ impl State {
             .next()
             .expect("a partition always has a segment")
     }
-    /// No transactions yet (appends refuse them), so nothing below the high watermark is
-    /// undecided.
+    /// Kafka's UnifiedLog.lastStableOffset: the first unstable offset (raised to the log
+    /// start: retention may delete the start of an open transaction) when below the high
+    /// watermark, else the high watermark. With no transaction open, the high watermark.
     fn last_stable_offset(&self) -> i64 {
-        self.high_watermark
+        match self.producers.first_unstable_offset() {
+            Some(first) => first.max(self.log_start).min(self.high_watermark),
+            None => self.high_watermark,
+        }
     }
     /// The log start follows the local segments, or the tier when it reaches further back.
     fn refresh_log_start(&mut self) {
@@ -191,18 +206,36 @@ impl Partition {
     ) -> io::Result<Arc<Partition>> {
         let Recovered {
             segments,
-            producers,
+            mut producers,
         } = recovery::recover(topic, index, &dir, &config)?;
         let log_start = *segments.keys().next().unwrap();
         let (hw_segment, hw_position, high_watermark) = {
             let a = segments.values().next_back().unwrap();
             (a.base_offset(), a.size(), a.next_offset())
         };
-        // Recovery fsynced everything it kept.
+        // Recovery fsynced everything it kept: every marker found is below the high watermark.
+        producers.on_high_watermark(high_watermark);
+        let state = State {
+            segments,
+            log_start,
+            remote: None,
+            high_watermark,
+            hw_segment,
+            hw_position,
+            producers,
+            config,
+            unflushed: Vec::new(),
+            flushed_mark: (hw_segment, hw_position),
+            dir_dirty: false,
+            dir_synced_segment_base: hw_segment,
+            flush_queued: false,
+            deleted: false,
+            failed: false,
+        };
         let (durability, _) = watch::channel(Durability {
             durable_offset: high_watermark,
             high_watermark,
-            last_stable_offset: high_watermark,
+            last_stable_offset: state.last_stable_offset(),
             failed: false,
         });
         Ok(Arc::new(Partition {
@@ -210,23 +243,7 @@ impl Partition {
             index,
             leader_epoch: AtomicI32::new(0),
             dir,
-            state: Mutex::new(State {
-                segments,
-                log_start,
-                remote: None,
-                high_watermark,
-                hw_segment,
-                hw_position,
-                producers,
-                config,
-                unflushed: Vec::new(),
-                flushed_mark: (hw_segment, hw_position),
-                dir_dirty: false,
-                dir_synced_segment_base: hw_segment,
-                flush_queued: false,
-                deleted: false,
-                failed: false,
-            }),
+            state: Mutex::new(state),
             durability,
             flush_lock: Mutex::new(()),
             flusher,
@@ -270,6 +287,29 @@ impl Partition {
     /// fetches.
     pub fn subscribe(&self) -> watch::Receiver<Durability> {
         self.durability.subscribe()
+    }
+
+    /// Open transactions as (producer id, first offset), oldest first (Kafka's
+    /// DescribeTransactions/DescribeProducers view of a partition).
+    pub fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
+        self.lock().producers.ongoing_transactions()
+    }
+
+    /// Publishes the last stable offset after something other than a flush moved it (the
+    /// log start passing the start of an open transaction). Called without the state lock,
+    /// as the flusher publishes. The LSO never moves back (the high watermark, the log start
+    /// and the first unstable offset only grow), so a newer value is never undone, and it is
+    /// never published ahead of the high watermark beside it (a flush may be about to publish
+    /// its own). With no transaction open this changes nothing.
+    fn publish_last_stable_offset(&self, last_stable_offset: i64) {
+        self.durability.send_if_modified(|d| {
+            let last_stable_offset = last_stable_offset.min(d.high_watermark);
+            if last_stable_offset <= d.last_stable_offset {
+                return false;
+            }
+            d.last_stable_offset = last_stable_offset;
+            true
+        });
     }
 
     /// Takes the partition offline after an I/O failure (Kafka's log-dir failure): no more

@@ -1,10 +1,12 @@
-//! Reads: fetches of whole batches at an offset, and the ListOffsets lookups by timestamp.
-//! Nothing at or above the high watermark is ever returned.
+//! Reads: fetches of whole batches at an offset, the ListOffsets lookups by timestamp, and
+//! the aborted transactions a read_committed fetch reports. Nothing at or above the high
+//! watermark is ever returned.
 
 use super::{Partition, ReadOutcome, State};
 use crate::log::batch::{self, BatchHeader, HEADER_LEN};
 use crate::log::records;
 use crate::log::segment::{drop_cached, read_exact, Segment, PAGE_SIZE};
+use crate::log::txn_index;
 use bytes::Bytes;
 use std::fs::File;
 use std::io;
@@ -110,6 +112,64 @@ impl Partition {
             );
         }
         Ok(ReadOutcome::Records(data))
+    }
+
+    /// A read_committed fetch (Kafka's FetchIsolation.TXN_COMMITTED): like `read`, but
+    /// nothing at or above the last stable offset. The LSO always falls on a batch boundary
+    /// (the first offset of a transaction, or the high watermark), so whole batches are cut.
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> io::Result<ReadOutcome> {
+        // Taken before the read: the LSO only grows, so cutting at an older one is safe.
+        let last_stable_offset = self.lock().last_stable_offset();
+        match self.read(offset, max_bytes, min_one)? {
+            ReadOutcome::Records(data) => {
+                let keep: usize = batch::headers(&data)
+                    .take_while(|(_, h)| h.base_offset < last_stable_offset)
+                    .map(|(_, h)| h.total_len)
+                    .sum();
+                Ok(ReadOutcome::Records(data.slice(..keep)))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// (producer id, first offset) of every aborted transaction with records in
+    /// [`from_offset`, `upto_offset`), oldest abort first: what a read_committed Fetch returns
+    /// with the records it reads there (Kafka's collectAbortedTransactions). Searches the
+    /// local `.txnindex` files from the segment holding `from_offset` on (an abort's entry is
+    /// in its marker's segment), stopping at the first entry whose last stable offset reaches
+    /// `upto_offset`. Segments already only in the tier are not searched.
+    pub fn aborted_transactions(
+        &self,
+        from_offset: i64,
+        upto_offset: i64,
+    ) -> io::Result<Vec<(i64, i64)>> {
+        let indexes: Vec<_> = {
+            let st = self.lock();
+            let start = st
+                .segments
+                .range(..=from_offset)
+                .next_back()
+                .map_or(i64::MIN, |(base, _)| *base);
+            // Not bounded by `upto_offset`: a transaction with records below it may be
+            // aborted by a marker in any later segment.
+            st.segments
+                .range(start..)
+                .filter_map(|(_, s)| s.txn_index())
+                .collect()
+        };
+        // Read outside the lock: retention may unlink a file, the open handle still reads.
+        let mut out = Vec::new();
+        for (file, entries) in indexes {
+            if txn_index::collect(&file, entries, from_offset, upto_offset, &mut out)? {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Visits readable batches in offset order from the (segment, position) that `start`

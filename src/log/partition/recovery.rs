@@ -2,10 +2,18 @@
 //! ones (their index files when consistent), validate the active one batch by batch and cut a
 //! torn tail, rebuild producer state from the newest snapshot plus the batches after it, then
 //! fsync everything so that what is served as durable really is.
+//!
+//! Transactions come back the same way: the snapshot names each producer's open transaction,
+//! the replay opens those begun after it and closes those a marker ends. Every replayed
+//! segment's `.txnindex` is made to say exactly what its ABORT markers say (an entry lost to
+//! a crash is rebuilt, one whose marker was cut off is dropped); the older segments' indexes
+//! are trusted up to a torn tail.
 
 use crate::log::batch::{BatchHeader, HEADER_LEN};
+use crate::log::control;
 use crate::log::producer_state::ProducerStates;
 use crate::log::segment::{file_name, Segment};
+use crate::log::txn_index::AbortedTxn;
 use crate::log::{now_ms, LogConfig};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -53,18 +61,38 @@ pub(super) fn recover(
         };
         let now = now_ms();
         for pair in bases.windows(2) {
-            let seg = Segment::open_sealed(dir, pair[0], pair[1], config.index_interval_bytes)?;
+            let mut seg = Segment::open_sealed(dir, pair[0], pair[1], config.index_interval_bytes)?;
             if seg.base_offset() >= replay_from {
-                replay_headers(&seg, &mut producers, now)?;
+                let aborted = replay_headers(&seg, &mut producers, now)?;
+                seg.restore_txn_index(&aborted)?;
+            } else {
+                seg.load_txn_index()?;
             }
             segments.insert(pair[0], seg);
         }
-        let (active, truncated) =
-            Segment::recover(dir, last, config.index_interval_bytes, |h, _| {
-                if last >= replay_from {
-                    producers.record(h, h.base_offset, now)
+        // The scan below validates the active segment; markers in it are read through a
+        // second handle (the scan reads only headers, and records where it checks CRCs).
+        let reader = File::open(dir.join(file_name(last, "log")))?;
+        let mut aborted = Vec::new();
+        let mut replay_error = None;
+        let (mut active, truncated) =
+            Segment::recover(dir, last, config.index_interval_bytes, |h, pos| {
+                if last >= replay_from && replay_error.is_none() {
+                    if let Err(e) =
+                        replay_batch(h, &reader, pos, u64::MAX, &mut producers, now, &mut aborted)
+                    {
+                        replay_error = Some(e);
+                    }
                 }
             })?;
+        if let Some(e) = replay_error {
+            return Err(e);
+        }
+        if last >= replay_from {
+            active.restore_txn_index(&aborted)?;
+        } else {
+            active.load_txn_index()?;
+        }
         if truncated > 0 {
             tracing::warn!(
                 topic,
@@ -112,16 +140,70 @@ fn sync_everything(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn replay_headers(seg: &Segment, producers: &mut ProducerStates, now: i64) -> io::Result<()> {
+/// Replays a sealed segment's batches into producer state; returns the aborted transactions
+/// its markers end.
+fn replay_headers(
+    seg: &Segment,
+    producers: &mut ProducerStates,
+    now: i64,
+) -> io::Result<Vec<AbortedTxn>> {
     let mut pos = 0u64;
     let mut head = [0u8; HEADER_LEN];
+    let mut aborted = Vec::new();
     while pos + HEADER_LEN as u64 <= seg.size() {
         seg.file().read_exact_at(&mut head, pos)?;
         let Ok(h) = BatchHeader::parse(&head) else {
             break;
         };
-        producers.record(&h, h.base_offset, now);
+        replay_batch(
+            &h,
+            seg.file(),
+            pos,
+            seg.size(),
+            producers,
+            now,
+            &mut aborted,
+        )?;
         pos += h.total_len as u64;
+    }
+    Ok(aborted)
+}
+
+/// A marker's bytes read to parse it: our markers are 78; anything longer is not one of ours
+/// and its first record still fits.
+const MARKER_READ: usize = 4096;
+
+/// Replays one batch stored at `pos` of `file` (whose valid bytes end at `size`): data batches
+/// update sequences and open transactions, markers close them; aborts go to `aborted`.
+fn replay_batch(
+    h: &BatchHeader,
+    file: &File,
+    pos: u64,
+    size: u64,
+    producers: &mut ProducerStates,
+    now: i64,
+    aborted: &mut Vec<AbortedTxn>,
+) -> io::Result<()> {
+    if !h.is_control() {
+        producers.record(h, h.base_offset, now);
+        return Ok(());
+    }
+    if !h.has_producer_id() {
+        return Ok(());
+    }
+    let len = h
+        .total_len
+        .min(MARKER_READ)
+        .min(size.saturating_sub(pos) as usize);
+    let mut bytes = vec![0u8; len];
+    file.read_exact_at(&mut bytes, pos)?;
+    let Some(marker) = control::parse_marker(&bytes) else {
+        return Ok(());
+    };
+    let completed =
+        producers.record_marker(h.producer_id, h.producer_epoch, marker, h.base_offset, now);
+    if let Some(txn) = completed.filter(|t| t.aborted) {
+        aborted.push(txn.index_entry());
     }
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Retention: deleting whole segments by time and size (retention.* or, with remote storage,
 //! local.retention.* over what the tier already holds), and on request below an offset (the
 //! group log's compaction). Never the active segment, never above the high watermark.
+//! A segment goes with all its files, its `.txnindex` included. As in Kafka, an open
+//! transaction does not hold back retention; the last stable offset then follows the log start.
 
 use super::Partition;
 use crate::log::segment::Segment;
@@ -13,6 +15,7 @@ impl Partition {
     pub fn apply_retention(&self, now: i64) -> usize {
         let mut doomed = Vec::new();
         let mut rolled = false;
+        let last_stable_offset;
         {
             let mut st = self.lock();
             if st.deleted || st.failed {
@@ -70,7 +73,9 @@ impl Partition {
                 doomed.push(base);
             }
             st.refresh_log_start();
+            last_stable_offset = st.last_stable_offset();
         }
+        self.publish_last_stable_offset(last_stable_offset);
         if rolled {
             // The new active segment must be durable before the old one's removal can be.
             self.flush_now();
@@ -88,6 +93,7 @@ impl Partition {
     /// start up to the first offset kept. Returns how many segments were deleted.
     pub fn delete_segments_before(&self, offset: i64) -> usize {
         let mut doomed = Vec::new();
+        let last_stable_offset;
         {
             let mut st = self.lock();
             if st.deleted || st.failed {
@@ -108,7 +114,9 @@ impl Partition {
                 doomed.push(base);
             }
             st.refresh_log_start();
+            last_stable_offset = st.last_stable_offset();
         }
+        self.publish_last_stable_offset(last_stable_offset);
         for base in &doomed {
             Segment::delete_files(&self.dir, *base);
         }
