@@ -15,12 +15,14 @@
 //! the Prepare* write). After a restart, [`TxnCoordinator::unfinished_markers`] lists the
 //! transactions left in Prepare* so their markers get written (DESIGN invariant 9).
 
+pub mod markers;
 pub mod metadata;
 pub mod store;
 
 use crate::log::flush::Flusher;
 use dashmap::DashMap;
 use kafka_protocol::ResponseError as E;
+pub use markers::{offsets_partition, MarkerDurable, MarkerSink, OFFSETS_TOPIC};
 pub use metadata::{
     is_epoch_exhausted, TopicPartition, TransactionVersion, TxnMetadata, TxnState,
     NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
@@ -35,7 +37,7 @@ pub type ProducerIdSource = Arc<dyn Fn() -> anyhow::Result<i64> + Send + Sync>;
 /// Wall-clock milliseconds; replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
-/// Transaction settings under Kafka's names, with Kafka's defaults.
+/// Transaction settings under Kafka's names; defaults come from the config registry.
 #[derive(Debug, Clone)]
 pub struct TxnConfig {
     /// transaction.max.timeout.ms
@@ -48,22 +50,12 @@ pub struct TxnConfig {
     pub remove_expired_interval_ms: u64,
     /// transaction.state.log.segment.bytes
     pub log_segment_bytes: u64,
+    /// transaction.partition.verification.enable: partition leaders ask the coordinator
+    /// whether a transactional batch's partition is in the producer's transaction.
+    pub partition_verification: bool,
     /// The finalized transaction.version feature: the protocol of aborts the coordinator
-    /// starts itself (timeouts, fencing). TV0 until TV2 is implemented and advertised.
+    /// starts itself (timeouts, fencing), and whether Produce v12+ adds partitions implicitly.
     pub server_version: TransactionVersion,
-}
-
-impl Default for TxnConfig {
-    fn default() -> Self {
-        TxnConfig {
-            max_timeout_ms: 900_000,
-            transactional_id_expiration_ms: 604_800_000,
-            abort_timed_out_interval_ms: 10_000,
-            remove_expired_interval_ms: 3_600_000,
-            log_segment_bytes: 104_857_600,
-            server_version: TransactionVersion::TV_0,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
