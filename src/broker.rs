@@ -37,6 +37,9 @@ pub struct Led {
     pub leader_epoch: i32,
 }
 
+/// Resolves when a queued transactional append is done (Err: it was dropped; done all the same).
+pub type AppendDone = futures::future::Shared<tokio::sync::oneshot::Receiver<()>>;
+
 /// The client's epoch when a request carries none.
 pub const NO_LEADER_EPOCH: i32 = -1;
 
@@ -60,6 +63,9 @@ pub struct Broker {
     topics_version: AtomicU64,
     pub groups: GroupCoordinator,
     pub transactions: TxnCoordinator,
+    /// Transactional appends waiting for their partition to join the transaction, by
+    /// (topic, partition, producer id): the latest one, which the next queues behind.
+    pub txn_appends: DashMap<(String, i32, i64), (u64, AppendDone)>,
     /// Tiered storage (None when remote.log.storage.system.enable=false).
     pub tier: Option<Arc<Tier>>,
 }
@@ -135,6 +141,7 @@ impl Broker {
             topics_version: AtomicU64::new(0),
             groups,
             transactions,
+            txn_appends: DashMap::new(),
             tier,
         };
         for meta in broker.metadata.topics() {

@@ -570,6 +570,20 @@ impl TxnCoordinator {
         }
     }
 
+    /// Whether `partition` is in the producer's ongoing transaction: a partition leader's
+    /// check before appending a transactional batch (KIP-890 part 1). Err: the producer does
+    /// not own the id (INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED) or it is ending.
+    pub fn in_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partition: &TopicPartition,
+    ) -> Result<bool, E> {
+        self.verify_partitions(transactional_id, producer_id, producer_epoch)
+            .map(|partitions| partitions.contains(partition))
+    }
+
     /// The partitions of the transaction, if the producer owns it (Kafka's
     /// handleVerifyPartitionsInTransaction; pending transitions are not checked).
     fn verify_partitions(
