@@ -235,6 +235,15 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
                 ));
                 continue;
             }
+            if header.as_ref().is_some_and(|h| h.is_control()) {
+                // Markers come from the coordinator alone, as in Kafka.
+                partitions.push(error_response(
+                    data.index,
+                    ResponseError::InvalidRecord,
+                    Some("control batches are written by the transaction coordinator only".into()),
+                ));
+                continue;
+            }
             let transactional = match (&txn, &header) {
                 (Some(txn), Some(h)) if h.is_transactional() && h.has_producer_id() => {
                     match route(&ctx.broker, txn, &log, h, ctx.api_version) {
