@@ -420,7 +420,7 @@ func sTxnZombieFence(ctx context.Context, s string) {
 
 // ---------------------------------------------------------------- txn_timeout
 
-// A transaction with TransactionTimeout(4s) is left open after producing one record; a plain
+// A transaction with TransactionTimeout(5s) is left open after producing one record; a plain
 // producer writes one record after it. While open, the last stable offset stays 0; once the broker
 // aborts the transaction read_committed gets exactly the plain record, and the late commit fails
 // (observed). Then an InitProducerId with a timeout above transaction.max.timeout.ms (900000) fails
@@ -428,9 +428,10 @@ func sTxnZombieFence(ctx context.Context, s string) {
 func sTxnTimeout(ctx context.Context, s string) {
 	t, txid := compat.Name(s), compat.Name(s)
 	ensureTopic(ctx, t, 1, nil)
-	p := txnClient(txid, kgo.TransactionTimeout(4*time.Second))
+	p := txnClient(txid, kgo.TransactionTimeout(5*time.Second))
 	defer p.Close()
 	compat.Must(p.BeginTransaction(), "BeginTransaction")
+	t0 := time.Now()
 	compat.Obs(s, "acked_open", produceTxn(ctx, p, "transactional produce", rec(t, 0, "o0", "open-0")))
 	plain := producer()
 	compat.Obs(s, "acked_plain", produceTxn(ctx, plain, "plain produce", rec(t, 0, "p0", "after-0")))
@@ -438,7 +439,8 @@ func sTxnTimeout(ctx context.Context, s string) {
 	lso, hw := ends(ctx, t, 1, true), ends(ctx, t, 1, false)
 	compat.Obs(s, "lso_while_open", strings.TrimPrefix(lso, "p0="))
 	compat.Obs(s, "end_while_open", strings.TrimPrefix(hw, "p0="))
-	compat.Check(lso == "p0=0", "last stable offset %s while the transaction at offset 0 is open, expected 0", lso)
+	compat.Check(lso == "p0=0", "last stable offset %s while the transaction at offset 0 is open, expected 0 (listed %.1fs after it began)",
+		lso, time.Since(t0).Seconds())
 	got := readIso(ctx, t, 1, true, 1, 25*time.Second)
 	var read []string
 	for _, r := range got[0] {

@@ -356,7 +356,7 @@ final class Transactions {
     // ------------------------------------------------------------------ txn_timeout
 
     /*
-     * A transaction with transaction.timeout.ms=4000 is left open after writing one record; a plain
+     * A transaction with transaction.timeout.ms=5000 is left open after writing one record; a plain
      * producer then writes one record to the same partition. While the transaction is open the last
      * stable offset stays at its first offset (0), so read_committed sees nothing; once the broker
      * aborts it (Kafka checks every transaction.abort.timed.out.transaction.cleanup.interval.ms, which
@@ -369,17 +369,19 @@ final class Transactions {
         String t = name(s), txid = name(s);
         ensureTopic(t, 1, Map.of());
         TopicPartition tp = new TopicPartition(t, 0);
-        KafkaProducer<byte[], byte[]> p = txnProducer(txid, Map.of(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, "4000"));
+        KafkaProducer<byte[], byte[]> p = txnProducer(txid, Map.of(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, "5000"));
         KafkaProducer<byte[], byte[]> plain = producer(Map.of());
         try {
             p.initTransactions();
             p.beginTransaction();
+            long t0 = System.nanoTime();
             obs(s, "acked_open", acked(sendAll(p, List.of(new ProducerRecord<>(t, 0, b("o0"), b("open-0"))))));
             obs(s, "acked_plain", acked(sendAll(plain, List.of(new ProducerRecord<>(t, 0, b("p0"), b("after-0"))))));
             long lsoOpen = endOffsets(t, 1, RC).get(tp), hwOpen = endOffsets(t, 1, RU).get(tp);
             obs(s, "lso_while_open", lsoOpen);
             obs(s, "end_while_open", hwOpen);
-            check(lsoOpen == 0, "last stable offset " + lsoOpen + " while the transaction at offset 0 is open, expected 0");
+            check(lsoOpen == 0, "last stable offset " + lsoOpen + " while the transaction at offset 0 is open, expected 0"
+                    + String.format(" (listed %.1fs after the transaction began)", (System.nanoTime() - t0) / 1e9));
             KafkaConsumer<byte[], byte[]> c = reader(t, 1, RC);
             List<ConsumerRecord<byte[], byte[]>> got = new ArrayList<>();
             try {
