@@ -38,6 +38,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod write_txn_markers;
 
 mod context;
 
@@ -279,6 +280,13 @@ pub static APIS: &[ApiEntry] = &[
         0,
         describe_producers,
         DescribeProducersRequest
+    ),
+    api!(
+        WriteTxnMarkers,
+        1,
+        1,
+        write_txn_markers,
+        WriteTxnMarkersRequest
     ),
     // ACLs: SECURITY_DISABLED until an authorizer exists, as Kafka without one.
     api!(DescribeAcls, 1, 3, describe_acls, DescribeAclsRequest),
