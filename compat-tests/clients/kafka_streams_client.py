@@ -246,6 +246,11 @@ class App:
                 self.fatal = self.fatal or re.sub(r"(?<![\w$.])(?:[a-z_][\w$]*\.)+([A-Z][\w$]*)", r"\1", line[6:])
             elif line.startswith("VERSION "):
                 self.version = line.split()[1]
+                with P.lock:  # the matrix's client versions, once
+                    if not P.state.get("announced"):
+                        P.state["announced"] = True
+                        print(f"# kafka-streams {self.version} (exactly_once_v2, RocksDB store); driver "
+                              f"confluent-kafka {version()} (librdkafka {libversion()[0]})", flush=True)
             elif line.startswith("CLOSED "):
                 self.closed = line.split()[1]
             log(f"{self.label} [{time.monotonic() - self.t0:5.1f}s] {line}")
@@ -432,9 +437,6 @@ def run_scenario(s):
         app = App("run1", app_id, (t_in, t_out), state1)
         wait_for(clock, "run 1 (fresh state): first committed output", lambda: out.last()[1] > 0, progress, app,
                  START_BUDGET)
-        if app.version:
-            print(f"# kafka-streams {app.version} (exactly_once_v2, RocksDB store); driver confluent-kafka "
-                  f"{version()} (librdkafka {libversion()[0]})", flush=True)
         trickle = {"sent": 0}
         tr_err = {}
 
