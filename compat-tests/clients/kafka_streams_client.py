@@ -9,8 +9,9 @@ every 200 ms), built by clients/streams/build into $SLUICE_COMPAT_CACHE/streams/
 
   1. creates the input (3 partitions) and output (2 partitions) topics and produces part 1 of a
      deterministic corpus (3200 lines, 120 words with a skewed distribution, 4 parts of 800 lines);
-  2. run 1: starts the application; once committed output appears it trickles part 2 in and, while
-     the application is processing it (a transaction open), kills its JVM with SIGKILL;
+  2. run 1 (commit.interval.ms=1500, so transactions stay open a while): starts the application;
+     once committed output appears it trickles part 2 in and, once output records of an open
+     transaction are seen (read_uncommitted but not read_committed), kills its JVM with SIGKILL;
   3. produces the rest of part 2 and part 3; run 2: the same application.id and state dir (a new
      instance fences the killed one's transactional.id, whose open transaction is aborted); waits
      until every word's count has caught up, then closes it cleanly;
@@ -21,8 +22,9 @@ every 200 ms), built by clients/streams/build into $SLUICE_COMPAT_CACHE/streams/
      duplicate (a replayed aborted transaction), no gap (a lost one), nothing after N.
 
 A FAIL names the phase and why: the application's fatal exception (its stream thread's exception
-chain, e.g. a refused CreateTopics for the changelog or a refused InitProducerId) or, when it only
-hangs, the distinct WARN/ERROR lines of its log. The whole log is copied to stderr.
+chain, e.g. a refused CreateTopics for the changelog, or initTransactions refused a transaction
+coordinator) or, when it only hangs, the distinct ERROR/WARN lines of its log. Every run's log is
+copied to stderr.
 OBS: the corpus (lines, distinct words, total word count) and the committed output record count.
 
 Every JVM runs in its own session, is killed (SIGKILL to its process group) when the program ends
@@ -220,14 +222,14 @@ NOISE = re.compile(r"(Processing exception handler is not enabled|Using an OS te
 class App:
     """One run of the Streams application: its own session, stdin a pipe, stdout parsed, stderr logged."""
 
-    def __init__(self, label, app_id, topics, state_dir):
+    def __init__(self, label, app_id, topics, state_dir, settings=()):
         self.label = label
         self.logpath = os.path.join(P.tmp, f"{label}.log")
         self.logf = open(self.logpath, "wb")
         self.state, self.fatal, self.version, self.closed = None, None, None, None
         self.states, self.finished = [], False
         P.apps.append(self)
-        argv = [APP, P.bootstrap, app_id, topics[0], topics[1], state_dir, *EXTRA]
+        argv = [APP, P.bootstrap, app_id, topics[0], topics[1], state_dir, *settings, *EXTRA]
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.logf,
                                      start_new_session=True)
         P.children.add(self.proc)
@@ -417,6 +419,7 @@ def run_scenario(s):
                          for t, n in ((t_in, IN_PARTITIONS), (t_out, OUT_PARTITIONS))), lambda: "", None, 20)
     produce(t_in, part[0], 0)
     out = OutputReader(t_out)
+    unc = OutputReader(t_out, isolation="read_uncommitted")  # sees the open transaction's output
     state1 = os.path.join(P.tmp, "state-1")
     produced = 1
 
@@ -433,8 +436,9 @@ def run_scenario(s):
                 f"{behind} of {len(exp)} words behind")
 
     try:
-        # Run 1: killed with SIGKILL while it processes the trickle of part 2.
-        app = App("run1", app_id, (t_in, t_out), state1)
+        # Run 1: killed with SIGKILL while it processes the trickle of part 2. It commits every 1.5 s
+        # (the others every 200 ms), so its transactions stay open long enough to be caught open.
+        app = App("run1", app_id, (t_in, t_out), state1, settings=("commit.interval.ms=1500",))
         wait_for(clock, "run 1 (fresh state): first committed output", lambda: out.last()[1] > 0, progress, app,
                  START_BUDGET)
         trickle = {"sent": 0}
@@ -448,9 +452,30 @@ def run_scenario(s):
 
         tr = threading.Thread(target=trickle_part2, daemon=True)
         tr.start()
-        wait_for(clock, "run 1: trickle of part 2 under way", lambda: trickle["sent"] >= PART_LINES // 3,
+        wait_for(clock, "run 1: trickle of part 2 under way", lambda: trickle["sent"] >= PART_LINES // 4,
                  lambda: f"{trickle['sent']} lines sent", app, 20)
-        before_kill = out.last()[1]
+        # The kill should land while a transaction has written output records not yet committed:
+        # output seen read_uncommitted but not read_committed, for 0.3 s with no commit in between
+        # (not just the read_committed consumer lagging a moment behind a commit).
+        hist = []
+
+        def in_flight():
+            return unc.last()[1] - out.last()[1]
+
+        def caught_open():
+            now, c = time.monotonic(), out.last()[1]
+            f = unc.last()[1] - c
+            hist.append((now, c, f))
+            return f > 0 and any(now - t >= 0.3 and c0 == c and f0 > 0 for t, c0, f0 in hist)
+
+        try:
+            wait_for(clock, "run 1: output records of an open transaction seen", caught_open,
+                     lambda: f"{trickle['sent']} lines sent", app, 15)
+        except Failed as e:
+            if app.problem():
+                raise
+            log(f"{e}; killing anyway")
+        before_kill = (out.last()[1], in_flight())
         app.kill9()
         tr.join(max(1, clock.left()))
         if "e" in tr_err:
@@ -458,7 +483,8 @@ def run_scenario(s):
         produced = 2
         produce(t_in, part[2], 2 * PART_LINES)
         produced = 3
-        log(f"run 1 killed with {before_kill} committed output records; parts 2 and 3 produced")
+        log(f"run 1 killed with {before_kill[0]} committed output records and {before_kill[1]} more seen "
+            f"read_uncommitted; parts 2 and 3 produced")
 
         # Run 2: same state dir (the same process id, so the same transactional.id fences run 1).
         app = App("run2", app_id, (t_in, t_out), state1)
@@ -476,11 +502,12 @@ def run_scenario(s):
         app.close()
 
         # Everything is committed now: read to the end of every partition, then check the sequences.
-        out.stop()
-        out.read_to_end(min(10, max(1, clock.left())))
-        out.close()
+        for r in (out, unc):
+            r.stop()
+            r.read_to_end(min(10, max(1, clock.left())))
+            r.close()
         verify(s, out, total_exp)
-        uncommitted = count_uncommitted(t_out)
+        uncommitted = unc.records
         log(f"output: {out.records} records read_committed, {uncommitted} read_uncommitted "
             f"({uncommitted - out.records} from aborted transactions); repartition topic (low, high) "
             f"watermarks after Streams' purges (DeleteRecords): {watermarks(app_id + '-words-repartition')}; "
@@ -500,19 +527,6 @@ def watermarks(topic):
             c.close()
     except Exception as e:  # noqa: BLE001
         return f"unknown ({e})"
-
-
-def count_uncommitted(topic):
-    """Diagnostics only: the data records a read_uncommitted consumer sees (aborted ones included)."""
-    try:
-        r = OutputReader(topic, isolation="read_uncommitted")
-        r.stop()
-        r.read_to_end(10)
-        r.close()
-        return r.records
-    except Exception as e:  # noqa: BLE001
-        log(f"read_uncommitted count failed: {e}")
-        return -1
 
 
 def verify(s, out, exp):
