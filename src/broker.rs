@@ -2,6 +2,9 @@
 
 use crate::config::{log_config, BrokerConfig};
 use crate::coordinator::group::{GroupCoordinator, TopicInfo, TopicSource};
+use crate::coordinator::txn::{
+    MarkerDurable, MarkerJob, MarkerSink, TopicPartition, TxnCoordinator, TxnResult, OFFSETS_TOPIC,
+};
 use crate::log::flush::Flusher;
 use crate::log::Partition;
 use crate::metadata::{ClusterMetadata, LocalMetadata, PartitionState, TopicMeta};
@@ -34,6 +37,9 @@ pub struct Led {
     pub leader_epoch: i32,
 }
 
+/// Resolves when a queued transactional append is done (Err: it was dropped; done all the same).
+pub type AppendDone = futures::future::Shared<tokio::sync::oneshot::Receiver<()>>;
+
 /// The client's epoch when a request carries none.
 pub const NO_LEADER_EPOCH: i32 = -1;
 
@@ -56,6 +62,10 @@ pub struct Broker {
     /// Bumped on every topic creation and deletion (KIP-848 groups re-resolve subscriptions).
     topics_version: AtomicU64,
     pub groups: GroupCoordinator,
+    pub transactions: TxnCoordinator,
+    /// Transactional appends waiting for their partition to join the transaction, by
+    /// (topic, partition, producer id): the latest one, which the next queues behind.
+    pub txn_appends: DashMap<(String, i32, i64), (u64, AppendDone)>,
     /// Tiered storage (None when remote.log.storage.system.enable=false).
     pub tier: Option<Arc<Tier>>,
 }
@@ -102,6 +112,17 @@ impl Broker {
             flusher.clone(),
         )
         .context("opening the group log")?;
+        let producer_ids = metadata.clone();
+        let transactions = TxnCoordinator::open(
+            config.transactions.clone(),
+            config
+                .data_dir
+                .join("internal")
+                .join("__transaction_state-0"),
+            flusher.clone(),
+            Arc::new(move || producer_ids.allocate_producer_id()),
+        )
+        .context("opening the transaction log")?;
         let tier = if config.tier.enabled {
             Some(Arc::new(
                 Tier::open(&config.tier, &config.data_dir).context("opening the object store")?,
@@ -119,6 +140,8 @@ impl Broker {
             admin_lock: Mutex::new(()),
             topics_version: AtomicU64::new(0),
             groups,
+            transactions,
+            txn_appends: DashMap::new(),
             tier,
         };
         for meta in broker.metadata.topics() {
@@ -352,6 +375,53 @@ impl Broker {
             }
         }
         self.groups.close();
+        self.transactions.close();
+    }
+
+    /// Writes the markers of a decided transaction and completes it, in a task of its own:
+    /// a client that goes away must not stop a transaction half-ended.
+    pub fn finish_transaction(self: &Arc<Self>, job: MarkerJob) -> tokio::task::JoinHandle<()> {
+        let broker = self.clone();
+        tokio::spawn(async move { broker.transactions.finish(job, &*broker).await })
+    }
+}
+
+impl MarkerSink for Broker {
+    fn append_marker(
+        &self,
+        (topic, index): &TopicPartition,
+        producer_id: i64,
+        producer_epoch: i16,
+        result: TxnResult,
+    ) -> Result<Option<MarkerDurable<'_>>, String> {
+        let commit = result == TxnResult::Commit;
+        if topic == OFFSETS_TOPIC {
+            // Every group's pending offsets of this producer, in one group-log record.
+            return self.groups.end_txn_offsets(producer_id, commit).map(|end| {
+                end.map(|end| -> MarkerDurable<'_> { Box::pin(self.groups.wait_durable(end)) })
+            });
+        }
+        let Ok((_, led)) = self.led_partition_by_name(topic, *index, NO_LEADER_EPOCH) else {
+            return Ok(None);
+        };
+        let log = led.log;
+        // A single node is the only coordinator there has been: coordinator epoch 0.
+        match log.append_marker(producer_id, producer_epoch, commit, 0) {
+            Ok(offset) => Ok(Some(Box::pin(async move {
+                let mut durability = log.subscribe();
+                let durable = durability
+                    .wait_for(|d| d.durable_offset > offset || d.failed)
+                    .await
+                    .is_ok_and(|d| d.durable_offset > offset);
+                if durable {
+                    Ok(())
+                } else {
+                    Err("the partition failed before the marker was durable".to_string())
+                }
+            }))),
+            Err(crate::log::AppendError::Deleted) => Ok(None),
+            Err(e) => Err(format!("{e:?}")),
+        }
     }
 }
 

@@ -5,6 +5,7 @@ pub mod api;
 pub mod broker;
 pub mod config;
 pub mod coordinator;
+pub mod failpoint;
 pub mod log;
 pub mod metadata;
 pub mod record_batch;

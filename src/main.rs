@@ -81,6 +81,12 @@ async fn serve(config: BrokerConfig) -> Result<()> {
         }
         None => None,
     };
+    // Transactions a crash left between Prepare* and Complete*: their markers go out first.
+    // Clients touching them meanwhile get CONCURRENT_TRANSACTIONS and retry.
+    for job in broker.transactions.unfinished_markers() {
+        tracing::info!(transactional_id = %job.transactional_id, result = ?job.result, "finishing a transaction left unfinished");
+        broker.finish_transaction(job);
+    }
     let listeners = Listeners::start(broker.clone()).await?;
     tracing::info!(cluster_id = %broker.cluster_id, node_id = broker.config.node_id, data_dir = %broker.config.data_dir.display(), "sluice started");
 
@@ -96,6 +102,7 @@ async fn serve(config: BrokerConfig) -> Result<()> {
     });
 
     let groups = spawn_group_timers(broker.clone());
+    let transactions = spawn_transaction_timers(broker.clone());
 
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
@@ -103,7 +110,7 @@ async fn serve(config: BrokerConfig) -> Result<()> {
     if let Some(task) = tier_task {
         task.abort();
     }
-    for task in groups {
+    for task in groups.into_iter().chain(transactions) {
         task.abort();
     }
     listeners.shutdown(Duration::from_secs(10)).await;
@@ -111,6 +118,45 @@ async fn serve(config: BrokerConfig) -> Result<()> {
     tokio::task::spawn_blocking(move || b.close()).await?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Aborting transactions past their timeout, expiring idle transactional ids, and compacting
+/// the transaction log.
+fn spawn_transaction_timers(broker: Arc<Broker>) -> Vec<tokio::task::JoinHandle<()>> {
+    let cfg = broker.transactions.config().clone();
+    let aborts = broker.clone();
+    let abort_timed_out = tokio::spawn(async move {
+        let mut every =
+            tokio::time::interval(Duration::from_millis(cfg.abort_timed_out_interval_ms));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            for job in aborts
+                .transactions
+                .abort_timed_out(sluice::log::now_ms())
+                .await
+            {
+                aborts.finish_transaction(job);
+            }
+        }
+    });
+    let expire = tokio::spawn(async move {
+        let mut every =
+            tokio::time::interval(Duration::from_millis(cfg.remove_expired_interval_ms));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            broker
+                .transactions
+                .expire_transactional_ids(sluice::log::now_ms())
+                .await;
+            let b = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || b.transactions.compact_if_needed()).await;
+        }
+    });
+    vec![abort_timed_out, expire]
 }
 
 /// Group session/rebalance timers (every 100 ms), offset expiry and group-log compaction.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""confluent-kafka (librdkafka) scenarios: Producer, group Consumer, AdminClient."""
+"""confluent-kafka (librdkafka) scenarios: Producer (also transactional), group Consumer, AdminClient."""
 import os
 import sys
 import time
@@ -361,6 +361,237 @@ def s_oversize(s):
     check(out[0].code() == KafkaError.MSG_SIZE_TOO_LARGE, f"expected MSG_SIZE_TOO_LARGE, got {out[0]}")
 
 
+# ---------------------------------------------------------------- transactions (txn_*)
+
+def txn_producer(txid, errors=None, **extra):
+    """A transactional Producer; errors (a list) collects what librdkafka reports through error_cb (without
+    one, confluent-kafka raises a fatal error, e.g. fencing, out of whatever callback runs next)."""
+    errors = [] if errors is None else errors
+    return producer(**{"transactional.id": txid, "error_cb": errors.append, **extra})
+
+
+def read_iso(topic, partitions, isolation, timeout=15):
+    """Everything of topic visible under an isolation level: reads every partition from the start until
+    librdkafka reports its end (the last stable offset under read_committed, else the high watermark).
+    -> {partition: [message, ...]} in offset order."""
+    c = consumer(**{"isolation.level": isolation, "enable.partition.eof": True})
+    try:
+        c.assign([TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in range(partitions)])
+        got, eof = {p: [] for p in range(partitions)}, set()
+        end = time.monotonic() + timeout
+        while len(eof) < partitions:
+            check(time.monotonic() < end, f"{isolation} read of {topic} did not reach the end of partitions "
+                                          f"{sorted(set(range(partitions)) - eof)} within {timeout}s")
+            m = c.poll(0.3)
+            if m is None:
+                continue
+            if m.error() is not None:
+                check(m.error().code() == KafkaError._PARTITION_EOF, f"consume error: {m.error()}")
+                eof.add(m.partition())
+                continue
+            got[m.partition()].append(m)
+            eof.discard(m.partition())
+        return got
+    finally:
+        c.close()
+
+
+def values(got, skip=None):
+    """p0=v,v;p1=v (values per partition in offset order; values matching skip left out)."""
+    return ";".join(f"p{p}=" + ",".join(m.value().decode() for m in ms if not (skip and skip(m.value().decode())))
+                    for p, ms in sorted(got.items()))
+
+
+def offsets_of(got):
+    return ";".join(f"p{p}=" + ",".join(str(m.offset()) for m in ms) for p, ms in sorted(got.items()))
+
+
+def high_watermarks(topic, partitions):
+    c = consumer()
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
+    finally:
+        c.close()
+
+
+def produce_flushed(p, topic, recs):
+    """Produces (partition, key, value) records and flushes; -> partition:offset of each, in order."""
+    out = [None] * len(recs)
+
+    def dr(i):
+        return lambda err, msg: out.__setitem__(i, (err, msg))
+    for i, (part, k, v) in enumerate(recs):
+        p.produce(topic, key=k.encode(), value=v.encode(), partition=part, on_delivery=dr(i))
+    left = p.flush(20)
+    check(left == 0 and all(out), f"{left} records not delivered after flush(20)")
+    errs = [e for e, _ in out if e is not None]
+    check(not errs, f"delivery errors: {errs[:3]}")
+    return ",".join(f"{m.partition()}:{m.offset()}" for _, m in out)
+
+
+def kerr(e):
+    """name of the KafkaError of a KafkaException (and whether librdkafka calls it fatal / abortable)."""
+    err = e.args[0] if e.args and isinstance(e.args[0], KafkaError) else None
+    if err is None:
+        return f"{type(e).__name__}:{e}"
+    return err.name() + (":fatal" if err.fatal() else "") + (":abortable" if err.txn_requires_abort() else "")
+
+
+def s_txn_commit_abort(s):
+    """commit 6 records over 3 partitions; abort 3 without flushing (librdkafka purges what it has not
+    sent); abort 3 after flush() (they are in the log); commit 3. read_committed returns exactly the 9
+    committed records in order; read_uncommitted the flushed aborted ones too, and of the unflushed ones
+    at most those librdkafka reported delivered."""
+    t = P.name("topic", s)
+    ensure_topic(t, 3)
+    p = txn_producer(P.name("txn", s))
+    p.init_transactions(20)
+    P.obs(s, "init", "ok")
+    p.begin_transaction()
+    produce_flushed(p, t, [(i % 3, f"k{i}", f"c1-{i}") for i in range(6)])
+    p.commit_transaction(20)
+    # Abort without flush: the records may still be queued (purged: ERR__PURGE_QUEUE) or in flight.
+    p.begin_transaction()
+    dr = []
+    for i in range(3):
+        p.produce(t, key=f"a{i}".encode(), value=f"a-{i}".encode(), partition=i,
+                  on_delivery=lambda err, msg: dr.append((err, msg)))
+    p.abort_transaction(20)
+    p.flush(10)
+    check(len(dr) == 3, f"{len(dr)} delivery reports of 3 records produced before abort_transaction")
+    sent = {m.value().decode() for err, m in dr if err is None}
+    # Abort after flush: in the log, then aborted.
+    p.begin_transaction()
+    flushed = produce_flushed(p, t, [(i, f"f{i}", f"f-{i}") for i in range(3)])  # offsets depend on the unflushed abort
+    p.abort_transaction(20)
+    p.begin_transaction()
+    produce_flushed(p, t, [(i, f"k{i}", f"c2-{i}") for i in range(3)])
+    p.commit_transaction(20)
+    rc, ru = read_iso(t, 3, "read_committed"), read_iso(t, 3, "read_uncommitted")
+    unflushed = lambda v: v.startswith("a-")  # noqa: E731
+    P.obs(s, "read_committed", values(rc))
+    P.obs(s, "read_uncommitted_without_unflushed", values(ru, unflushed))
+    want_rc = "p0=c1-0,c1-3,c2-0;p1=c1-1,c1-4,c2-1;p2=c1-2,c1-5,c2-2"
+    want_ru = "p0=c1-0,c1-3,f-0,c2-0;p1=c1-1,c1-4,f-1,c2-1;p2=c1-2,c1-5,f-2,c2-2"
+    check(values(rc) == want_rc, f"read_committed read {values(rc)}, expected {want_rc}")
+    check(values(ru, unflushed) == want_ru, f"read_uncommitted read {values(ru)}, expected {want_ru} "
+                                            f"(plus the unflushed aborted records librdkafka sent)")
+    seen = {m.value().decode() for ms in ru.values() for m in ms if unflushed(m.value().decode())}
+    print(f"confluent {s}: unflushed aborted records: delivery reports {[e.name() if e else 'OK' for e, _ in dr]}, "
+          f"delivered {sorted(sent)}, in the log {sorted(seen)}; flushed aborted records at {flushed}", file=sys.stderr)
+    check(sent <= seen, f"records reported delivered before the abort {sorted(sent - seen)} are not in the log")
+    hw = high_watermarks(t, 3)
+    for part, ms in ru.items():
+        check(hw[part] > len(ms), f"end offset {hw[part]} of partition {part} holding {len(ms)} records: "
+                                  f"the transaction markers take offsets too")
+
+
+def s_txn_consume_transform_produce(s):
+    """A read_committed group consumer reads 10 records of a 2-partition input, at most 3 per batch; per
+    batch a transactional producer writes "T:"+value to the same partition of an output topic, then
+    send_offsets_to_transaction(offsets, consumer.consumer_group_metadata()) and commit_transaction.
+    The output under read_committed is exactly the transformed input; the group's committed offsets
+    (AdminClient.list_consumer_group_offsets) equal the input's end offsets."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    src, dst, g = P.name("topic", s) + "-in", P.name("topic", s) + "-out", P.name("group", s)
+    ensure_topic(src, 2)
+    ensure_topic(dst, 2)
+    produce_all(producer(), src, [{"key": f"k{i}".encode(), "value": f"v{i}".encode(), "partition": i % 2}
+                                  for i in range(10)])
+    c = consumer(g, **{"isolation.level": "read_committed"})
+    p = txn_producer(P.name("txn", s))
+    consumed = txns = 0
+    try:
+        p.init_transactions(20)
+        c.subscribe([src])
+        end = time.monotonic() + 30
+        while consumed < 10 and time.monotonic() < end:
+            msgs = []
+            for m in c.consume(num_messages=3, timeout=0.5):
+                if m.error() is None:
+                    msgs.append(m)
+                else:
+                    check(not m.error().fatal(), f"fatal consumer error {m.error()}")
+            if not msgs:
+                continue
+            p.begin_transaction()
+            nxt = {}
+            for m in msgs:
+                p.produce(dst, key=m.key(), value=b"T:" + m.value(), partition=m.partition())
+                nxt[m.partition()] = m.offset() + 1
+            p.send_offsets_to_transaction([TopicPartition(src, q, o) for q, o in sorted(nxt.items())],
+                                          c.consumer_group_metadata(), 20)
+            p.commit_transaction(20)
+            consumed += len(msgs)
+            txns += 1
+    finally:
+        c.close()
+    P.obs(s, "consumed", consumed)
+    P.obs(s, "several_transactions", txns > 1)
+    check(consumed == 10, f"the loop consumed {consumed} of 10 input records")
+    out = read_iso(dst, 2, "read_committed")
+    want = "p0=T:v0,T:v2,T:v4,T:v6,T:v8;p1=T:v1,T:v3,T:v5,T:v7,T:v9"
+    P.obs(s, "output", values(out))
+    check(values(out) == want, f"read_committed output {values(out)}, expected {want}")
+    res = admin().list_consumer_group_offsets([ConsumerGroupTopicPartitions(g)], request_timeout=15)[g].result(timeout=20)
+    committed = ",".join(f"p{tp.partition}={tp.offset}" for tp in sorted(res.topic_partitions, key=lambda x: x.partition)
+                         if tp.topic == src)
+    in_end = ",".join(f"p{q}={o}" for q, o in sorted(high_watermarks(src, 2).items()))
+    P.obs(s, "committed", committed)
+    P.obs(s, "input_end_offsets", in_end)
+    check(committed == in_end, f"group committed offsets {committed} != input end offsets {in_end}")
+
+
+def s_txn_zombie_fence(s):
+    """Producer A (transactional.id X) begins a transaction and writes 2 records (flushed); producer B
+    with the same transactional.id calls init_transactions, which fences A and aborts A's transaction.
+    A's next record and its commit fail (errors observed; the commit's must be a fencing error);
+    read_committed sees none of A's records; B's transaction commits."""
+    t, txid = P.name("topic", s), P.name("txn", s)
+    ensure_topic(t, 1)
+    a_errors = []
+    a = txn_producer(txid, a_errors)
+    a.init_transactions(20)
+    a.begin_transaction()
+    P.obs(s, "acked_a", produce_flushed(a, t, [(0, "a0", "a-0"), (0, "a1", "a-1")]))
+    b = txn_producer(txid)
+    b.init_transactions(20)
+    P.obs(s, "b_init", "ok")
+    dr = []
+    try:
+        a.produce(t, key=b"a2", value=b"a-2", partition=0, on_delivery=lambda err, msg: dr.append(err))
+        a.flush(10)
+        send_err = (dr[0].name() if dr[0] else "NONE") if dr else "no_delivery_report"
+    except (confluent_kafka.KafkaException, SystemError) as e:
+        # confluent-kafka raises a fatal error (here: fenced) out of flush(); when a delivery report runs
+        # in the same poll it surfaces as a SystemError caused by that KafkaException.
+        ke = e if isinstance(e, confluent_kafka.KafkaException) else e.__cause__
+        check(isinstance(ke, confluent_kafka.KafkaException), f"flush of the fenced producer raised {e!r}")
+        send_err = "flush_raised:" + kerr(ke)
+    P.obs(s, "a_send_error", send_err)
+    print(f"confluent {s}: A's error_cb got {a_errors}", file=sys.stderr)
+    try:
+        a.commit_transaction(10)
+        commit_err = "NONE"
+    except confluent_kafka.KafkaException as e:
+        commit_err = kerr(e)
+    P.obs(s, "a_commit_error", commit_err)
+    check(commit_err != "NONE", f"the fenced producer committed (its record: {send_err})")
+    check(any(x in commit_err for x in ("FENCED", "INVALID_PRODUCER_EPOCH")),
+          f"the fenced producer's commit failed with {commit_err}, expected a fencing error")
+    del a
+    b.begin_transaction()
+    P.obs(s, "acked_b", produce_flushed(b, t, [(0, "b0", "b-0"), (0, "b1", "b-1")]))
+    b.commit_transaction(20)
+    rc, ru = read_iso(t, 1, "read_committed"), read_iso(t, 1, "read_uncommitted")
+    P.obs(s, "read_committed", values(rc))
+    P.obs(s, "read_committed_offsets", offsets_of(rc))
+    P.obs(s, "read_uncommitted", values(ru))
+    P.obs(s, "end_offsets", ",".join(f"p{q}={o}" for q, o in sorted(high_watermarks(t, 1).items())))
+    check(values(rc) == "p0=b-0,b-1", f"read_committed read {values(rc)}, expected only B's b-0,b-1")
+    check(values(ru) == "p0=a-0,a-1,b-0,b-1", f"read_uncommitted read {values(ru)}, expected a-0,a-1,b-0,b-1")
+
+
 def preflight():
     md = admin().list_topics(timeout=8)
     if not md.brokers:
@@ -373,6 +604,8 @@ SCENARIOS = ([("create_topic", s_create_topic)] +
             ("seek_timestamp", s_seek_timestamp), ("list_groups", s_list_groups),
             ("describe_groups", s_describe_groups), ("describe_configs", s_describe_configs),
             ("delete_topic", s_delete_topic), ("idempotent_producer", s_idempotent),
-            ("missing_topic", s_missing_topic), ("oversize_record", s_oversize)])
+            ("missing_topic", s_missing_topic), ("oversize_record", s_oversize),
+            ("txn_commit_abort", s_txn_commit_abort), ("txn_consume_transform_produce", s_txn_consume_transform_produce),
+            ("txn_zombie_fence", s_txn_zombie_fence)])
 print(f"# confluent-kafka {getattr(confluent_kafka, '__version__', confluent_kafka.version()[0])} librdkafka {confluent_kafka.libversion()[0]}", flush=True)
 P.run(SCENARIOS, preflight)

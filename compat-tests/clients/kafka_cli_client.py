@@ -43,6 +43,7 @@ DELETE_RECORDS = T + "DeleteRecordsCommand"
 VPRODUCER = T + "VerifiableProducer"
 VCONSUMER = T + "VerifiableConsumer"
 PERF = T + "ProducerPerformance"
+TXN_CMD = T + "TransactionsCommand"
 BROKER_ID = os.environ.get("KAFKA_CLI_BROKER_ID", "1")
 TOOL_TIMEOUT = 30
 
@@ -304,19 +305,28 @@ def console_produce(s, topic, lines, headers=False):
             bad=r"Error when sending message|ERROR ")
 
 
-def console_consume(s, topic, n, group=None):
+def console_args(topic, n, timeout_ms, *extra):
     args = ["--bootstrap-server", P.bootstrap, "--topic", topic, "--from-beginning", "--max-messages", str(n),
-            "--timeout-ms", "15000"]
+            "--timeout-ms", str(timeout_ms), *extra]
     for prop in ("print.key", "print.headers", "print.offset", "print.partition"):
         args += ["--formatter-property", f"{prop}=true"]
-    if group:
-        args += ["--group", group]
-    out, err = tool_ok(s, CONSUMER, *args, timeout=40)
+    return args
+
+
+def console_records(out):
+    """ConsoleConsumer lines (print.partition/offset/headers/key): [(partition, offset, headers, key, value)]."""
     recs = []
     for line in out.splitlines():
         f = line.split("\t")
         if len(f) == 5 and f[0].startswith("Partition:") and f[1].startswith("Offset:"):
             recs.append((int(f[0][10:]), int(f[1][7:]), f[2], f[3], f[4]))
+    return recs
+
+
+def console_consume(s, topic, n, group=None, isolation=None):
+    extra = (["--group", group] if group else []) + (["--isolation-level", isolation] if isolation else [])
+    out, err = tool_ok(s, CONSUMER, *console_args(topic, n, 15000, *extra), timeout=40)
+    recs = console_records(out)
     check(len(recs) == n, f"ConsoleConsumer read {len(recs)} of {n} records; it said: "
                           f"{tool_error(out, err) if not recs else err.strip().splitlines()[-1:]}")
     return recs
@@ -645,6 +655,127 @@ def s_producer_perf(s):
                                         f"{tool_error(out, err)}")
 
 
+def txn_cmd(s, *args, **kw):
+    return tool_ok(s, TXN_CMD, "--bootstrap-server", P.bootstrap, *args, **kw)
+
+
+def parse_tabs(out):
+    """TransactionsCommand tables (tab-separated, padded, a trailing tab): list of dicts by header."""
+    rows, header = [], None
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.rstrip("\n").split("\t")]
+        while cells and not cells[-1]:
+            cells.pop()
+        if not cells:
+            continue
+        if header is None:
+            header = cells
+        else:
+            rows.append(dict(zip(header, cells)))
+    return rows
+
+
+def s_transactions(s):
+    """kafka-transactions (TransactionsCommand) on a transaction left open by Kafka's own
+    kafka-producer-perf-test: list, describe, describe-producers, find-hanging; a plain record after it
+    stays invisible to read_committed until `abort --start-offset` (the producer is gone by then) writes
+    the partition's abort marker; forceTerminateTransaction ends the transaction at its coordinator."""
+    t, txid = P.name("topic", s), P.name("txn", s)
+    create_topic(s, t, 1)
+    # The perf tool begins a transaction and sends two records at once (its throttle check follows the
+    # second), then sleeps 100 s (0.01 records/s) with the transaction open: the transaction lasts up to
+    # 10 minutes and its timeout (120 s) outlives the scenario.
+    argv = refkafka.java_cmd(PERF, "--bootstrap-server", P.bootstrap, "--topic", t, "--num-records", "1000",
+                             "--throughput", "0.01", "--record-size", "10", "--transactional-id", txid,
+                             "--transaction-duration-ms", "600000", "--command-property", "transaction.timeout.ms=120000")
+    argv[1:1] = jvm_extra()
+    logf = tempfile.TemporaryFile()
+    perf = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+    P.children.add(perf)
+
+    def perf_said():
+        logf.seek(0)
+        return logf.read().decode(errors="replace")
+
+    def stop_perf():
+        if perf.poll() is None:
+            try:
+                os.killpg(perf.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        perf.wait()
+        P.children.discard(perf)
+
+    try:
+        end = time.monotonic() + 40
+        while True:
+            if perf.poll() is not None:
+                e = tool_error(perf_said(), "")
+                if error_class(e):
+                    P.obs(s, "error", error_class(e))
+                raise Failed(f"ProducerPerformance exited ({perf.returncode}) before its transaction was listed: {e}")
+            out, _ = txn_cmd(s, "list")
+            rows = [r for r in parse_tabs(out) if r.get("TransactionalId") == txid]
+            if rows and rows[0].get("TransactionState") == "Ongoing":
+                break
+            check(time.monotonic() < end, f"`list` did not show {txid} Ongoing within 40s: {out.strip()[:300]!r}")
+            time.sleep(0.5)
+        pid = rows[0].get("ProducerId")
+        P.obs(s, "list", f"state={rows[0].get('TransactionState')}")
+        out, _ = txn_cmd(s, "describe", "--transactional-id", txid)
+        d = parse_tabs(out)
+        check(len(d) == 1, f"describe printed {out.strip()[:300]!r}")
+        d = d[0]
+        P.obs(s, "describe", f"state={d.get('TransactionState')},epoch={d.get('ProducerEpoch')},"
+                             f"timeout_ms={d.get('TransactionTimeoutMs')},partitions={d.get('TopicPartitions')}")
+        check(d.get("TransactionalId") == txid and d.get("ProducerId") == pid and d.get("TransactionState") == "Ongoing",
+              f"describe --transactional-id: {d}, expected {txid}, producer id {pid}, Ongoing")
+        check(d.get("TopicPartitions") == f"{t}-0" and d.get("TransactionTimeoutMs") == "120000",
+              f"describe --transactional-id: partitions {d.get('TopicPartitions')}, timeout "
+              f"{d.get('TransactionTimeoutMs')}; expected {t}-0 and 120000")
+        for attempt in range(5):  # both records of the open transaction are in the log
+            out, _ = txn_cmd(s, "describe-producers", "--topic", t, "--partition", "0")
+            prods = parse_tabs(out)
+            if len(prods) == 1 and prods[0].get("LastSequence") == "1":
+                break
+            time.sleep(0.5)
+        P.obs(s, "producers", ",".join(f"epoch={r.get('ProducerEpoch')}:last_sequence={r.get('LastSequence')}:"
+                                       f"txn_start={r.get('CurrentTransactionStartOffset')}" for r in prods))
+        check(len(prods) == 1 and prods[0].get("ProducerId") == pid, f"describe-producers: {prods}, expected producer {pid}")
+        check(prods[0].get("CurrentTransactionStartOffset") == "0" and prods[0].get("LastSequence") == "1",
+              f"describe-producers: {prods[0]}, expected an open transaction from offset 0 holding 2 records")
+        # The coordinator knows the transaction (Ongoing, with this partition): not hanging, however old.
+        out, _ = txn_cmd(s, "find-hanging", "--broker-id", BROKER_ID, "--topic", t, "--partition", "0",
+                         "--max-transaction-timeout", "0")
+        hanging = parse_tabs(out)
+        P.obs(s, "find_hanging", len(hanging))
+        check(not hanging, f"find-hanging listed the coordinator's ongoing transaction: {hanging}")
+        # A plain record after the open transaction: invisible to read_committed while it is open.
+        console_produce(s, t, ["after|after-0"])
+        rc, out, err = tool(CONSUMER, *console_args(t, 1, 2000, "--isolation-level", "read_committed"))
+        before = console_records(out)
+        P.obs(s, "read_committed_while_open", len(before))
+        check(not before, f"read_committed read {before} while the transaction at offset 0 is open")
+        stop_perf()  # the producer is gone; its transaction stays open
+        out, _ = txn_cmd(s, "abort", "--topic", t, "--partition", "0", "--start-offset", "0")
+        P.obs(s, "abort_output", out.strip() or "none")
+        recs = console_consume(s, t, 1, isolation="read_committed")
+        P.obs(s, "read_committed_after_abort", ",".join(f"{o}:{k}:{v}" for _, o, _, k, v in recs))
+        check([(o, k, v) for _, o, _, k, v in recs] == [(2, "after", "after-0")],
+              f"read_committed after abort read {recs}, expected only after-0 at offset 2")
+        # The partition is past it, but its coordinator still holds the transaction Ongoing.
+        out, _ = txn_cmd(s, "forceTerminateTransaction", "--transactionalId", txid)
+        out, _ = txn_cmd(s, "describe", "--transactional-id", txid)
+        d = parse_tabs(out)
+        check(len(d) == 1, f"describe after forceTerminateTransaction printed {out.strip()[:300]!r}")
+        P.obs(s, "after_force_terminate", f"state={d[0].get('TransactionState')},partitions={d[0].get('TopicPartitions', '')}")
+        check(d[0].get("TransactionState") not in ("Ongoing", "PrepareCommit", "CompleteCommit"),
+              f"after forceTerminateTransaction the transaction is {d[0].get('TransactionState')}")
+    finally:
+        stop_perf()
+        logf.close()
+
+
 def scenario(name, fn, timeout):
     def run(s):
         _local.deadline = time.monotonic() + timeout
@@ -669,6 +800,7 @@ SCENARIOS = [
     scenario("cli_delete_records", s_delete_records, 70),
     scenario("cli_verifiable", s_verifiable, 100),
     scenario("cli_producer_perf", s_producer_perf, 70),
+    scenario("cli_transactions", s_transactions, 150),
 ]
 
 

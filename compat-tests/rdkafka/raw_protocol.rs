@@ -314,7 +314,21 @@ fn list_offsets_epochs_cluster_and_producer_ids() {
             .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("txn"))))
             .with_transaction_timeout_ms(60_000),
     );
-    assert_eq!(txn.error_code, 53, "transactions are refused clearly");
+    assert_eq!(
+        (txn.error_code, txn.producer_epoch),
+        (0, 0),
+        "a new transactional id starts at epoch 0"
+    );
+    let too_long = c.call(
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("txn-2"))))
+            .with_transaction_timeout_ms(900_001),
+    );
+    assert_eq!(
+        too_long.error_code, 50,
+        "INVALID_TRANSACTION_TIMEOUT above transaction.max.timeout.ms"
+    );
 }
 
 fn s(v: &str) -> StrBytes {
@@ -396,8 +410,9 @@ fn group_apis_at_every_version() {
             .with_key_type(1),
     );
     assert_eq!(
-        txn.error_code, 53,
-        "TRANSACTIONAL_ID_AUTHORIZATION_FAILED until transactions exist"
+        (txn.error_code, txn.node_id.0, txn.port),
+        (0, 1, broker.addr().port() as i32),
+        "this broker coordinates transactional ids too"
     );
 
     for v in 0..=9i16 {
@@ -730,8 +745,8 @@ fn describe_configs_at_every_version() {
 }
 
 /// ApiVersions v3+ carries Kafka's feature flags (the Java client and franz-go switch behaviour
-/// on them): metadata.version for the 4.1 schemas, group.version 1 while KIP-848 is on, and no
-/// transaction.version until transactions exist.
+/// on them): metadata.version for the 4.1 schemas, transaction.version 2 (KIP-890), group.version
+/// 1 while KIP-848 is on.
 #[test]
 fn api_versions_features() {
     let broker = Broker::start(&[]);
@@ -753,6 +768,7 @@ fn api_versions_features() {
             supported,
             [
                 ("metadata.version".to_string(), 7, 27),
+                ("transaction.version".to_string(), 0, 2),
                 ("group.version".to_string(), 0, 1)
             ],
             "v{version}"
@@ -766,6 +782,7 @@ fn api_versions_features() {
             finalized,
             [
                 ("metadata.version".to_string(), 27),
+                ("transaction.version".to_string(), 2),
                 ("group.version".to_string(), 1)
             ]
         );
@@ -797,7 +814,7 @@ fn api_versions_features() {
         .collect();
     assert_eq!(
         finalized,
-        ["metadata.version"],
+        ["metadata.version", "transaction.version"],
         "group.version 0 is not finalized"
     );
 }

@@ -26,6 +26,14 @@ static FEATURES: &[Feature] = &[
         max: 27,
         finalized: |_| 27,
     },
+    // transaction.version 2 = KIP-890 part 2: partitions added by Produce v12+, an epoch bump
+    // at every EndTxn v5+.
+    Feature {
+        name: "transaction.version",
+        min: 0,
+        max: 2,
+        finalized: |b| b.config.transactions.server_version.0,
+    },
     // group.version 1 = the KIP-848 consumer protocol.
     Feature {
         name: "group.version",

@@ -8,8 +8,15 @@ pub use kafka_protocol::ResponseError;
 
 pub const NONE: i16 = 0;
 
-/// Until the transaction coordinator exists (transactions issue).
-pub const NO_TRANSACTIONS: &str = "transactions are not supported yet";
+/// PRODUCER_FENCED (KIP-588) is known to clients from `since` on (InitProducerId v4, EndTxn
+/// v4, AddPartitionsToTxn v3...); older ones get INVALID_PRODUCER_EPOCH, as Kafka answers.
+pub fn producer_fenced_for(e: ResponseError, version: i16, since: i16) -> ResponseError {
+    if e == ResponseError::ProducerFenced && version < since {
+        ResponseError::InvalidProducerEpoch
+    } else {
+        e
+    }
+}
 
 /// The Kafka error for a partition a request cannot use here.
 pub fn lookup_error(e: LookupError) -> ResponseError {
@@ -53,7 +60,9 @@ pub fn append_error(e: &AppendError) -> (i16, String) {
         AppendError::Sequence(SequenceError::StaleEpoch) => {
             "producer epoch is older than the current one".to_string()
         }
-        AppendError::Transactional => NO_TRANSACTIONS.to_string(),
+        AppendError::Transactional => {
+            "transactional or control batches need a transactional id (control batches are written by the coordinator only)".to_string()
+        }
         AppendError::InvalidTxnState => {
             "a non-transactional batch from a producer with an open transaction".to_string()
         }

@@ -1,14 +1,18 @@
-//! Fetch: stored batches as written, never past the high watermark. Long-poll waits on the
-//! partitions' high-watermark notifications until min_bytes is reached or max_wait expires.
+//! Fetch: stored batches as written, never past the high watermark (read_committed: the last
+//! stable offset, with the aborted transactions of the range read). Long-poll waits on the
+//! partitions' watermark notifications until min_bytes is reached or max_wait expires.
 
 use super::errors::{lookup_error, ResponseError};
 use super::{Handled, RequestContext};
 use crate::broker::{LookupError, Topic};
+use crate::log::batch;
 use crate::log::{Durability, Partition, ReadOutcome};
 use bytes::Bytes;
 use futures::future::{join_all, select_all};
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, ResponseKind, TopicName};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,8 +80,19 @@ impl Plan {
                 Err(e) => data.error_code = lookup_error(*e).code(),
                 Ok(log) => {
                     let limit = w.max_bytes.min(self.max_bytes.saturating_sub(total));
-                    let outcome = match log.read(w.fetch_offset, limit, min_one) {
+                    let local = if self.read_committed {
+                        log.read_committed(w.fetch_offset, limit, min_one)
+                    } else {
+                        log.read(w.fetch_offset, limit, min_one)
+                    };
+                    let outcome = match local {
                         Ok(ReadOutcome::Remote) => match remote.get(&i) {
+                            Some(Ok(Some(bytes))) if self.read_committed => {
+                                Ok(ReadOutcome::Records(below(
+                                    bytes,
+                                    log.offsets().last_stable_offset,
+                                )))
+                            }
                             Some(Ok(Some(bytes))) => Ok(ReadOutcome::Records(bytes.clone())),
                             Some(Ok(None)) => Ok(ReadOutcome::OutOfRange),
                             Some(Err(e)) => Err(std::io::Error::other(e.clone())),
@@ -93,6 +108,15 @@ impl Plan {
                             if !bytes.is_empty() {
                                 min_one = false;
                                 total += bytes.len();
+                            }
+                            if self.read_committed {
+                                match aborted_in(log, w.fetch_offset, &bytes) {
+                                    Ok(aborted) => data.aborted_transactions = Some(aborted),
+                                    Err(e) => {
+                                        tracing::error!(topic = %log.topic, partition = log.index, error = %e, "reading the aborted-transaction index failed");
+                                        data.error_code = ResponseError::KafkaStorageError.code();
+                                    }
+                                }
                             }
                             data.records = Some(bytes);
                         }
@@ -140,6 +164,36 @@ impl Plan {
             needs_remote,
         }
     }
+}
+
+/// The whole batches of `bytes` that start below `offset`.
+fn below(bytes: &Bytes, offset: i64) -> Bytes {
+    let keep: usize = batch::headers(bytes)
+        .take_while(|(_, h)| h.base_offset < offset)
+        .map(|(_, h)| h.total_len)
+        .sum();
+    bytes.slice(..keep)
+}
+
+/// The aborted transactions a read_committed consumer needs for the records read from
+/// `fetch_offset`: those with records in [fetch_offset, end of the last batch).
+fn aborted_in(
+    log: &Partition,
+    fetch_offset: i64,
+    bytes: &Bytes,
+) -> std::io::Result<Vec<AbortedTransaction>> {
+    let Some((_, last)) = batch::headers(bytes).last() else {
+        return Ok(Vec::new());
+    };
+    Ok(log
+        .aborted_transactions(fetch_offset, last.last_offset() + 1)?
+        .into_iter()
+        .map(|(producer_id, first_offset)| {
+            AbortedTransaction::default()
+                .with_producer_id(ProducerId(producer_id))
+                .with_first_offset(first_offset)
+        })
+        .collect())
 }
 
 pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {

@@ -1,6 +1,6 @@
-//! FindCoordinator: this broker coordinates every group. v4+ batches keys.
+//! FindCoordinator: this broker coordinates every group and every transactional id. v4+
+//! batches keys.
 
-use super::errors::NO_TRANSACTIONS;
 use super::{str_bytes, Handled, RequestContext};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
@@ -15,9 +15,7 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 /// key is served, the empty one too, as Kafka does (old clients commit offsets under it).
 fn check(key_type: i8) -> Option<(E, &'static str)> {
     match key_type {
-        KEY_TYPE_GROUP => None,
-        // Transactions are not implemented yet: the same fatal error InitProducerId gives.
-        KEY_TYPE_TRANSACTION => Some((E::TransactionalIdAuthorizationFailed, NO_TRANSACTIONS)),
+        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => None,
         _ => Some((E::InvalidRequest, "unknown coordinator key type")),
     }
 }

@@ -1,4 +1,5 @@
-//! ListOffsets: earliest, latest, max timestamp and by-timestamp lookups.
+//! ListOffsets: earliest, latest (read_committed: the last stable offset), max timestamp and
+//! by-timestamp lookups.
 
 use super::errors::{lookup_error, ResponseError};
 use super::{Handled, RequestContext};
@@ -42,11 +43,14 @@ fn lookup(
     topic: &Topic,
     log: &Partition,
     timestamp: i64,
+    read_committed: bool,
 ) -> Result<(i64, i64), ResponseError> {
     let offsets = log.offsets();
     let found = match timestamp {
         EARLIEST => return Ok((-1, offsets.log_start)),
         EARLIEST_LOCAL => return Ok((-1, log.local_start())),
+        // A read_committed consumer's end is the last stable offset, as in Kafka.
+        LATEST if read_committed => return Ok((-1, offsets.last_stable_offset)),
         LATEST => return Ok((-1, offsets.high_watermark)),
         // KIP-1005: the last offset copied to the tier.
         LATEST_TIERED => {
@@ -70,6 +74,7 @@ fn lookup(
 }
 
 pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> Handled {
+    let read_committed = request.isolation_level == 1;
     let topics = request
         .topics
         .iter()
@@ -90,7 +95,13 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> Handled {
                         // Disk (or object store) reads and possibly decompression: off the
                         // async workers.
                         Ok((t, led)) => tokio::task::block_in_place(|| {
-                            lookup(ctx.broker.tier.as_ref(), &t, &led.log, p.timestamp)
+                            lookup(
+                                ctx.broker.tier.as_ref(),
+                                &t,
+                                &led.log,
+                                p.timestamp,
+                                read_committed,
+                            )
                         })
                         .map(|found| (found, led.leader_epoch)),
                     };

@@ -3,6 +3,8 @@
 //! it waits for earlier responses. ApiVersions is built from it, the connection dispatches and
 //! writes through it and refuses anything outside it.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod api_versions;
 pub mod chunked;
 pub mod consumer_group_describe;
@@ -16,6 +18,9 @@ pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_producers;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod errors;
 pub mod fetch;
 pub mod find_coordinator;
@@ -25,6 +30,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -236,6 +242,43 @@ pub static APIS: &[ApiEntry] = &[
         1,
         consumer_group_describe,
         ConsumerGroupDescribeRequest
+    ),
+    // Transactions (coordinator/txn/).
+    api!(
+        AddPartitionsToTxn,
+        0,
+        5,
+        add_partitions_to_txn,
+        AddPartitionsToTxnRequest
+    ),
+    api!(
+        AddOffsetsToTxn,
+        0,
+        4,
+        add_offsets_to_txn,
+        AddOffsetsToTxnRequest
+    ),
+    api!(EndTxn, 0, 5, end_txn, EndTxnRequest),
+    api!(
+        DescribeTransactions,
+        0,
+        0,
+        describe_transactions,
+        DescribeTransactionsRequest
+    ),
+    api!(
+        ListTransactions,
+        0,
+        2,
+        list_transactions,
+        ListTransactionsRequest
+    ),
+    api!(
+        DescribeProducers,
+        0,
+        0,
+        describe_producers,
+        DescribeProducersRequest
     ),
     // ACLs: SECURITY_DISABLED until an authorizer exists, as Kafka without one.
     api!(DescribeAcls, 1, 3, describe_acls, DescribeAclsRequest),

@@ -4,6 +4,7 @@
 pub mod registry;
 
 use crate::coordinator::group::GroupConfig;
+use crate::coordinator::txn::{TransactionVersion, TxnConfig};
 use crate::log::LogConfig;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
@@ -93,6 +94,7 @@ pub struct BrokerConfig {
     /// Topic defaults (Kafka's log.* broker settings), as topic-level names.
     pub topic_defaults: BTreeMap<String, String>,
     pub groups: GroupConfig,
+    pub transactions: TxnConfig,
     /// Broker settings given explicitly (file, env or --set), by Kafka name.
     pub explicit_settings: BTreeMap<String, String>,
     pub tier: TierConfig,
@@ -161,6 +163,27 @@ impl Default for GroupConfig {
             }
         }
         groups
+    }
+}
+
+impl Default for TxnConfig {
+    fn default() -> Self {
+        let mut txn = TxnConfig {
+            // Each of the following but the version is set from the registry's defaults.
+            max_timeout_ms: 0,
+            transactional_id_expiration_ms: 0,
+            abort_timed_out_interval_ms: 0,
+            remove_expired_interval_ms: 0,
+            log_segment_bytes: 0,
+            partition_verification: false,
+            server_version: TransactionVersion::TV_2,
+        };
+        for s in registry::BROKER {
+            if let (Target::Txn(store), Some(v)) = (s.target, registry::parsed_default(s)) {
+                store(&mut txn, &v);
+            }
+        }
+        txn
     }
 }
 
@@ -372,6 +395,7 @@ impl BrokerConfig {
             connections_max_idle_ms: 0,
             topic_defaults: BTreeMap::new(),
             groups: GroupConfig::default(),
+            transactions: TxnConfig::default(),
             explicit_settings: BTreeMap::new(),
             tier: TierConfig {
                 object_store: args.object_store.clone().or(file.object_store.clone()),
@@ -403,6 +427,7 @@ impl BrokerConfig {
         match setting.target {
             Target::Broker(store) => store(self, &v),
             Target::Group(store) => store(&mut self.groups, &v),
+            Target::Txn(store) => store(&mut self.transactions, &v),
             Target::Tier(store) => store(&mut self.tier, &v),
             Target::TopicDefault(topic) | Target::TopicDefaultIn { topic, .. } => {
                 self.topic_defaults.insert(topic.to_string(), v.str());

@@ -9,6 +9,7 @@
 
 use super::{parse_bool, parse_i64, parse_range, validate_topic_config, BrokerConfig, TierConfig};
 use crate::coordinator::group::{assignor::ASSIGNORS, GroupConfig};
+use crate::coordinator::txn::TxnConfig;
 use crate::log::LogConfig;
 use anyhow::{bail, Result};
 
@@ -132,6 +133,7 @@ impl Value {
 pub enum Target {
     Broker(fn(&mut BrokerConfig, &Value)),
     Group(fn(&mut GroupConfig, &Value)),
+    Txn(fn(&mut TxnConfig, &Value)),
     Tier(fn(&mut TierConfig, &Value)),
     /// A broker setting that is the default for this topic config.
     TopicDefault(&'static str),
@@ -220,6 +222,12 @@ impl Setting {
     const fn group(self, f: fn(&mut GroupConfig, &Value)) -> Setting {
         Setting {
             target: Target::Group(f),
+            ..self
+        }
+    }
+    const fn txn(self, f: fn(&mut TxnConfig, &Value)) -> Setting {
+        Setting {
+            target: Target::Txn(f),
             ..self
         }
     }
@@ -467,6 +475,24 @@ pub static BROKER: &[Setting] = &[
     long("connections.max.idle.ms", "600000", 1, I64)
         .doc("Idle connections timeout: the server socket processor threads close the connections that idle more than this")
         .broker(|c, v| c.connections_max_idle_ms = v.int() as u64),
+    int("transaction.max.timeout.ms", "900000", 1, I32)
+        .doc("The maximum allowed timeout for transactions. A client asking for more gets INVALID_TRANSACTION_TIMEOUT.")
+        .txn(|t, v| t.max_timeout_ms = v.int() as i32),
+    int("transactional.id.expiration.ms", "604800000", 1, I32)
+        .doc("The time in ms that the transaction coordinator will wait without receiving any transaction status updates for the current transaction before expiring its transactional id.")
+        .txn(|t, v| t.transactional_id_expiration_ms = v.int()),
+    int("transaction.abort.timed.out.transaction.cleanup.interval.ms", "10000", 1, I32)
+        .doc("The interval at which to rollback transactions that have timed out.")
+        .txn(|t, v| t.abort_timed_out_interval_ms = v.int() as u64),
+    int("transaction.remove.expired.transaction.cleanup.interval.ms", "3600000", 1, I32)
+        .doc("The interval at which to remove transactions that have expired due to transactional.id.expiration.ms passing.")
+        .txn(|t, v| t.remove_expired_interval_ms = v.int() as u64),
+    int("transaction.state.log.segment.bytes", "104857600", 1, I32)
+        .doc("The transaction log segment bytes should be kept relatively small in order to facilitate faster log compaction and cache loads.")
+        .txn(|t, v| t.log_segment_bytes = v.int() as u64),
+    boolean("transaction.partition.verification.enable", "true")
+        .doc("Enable verification that checks that the partition has been added to the transaction before writing transactional records to the partition.")
+        .txn(|t, v| t.partition_verification = v.bool()),
     int("group.initial.rebalance.delay.ms", "3000", 0, I32)
         .doc("The amount of time the group coordinator will wait for more consumers to join a new group before performing the first rebalance.")
         .group(|g, v| g.initial_rebalance_delay_ms = v.int() as u64),

@@ -59,6 +59,18 @@ impl Default for ProducerEntry {
     }
 }
 
+/// One producer as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerView {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// -1 before its first idempotent batch.
+    pub last_sequence: i32,
+    pub last_append_ms: i64,
+    pub coordinator_epoch: i32,
+    pub current_txn_first_offset: Option<i64>,
+}
+
 /// A transaction decided by a marker (Kafka's CompletedTxn).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompletedTxn {
@@ -273,6 +285,33 @@ impl ProducerStates {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Every producer this partition remembers, by producer id.
+    pub fn views(&self) -> Vec<ProducerView> {
+        let mut views: Vec<ProducerView> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, e)| ProducerView {
+                producer_id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_append_ms: e.last_append_ms,
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_first_offset: e.current_txn_first_offset,
+            })
+            .collect();
+        views.sort_by_key(|v| v.producer_id);
+        views
+    }
+
+    /// Whether `producer_id` has a transaction open in this partition.
+    pub fn in_transaction(&self, producer_id: i64) -> bool {
+        !self.ongoing.is_empty()
+            && self
+                .producers
+                .get(&producer_id)
+                .is_some_and(|e| e.current_txn_first_offset.is_some())
     }
 
     /// Open transactions as (producer id, first offset), oldest first.

@@ -625,7 +625,9 @@ func main() {
 		{Name: "list_groups", Run: sListGroups}, {Name: "describe_groups", Run: sDescribeGroups},
 		{Name: "describe_configs", Run: sDescribeConfigs}, {Name: "delete_topic", Run: sDeleteTopic},
 		{Name: "idempotent_producer", Run: sIdempotent}, {Name: "missing_topic", Run: sMissingTopic},
-		{Name: "oversize_record", Run: sOversize}}...)
+		{Name: "oversize_record", Run: sOversize},
+		{Name: "txn_commit_abort", Run: sTxnCommitAbort}, {Name: "txn_consume_transform_produce", Run: sTxnConsumeTransformProduce},
+		{Name: "txn_zombie_fence", Run: sTxnZombieFence}, {Name: "txn_timeout", Run: sTxnTimeout}}...)
 	compat.Run(compat.Program{
 		Client:    client,
 		Header:    "# franz-go v1.22.3 kadm v1.20.0",

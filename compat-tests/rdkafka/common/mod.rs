@@ -252,6 +252,31 @@ impl Broker {
         }
     }
 
+    /// Waits until the broker exits on its own (a crash point), then reaps it.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("broker not running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                child.kill().ok();
+                child.wait().ok();
+                panic!(
+                    "the broker did not exit within {timeout:?}\n{}",
+                    self.log_tail(40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Replaces the broker's extra environment for the next (re)start.
+    pub fn set_env(&mut self, env: &[(String, String)]) {
+        self.env = env.to_vec();
+    }
+
     /// Start again on the same data dir and args, on a new free port. The broker must be stopped.
     pub fn restart(&mut self) {
         self.spawn();

@@ -605,6 +605,14 @@ impl GroupCoordinator {
         self.store.wait_durable(end).await.map_err(|e| e.0)
     }
 
+    /// The transaction of `producer_id` ended: its pending TxnOffsetCommit offsets, in every
+    /// group, become committed (`commit`) or are dropped. Some(end): the group-log position
+    /// to wait for (`wait_durable`); None: nothing was pending.
+    pub fn end_txn_offsets(&self, _producer_id: i64, _commit: bool) -> Result<Option<i64>, String> {
+        // TxnOffsetCommit is not served yet, so no offsets are ever pending.
+        Ok(None)
+    }
+
     /// Committed offsets of a group: the asked partitions (None: all committed ones).
     /// `member` (OffsetFetch v9) is checked against a consumer group's members.
     #[allow(clippy::type_complexity)]

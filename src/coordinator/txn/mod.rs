@@ -15,12 +15,14 @@
 //! the Prepare* write). After a restart, [`TxnCoordinator::unfinished_markers`] lists the
 //! transactions left in Prepare* so their markers get written (DESIGN invariant 9).
 
+pub mod markers;
 pub mod metadata;
 pub mod store;
 
 use crate::log::flush::Flusher;
 use dashmap::DashMap;
 use kafka_protocol::ResponseError as E;
+pub use markers::{offsets_partition, MarkerDurable, MarkerSink, OFFSETS_TOPIC};
 pub use metadata::{
     is_epoch_exhausted, TopicPartition, TransactionVersion, TxnMetadata, TxnState,
     NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
@@ -35,7 +37,7 @@ pub type ProducerIdSource = Arc<dyn Fn() -> anyhow::Result<i64> + Send + Sync>;
 /// Wall-clock milliseconds; replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
-/// Transaction settings under Kafka's names, with Kafka's defaults.
+/// Transaction settings under Kafka's names; defaults come from the config registry.
 #[derive(Debug, Clone)]
 pub struct TxnConfig {
     /// transaction.max.timeout.ms
@@ -48,22 +50,12 @@ pub struct TxnConfig {
     pub remove_expired_interval_ms: u64,
     /// transaction.state.log.segment.bytes
     pub log_segment_bytes: u64,
+    /// transaction.partition.verification.enable: partition leaders ask the coordinator
+    /// whether a transactional batch's partition is in the producer's transaction.
+    pub partition_verification: bool,
     /// The finalized transaction.version feature: the protocol of aborts the coordinator
-    /// starts itself (timeouts, fencing). TV0 until TV2 is implemented and advertised.
+    /// starts itself (timeouts, fencing), and whether Produce v12+ adds partitions implicitly.
     pub server_version: TransactionVersion,
-}
-
-impl Default for TxnConfig {
-    fn default() -> Self {
-        TxnConfig {
-            max_timeout_ms: 900_000,
-            transactional_id_expiration_ms: 604_800_000,
-            abort_timed_out_interval_ms: 10_000,
-            remove_expired_interval_ms: 3_600_000,
-            log_segment_bytes: 104_857_600,
-            server_version: TransactionVersion::TV_0,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -576,6 +568,20 @@ impl TxnCoordinator {
             Ok(_) => all(0),
             Err(e) => all(e.code()),
         }
+    }
+
+    /// Whether `partition` is in the producer's ongoing transaction: a partition leader's
+    /// check before appending a transactional batch (KIP-890 part 1). Err: the producer does
+    /// not own the id (INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED) or it is ending.
+    pub fn in_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partition: &TopicPartition,
+    ) -> Result<bool, E> {
+        self.verify_partitions(transactional_id, producer_id, producer_epoch)
+            .map(|partitions| partitions.contains(partition))
     }
 
     /// The partitions of the transaction, if the producer owns it (Kafka's

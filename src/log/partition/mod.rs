@@ -295,6 +295,17 @@ impl Partition {
         self.lock().producers.ongoing_transactions()
     }
 
+    /// The producers this partition remembers (DescribeProducers).
+    pub fn producers(&self) -> Vec<crate::log::producer_state::ProducerView> {
+        self.lock().producers.views()
+    }
+
+    /// Whether `producer_id` has a transaction open here: its transactional batches need no
+    /// new check with the coordinator.
+    pub fn in_transaction(&self, producer_id: i64) -> bool {
+        self.lock().producers.in_transaction(producer_id)
+    }
+
     /// Publishes the last stable offset after something other than a flush moved it (the
     /// log start passing the start of an open transaction). Called without the state lock,
     /// as the flusher publishes. The LSO never moves back (the high watermark, the log start

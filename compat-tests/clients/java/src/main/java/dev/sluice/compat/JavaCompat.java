@@ -889,6 +889,10 @@ public final class JavaCompat {
         all.put("idempotent_producer", JavaCompat::idempotent);
         all.put("missing_topic", JavaCompat::missingTopic);
         all.put("oversize_record", JavaCompat::oversize);
+        all.put("txn_commit_abort", Transactions::commitAbort);
+        all.put("txn_consume_transform_produce", Transactions::consumeTransformProduce);
+        all.put("txn_zombie_fence", Transactions::zombieFence);
+        all.put("txn_timeout", Transactions::timeout);
 
         Set<String> only = new HashSet<>();
         for (String x : System.getenv().getOrDefault("COMPAT_SCENARIOS", "").split(",")) if (!x.isEmpty()) only.add(x);

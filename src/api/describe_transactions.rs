@@ -1,0 +1,45 @@
+//! DescribeTransactions: the coordinator's view of transactional ids (kafka-transactions
+//! describe).
+
+use super::{str_bytes, Handled, RequestContext};
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::{
+    DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, ResponseKind, TopicName,
+};
+
+pub fn handle(ctx: &RequestContext, request: DescribeTransactionsRequest) -> Handled {
+    let states = request
+        .transactional_ids
+        .iter()
+        .map(|id| {
+            let state = TransactionState::default()
+                .with_transactional_id(id.clone())
+                .with_transaction_state(str_bytes(""))
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+                .with_transaction_start_time_ms(-1);
+            match ctx.broker.transactions.describe(id) {
+                Ok(d) => state
+                    .with_transaction_state(str_bytes(d.state))
+                    .with_transaction_timeout_ms(d.timeout_ms)
+                    .with_transaction_start_time_ms(d.start_ms)
+                    .with_producer_id(ProducerId(d.producer_id))
+                    .with_producer_epoch(d.producer_epoch)
+                    .with_topics(
+                        d.partitions
+                            .into_iter()
+                            .map(|(topic, partitions)| {
+                                TopicData::default()
+                                    .with_topic(TopicName(str_bytes(&topic)))
+                                    .with_partitions(partitions)
+                            })
+                            .collect(),
+                    ),
+                Err(e) => state.with_error_code(e.code()),
+            }
+        })
+        .collect();
+    Handled::ready(ResponseKind::DescribeTransactions(
+        DescribeTransactionsResponse::default().with_transaction_states(states),
+    ))
+}
