@@ -244,8 +244,9 @@ class App:
             if line.startswith("STATE "):
                 self.state = line.split()[1]
                 self.states.append(self.state)
-            elif line.startswith("FATAL "):  # exception classes without their packages
-                self.fatal = self.fatal or re.sub(r"(?<![\w$.])(?:[a-z_][\w$]*\.)+([A-Z][\w$]*)", r"\1", line[6:])
+            elif line.startswith("FATAL "):  # exception classes without packages, messages without thread names
+                text = re.sub(r"(?<![\w$.])(?:[a-z_][\w$]*\.)+([A-Z][\w$]*)", r"\1", line[6:])
+                self.fatal = self.fatal or re.sub(r" \[stream-thread \[[^\]]*\]\]", "", text)
             elif line.startswith("VERSION "):
                 self.version = line.split()[1]
                 with P.lock:  # the matrix's client versions, once
