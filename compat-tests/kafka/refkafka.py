@@ -143,7 +143,9 @@ class Kafka:
         with open(conf, "w") as f:
             f.write(self.properties(free_port()))
         if not os.path.exists(os.path.join(self.dir, "data", "meta.properties")):
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = "-"
+            while cluster_id.startswith("-"):  # StorageTool would take "-t -abc..." for an option
+                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             subprocess.run(java_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", conf),
                            check=True, stdout=subprocess.DEVNULL)
         self.log = open(os.path.join(self.dir, "kafka.log"), "ab")
