@@ -38,6 +38,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 pub mod write_txn_markers;
 
 mod context;
@@ -223,6 +224,14 @@ pub static APIS: &[ApiEntry] = &[
         9,
         offset_fetch,
         OffsetFetchRequest,
+        ordering = Ordering::AfterEarlierResponses
+    ),
+    api!(
+        TxnOffsetCommit,
+        0,
+        5,
+        txn_offset_commit,
+        TxnOffsetCommitRequest,
         ordering = Ordering::AfterEarlierResponses
     ),
     api!(OffsetDelete, 0, 0, offset_delete, OffsetDeleteRequest),

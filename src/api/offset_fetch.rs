@@ -1,24 +1,27 @@
 //! OffsetFetch: committed offsets of one group (v0-7) or of several (v8+). Partitions with
-//! no committed offset answer -1, as in Kafka.
+//! no committed offset answer -1, as in Kafka. With `require_stable` (v7+) a partition with a
+//! pending transactional offset answers UNSTABLE_OFFSET_COMMIT (offset -1), a partition error
+//! in every version; without it pending offsets are invisible.
 
 use super::{str_bytes, Handled, RequestContext};
-use crate::coordinator::group::CommittedOffset;
+use crate::coordinator::group::{FetchedOffset, FetchedOffsets};
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, ResponseKind, TopicName};
 
-type Fetched = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
-
-fn fields(o: &Option<CommittedOffset>) -> (i64, i32, String) {
+/// Offset, leader epoch, metadata and error code of one partition.
+fn fields(o: &FetchedOffset) -> (i64, i32, String, i16) {
     match o {
-        Some(o) => (
+        Ok(Some(o)) => (
             o.offset,
             o.leader_epoch,
             o.metadata.clone().unwrap_or_default(),
+            0,
         ),
-        None => (-1, -1, String::new()),
+        Ok(None) => (-1, -1, String::new(), 0),
+        Err(e) => (-1, -1, String::new(), e.code()),
     }
 }
 
@@ -31,7 +34,8 @@ pub fn handle(ctx: &RequestContext, request: OffsetFetchRequest) -> Handled {
                 .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                 .collect()
         });
-        match groups.fetch_offsets(&request.group_id, asked, None) {
+        // require_stable is v7+ (false, its default, below).
+        match groups.fetch_offsets(&request.group_id, asked, None, request.require_stable) {
             Ok(fetched) => response.topics = v0_topics(fetched, ctx.api_version),
             Err(e) => response.error_code = e.code(),
         }
@@ -51,7 +55,7 @@ pub fn handle(ctx: &RequestContext, request: OffsetFetchRequest) -> Handled {
                     .filter(|m| !m.is_empty())
                     .map(|m| (m.to_string(), g.member_epoch));
                 let mut out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-                match groups.fetch_offsets(&g.group_id, asked, member) {
+                match groups.fetch_offsets(&g.group_id, asked, member, request.require_stable) {
                     Ok(fetched) => out.topics = batched_topics(fetched),
                     Err(e) => out.error_code = e.code(),
                 }
@@ -62,7 +66,7 @@ pub fn handle(ctx: &RequestContext, request: OffsetFetchRequest) -> Handled {
     Handled::ready(ResponseKind::OffsetFetch(response))
 }
 
-fn v0_topics(fetched: Fetched, version: i16) -> Vec<OffsetFetchResponseTopic> {
+fn v0_topics(fetched: FetchedOffsets, version: i16) -> Vec<OffsetFetchResponseTopic> {
     fetched
         .into_iter()
         .map(|(topic, parts)| {
@@ -72,11 +76,12 @@ fn v0_topics(fetched: Fetched, version: i16) -> Vec<OffsetFetchResponseTopic> {
                     parts
                         .iter()
                         .map(|(p, o)| {
-                            let (offset, epoch, metadata) = fields(o);
+                            let (offset, epoch, metadata, error) = fields(o);
                             let mut part = OffsetFetchResponsePartition::default()
                                 .with_partition_index(*p)
                                 .with_committed_offset(offset)
-                                .with_metadata(Some(str_bytes(&metadata)));
+                                .with_metadata(Some(str_bytes(&metadata)))
+                                .with_error_code(error);
                             if version >= 5 {
                                 part.committed_leader_epoch = epoch;
                             }
@@ -88,7 +93,7 @@ fn v0_topics(fetched: Fetched, version: i16) -> Vec<OffsetFetchResponseTopic> {
         .collect()
 }
 
-fn batched_topics(fetched: Fetched) -> Vec<OffsetFetchResponseTopics> {
+fn batched_topics(fetched: FetchedOffsets) -> Vec<OffsetFetchResponseTopics> {
     fetched
         .into_iter()
         .map(|(topic, parts)| {
@@ -98,12 +103,13 @@ fn batched_topics(fetched: Fetched) -> Vec<OffsetFetchResponseTopics> {
                     parts
                         .iter()
                         .map(|(p, o)| {
-                            let (offset, epoch, metadata) = fields(o);
+                            let (offset, epoch, metadata, error) = fields(o);
                             OffsetFetchResponsePartitions::default()
                                 .with_partition_index(*p)
                                 .with_committed_offset(offset)
                                 .with_committed_leader_epoch(epoch)
                                 .with_metadata(Some(str_bytes(&metadata)))
+                                .with_error_code(error)
                         })
                         .collect(),
                 )

@@ -51,6 +51,20 @@ impl TestBroker {
         }
     }
 
+    /// The same data dir, after a clean close (what a restart finds).
+    fn reopen(self) -> TestBroker {
+        self.broker.close();
+        let dir = self._dir;
+        let args = ServeArgs {
+            data_dir: Some(dir.path().to_path_buf()),
+            set: vec!["remote.log.storage.system.enable=false".to_string()],
+            ..Default::default()
+        };
+        drop(self.broker);
+        let broker = Broker::open(BrokerConfig::resolve(&args).unwrap()).unwrap();
+        TestBroker { broker, _dir: dir }
+    }
+
     fn create(&self, name: &str, partitions: i32) {
         self.broker
             .create_topic(name, partitions, Default::default())
@@ -276,4 +290,304 @@ async fn fetch_by_unknown_topic_id() {
     let p = &r.responses[0].partitions[0];
     assert_eq!(p.error_code, ResponseError::UnknownTopicId.code());
     assert_eq!(p.high_watermark, -1);
+}
+
+// TxnOffsetCommit. Until the AddOffsetsToTxn / EndTxn handlers exist, transactions are driven
+// through the coordinator (`broker.transactions`) directly.
+
+use crate::coordinator::txn::{offsets_partition, TransactionVersion, TxnResult};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
+
+/// InitProducerId for `tid`, then (`add`) AddOffsetsToTxn for `group`: (producer id, epoch).
+async fn begin_txn(b: &TestBroker, tid: &str, group: Option<&str>) -> (i64, i16) {
+    let pe = b
+        .broker
+        .transactions
+        .init_producer_id(tid, 60_000, None)
+        .await
+        .result
+        .unwrap();
+    if let Some(group) = group {
+        let added = b
+            .broker
+            .transactions
+            .add_partitions(
+                tid,
+                pe.producer_id,
+                pe.epoch,
+                &[offsets_partition(group)],
+                false,
+                TransactionVersion::TV_0,
+            )
+            .await;
+        assert_eq!(added[0].1, 0);
+    }
+    (pe.producer_id, pe.epoch)
+}
+
+/// EndTxn, then the markers (the group's among them), as the EndTxn handler will.
+async fn end_txn(b: &TestBroker, tid: &str, (pid, epoch): (i64, i16), result: TxnResult, tv: i16) {
+    let outcome = b
+        .broker
+        .transactions
+        .end_txn(tid, pid, epoch, result, TransactionVersion(tv))
+        .await
+        .unwrap();
+    b.broker
+        .finish_transaction(outcome.markers.expect("a transaction to end"))
+        .await
+        .unwrap();
+}
+
+fn txn_offsets(
+    tid: &str,
+    (pid, epoch): (i64, i16),
+    group: &str,
+    topics: &[(&str, &[(i32, i64)])],
+) -> TxnOffsetCommitRequest {
+    TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(str_bytes(tid)))
+        .with_group_id(GroupId(str_bytes(group)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_topics(
+            topics
+                .iter()
+                .map(|(name, parts)| {
+                    TxnOffsetCommitRequestTopic::default()
+                        .with_name(TopicName(str_bytes(name)))
+                        .with_partitions(
+                            parts
+                                .iter()
+                                .map(|(p, o)| {
+                                    TxnOffsetCommitRequestPartition::default()
+                                        .with_partition_index(*p)
+                                        .with_committed_offset(*o)
+                                        .with_committed_metadata(Some(str_bytes("m")))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
+}
+
+/// Every partition's error code, in request order.
+async fn txn_commit(b: &TestBroker, version: i16, request: TxnOffsetCommitRequest) -> Vec<i16> {
+    let ResponseKind::TxnOffsetCommit(r) =
+        answer(txn_offset_commit::handle(&b.ctx(version), request)).await
+    else {
+        panic!("not a TxnOffsetCommit response");
+    };
+    r.topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+        .collect()
+}
+
+/// OffsetFetch of t-0 (v7: one group; v8: batched): (committed offset, partition error).
+async fn fetch_t0(b: &TestBroker, version: i16, group: &str, require_stable: bool) -> (i64, i16) {
+    let mut request = OffsetFetchRequest::default().with_require_stable(require_stable);
+    let topics = Some(vec![OffsetFetchRequestTopic::default()
+        .with_name(TopicName(str_bytes("t")))
+        .with_partition_indexes(vec![0])]);
+    if version < 8 {
+        request.group_id = GroupId(str_bytes(group));
+        request.topics = topics;
+    } else {
+        request.groups = vec![
+            kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup::default()
+                .with_group_id(GroupId(str_bytes(group)))
+                .with_topics(topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| {
+                            kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopics::default()
+                                .with_name(t.name)
+                                .with_partition_indexes(t.partition_indexes)
+                        })
+                        .collect()
+                })),
+        ];
+    }
+    let ResponseKind::OffsetFetch(r) = answer(offset_fetch::handle(&b.ctx(version), request)).await
+    else {
+        panic!("not an OffsetFetch response");
+    };
+    if version < 8 {
+        assert_eq!(r.error_code, 0, "a partition error, not the group's");
+        let p = &r.topics[0].partitions[0];
+        (p.committed_offset, p.error_code)
+    } else {
+        assert_eq!(
+            r.groups[0].error_code, 0,
+            "a partition error, not the group's"
+        );
+        let p = &r.groups[0].topics[0].partitions[0];
+        (p.committed_offset, p.error_code)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn txn_offset_commit_is_pending_until_the_marker() {
+    let b = TestBroker::open();
+    b.create("t", 2);
+    let unstable = ResponseError::UnstableOffsetCommit.code();
+    let txn = begin_txn(&b, "tid", Some("g")).await;
+    let request = txn_offsets(
+        "tid",
+        txn,
+        "g",
+        &[("t", &[(0, 5), (9, 1)]), ("nope", &[(0, 1)])],
+    );
+    let unknown = ResponseError::UnknownTopicOrPartition.code();
+    assert_eq!(txn_commit(&b, 3, request).await, vec![0, unknown, unknown]);
+    // Invisible to a plain fetch, unstable to one that wants stable offsets (v7 and v8+).
+    assert_eq!(fetch_t0(&b, 7, "g", false).await, (-1, 0));
+    assert_eq!(fetch_t0(&b, 7, "g", true).await, (-1, unstable));
+    assert_eq!(fetch_t0(&b, 8, "g", true).await, (-1, unstable));
+    end_txn(&b, "tid", txn, TxnResult::Commit, 0).await;
+    assert_eq!(fetch_t0(&b, 8, "g", true).await, (5, 0));
+
+    // The next transaction aborts: its offset is dropped.
+    let added = b
+        .broker
+        .transactions
+        .add_partitions(
+            "tid",
+            txn.0,
+            txn.1,
+            &[offsets_partition("g")],
+            false,
+            TransactionVersion::TV_0,
+        )
+        .await;
+    assert_eq!(added[0].1, 0);
+    let request = txn_offsets("tid", txn, "g", &[("t", &[(0, 9)])]);
+    assert_eq!(txn_commit(&b, 2, request).await, vec![0]);
+    end_txn(&b, "tid", txn, TxnResult::Abort, 0).await;
+    assert_eq!(fetch_t0(&b, 7, "g", true).await, (5, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn txn_offset_commit_verifies_the_transaction() {
+    let b = TestBroker::open();
+    b.create("t", 1);
+    let txn = begin_txn(&b, "tid", Some("g")).await;
+    let commit =
+        |tid: &str, txn: (i64, i16), group: &str| txn_offsets(tid, txn, group, &[("t", &[(0, 1)])]);
+    // The group's offsets partition is not in the transaction: TRANSACTION_ABORTABLE from v4,
+    // INVALID_TXN_STATE for older clients. ("other" hashes to another partition than "g".)
+    assert_ne!(offsets_partition("other"), offsets_partition("g"));
+    assert_eq!(
+        txn_commit(&b, 4, commit("tid", txn, "other")).await,
+        vec![ResponseError::TransactionAbortable.code()]
+    );
+    assert_eq!(
+        txn_commit(&b, 3, commit("tid", txn, "other")).await,
+        vec![ResponseError::InvalidTxnState.code()]
+    );
+    // A fenced epoch is INVALID_PRODUCER_EPOCH in every version, as Kafka answers.
+    for version in [0, 5] {
+        assert_eq!(
+            txn_commit(&b, version, commit("tid", (txn.0, txn.1 + 1), "g")).await,
+            vec![ResponseError::InvalidProducerEpoch.code()]
+        );
+    }
+    assert_eq!(
+        txn_commit(&b, 3, commit("tid", (txn.0 + 1, txn.1), "g")).await,
+        vec![ResponseError::InvalidProducerIdMapping.code()]
+    );
+    assert_eq!(
+        txn_commit(&b, 3, commit("unknown", txn, "g")).await,
+        vec![ResponseError::InvalidProducerIdMapping.code()]
+    );
+    assert_eq!(
+        txn_commit(&b, 3, commit("", txn, "g")).await,
+        vec![ResponseError::InvalidRequest.code()]
+    );
+    assert_eq!(
+        txn_commit(&b, 3, commit("tid", txn, "")).await,
+        vec![ResponseError::InvalidGroupId.code()]
+    );
+    // Only unknown partitions: answered without asking anyone.
+    assert_eq!(
+        txn_commit(&b, 3, txn_offsets("", txn, "", &[("nope", &[(0, 1)])])).await,
+        vec![ResponseError::UnknownTopicOrPartition.code()]
+    );
+    // The group's checks (v3+ carries the consumer's group metadata).
+    let mut stale = commit("tid", txn, "g");
+    stale.generation_id = 4;
+    stale.member_id = str_bytes("m");
+    assert_eq!(
+        txn_commit(&b, 3, stale).await,
+        vec![ResponseError::IllegalGeneration.code()]
+    );
+    assert_eq!(txn_commit(&b, 3, commit("tid", txn, "g")).await, vec![0]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn txn_offset_commit_v5_adds_the_offsets_partition() {
+    let b = TestBroker::open();
+    b.create("t", 1);
+    // Transaction version 2: no AddOffsetsToTxn, TxnOffsetCommit v5 enrols the partition.
+    let txn = begin_txn(&b, "tid", None).await;
+    assert_eq!(
+        txn_commit(&b, 4, txn_offsets("tid", txn, "g", &[("t", &[(0, 3)])])).await,
+        vec![ResponseError::TransactionAbortable.code()],
+        "v4 only verifies"
+    );
+    assert_eq!(
+        txn_commit(&b, 5, txn_offsets("tid", txn, "g", &[("t", &[(0, 3)])])).await,
+        vec![0]
+    );
+    let meta = b.broker.transactions.metadata("tid").unwrap();
+    assert!(meta.partitions.contains(&offsets_partition("g")));
+    assert_eq!(
+        fetch_t0(&b, 8, "g", true).await.1,
+        ResponseError::UnstableOffsetCommit.code()
+    );
+    end_txn(&b, "tid", txn, TxnResult::Commit, 2).await;
+    assert_eq!(fetch_t0(&b, 8, "g", true).await, (3, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pending_txn_offsets_survive_a_restart() {
+    let b = TestBroker::open();
+    b.create("t", 1);
+    let txn = begin_txn(&b, "tid", Some("g")).await;
+    assert_eq!(
+        txn_commit(&b, 3, txn_offsets("tid", txn, "g", &[("t", &[(0, 7)])])).await,
+        vec![0]
+    );
+    // EndTxn(COMMIT) is decided, then the broker stops before writing the markers.
+    let outcome = b
+        .broker
+        .transactions
+        .end_txn(
+            "tid",
+            txn.0,
+            txn.1,
+            TxnResult::Commit,
+            TransactionVersion::TV_0,
+        )
+        .await
+        .unwrap();
+    assert!(outcome.markers.is_some());
+    let b = b.reopen();
+    assert_eq!(
+        fetch_t0(&b, 7, "g", true).await.1,
+        ResponseError::UnstableOffsetCommit.code()
+    );
+    // The coordinator writes the markers again after a restart.
+    let jobs = b.broker.transactions.unfinished_markers();
+    assert_eq!(jobs.len(), 1);
+    for job in jobs {
+        b.broker.finish_transaction(job).await.unwrap();
+    }
+    assert_eq!(fetch_t0(&b, 7, "g", true).await, (7, 0));
+    let b = b.reopen();
+    assert_eq!(fetch_t0(&b, 7, "g", true).await, (7, 0));
 }

@@ -21,6 +21,10 @@ pub trait StateRecord: Serialize + DeserializeOwned + Clone {
     fn key(&self) -> String;
     /// Whether the record removes its key's state (a compaction drops both).
     fn is_removal(&self) -> bool;
+    /// Every key starting with this prefix is removed too (one record ending many keys).
+    fn removes_prefix(&self) -> Option<String> {
+        None
+    }
 }
 
 /// An internal partition of JSON state records with snapshot compaction.
@@ -193,6 +197,16 @@ impl<R: StateRecord> StateLog<R> {
 }
 
 fn apply<R: StateRecord>(live: &mut BTreeMap<String, R>, r: &R) {
+    if let Some(prefix) = r.removes_prefix() {
+        let doomed: Vec<String> = live
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in doomed {
+            live.remove(&k);
+        }
+    }
     if r.is_removal() {
         live.remove(&r.key());
     } else {

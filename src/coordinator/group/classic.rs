@@ -850,6 +850,39 @@ impl ClassicGroup {
         Ok(())
     }
 
+    /// Kafka's checks for a TxnOffsetCommit (validateOffsetCommit with isTransactional): the
+    /// member and generation only when the request names them (v3+), and no rebalance check.
+    /// Before v3 a transactional commit carries neither and is accepted in any state.
+    pub fn validate_txn_commit(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), E> {
+        if self.state == ClassicState::Dead {
+            return Err(E::CoordinatorNotAvailable);
+        }
+        if generation < 0 && self.state == ClassicState::Empty {
+            return Ok(());
+        }
+        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
+            if let Some(instance) = instance_id {
+                match self.static_members.get(instance) {
+                    None => return Err(E::UnknownMemberId),
+                    Some(owner) if owner != member_id => return Err(E::FencedInstanceId),
+                    Some(_) => {}
+                }
+            }
+            if !self.members.contains_key(member_id) {
+                return Err(E::UnknownMemberId);
+            }
+            if generation != self.generation {
+                return Err(E::IllegalGeneration);
+            }
+        }
+        Ok(())
+    }
+
     /// Marks the group deleted (DeleteGroups): later requests get COORDINATOR_NOT_AVAILABLE.
     pub fn mark_dead(&mut self) {
         self.state = ClassicState::Dead;

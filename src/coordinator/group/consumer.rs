@@ -684,6 +684,21 @@ impl ConsumerGroup {
         Ok(())
     }
 
+    /// Kafka's checks for a TxnOffsetCommit: as for OffsetCommit without the version rule, and
+    /// a stale epoch is ILLEGAL_GENERATION (what transactional producers understand).
+    pub fn validate_txn_commit(&self, member_id: &str, epoch: i32) -> Result<(), E> {
+        if epoch < 0 && self.members.is_empty() {
+            return Ok(());
+        }
+        let Some(m) = self.members.get(member_id) else {
+            return Err(E::UnknownMemberId);
+        };
+        if epoch != m.epoch {
+            return Err(E::IllegalGeneration);
+        }
+        Ok(())
+    }
+
     /// OffsetFetch v9+ with a member id.
     pub fn validate_fetch(&self, member_id: &str, epoch: i32) -> Result<(), E> {
         let Some(m) = self.members.get(member_id) else {
@@ -804,6 +819,12 @@ mod tests {
         );
         assert_eq!(g.validate_commit("b", 1, 9), Err(E::StaleMemberEpoch));
         assert_eq!(g.validate_commit("b", 2, 9), Ok(()));
+        // TxnOffsetCommit: a stale epoch is ILLEGAL_GENERATION; no plain commits while members
+        // remain.
+        assert_eq!(g.validate_txn_commit("b", 1), Err(E::IllegalGeneration));
+        assert_eq!(g.validate_txn_commit("b", 2), Ok(()));
+        assert_eq!(g.validate_txn_commit("zz", 2), Err(E::UnknownMemberId));
+        assert_eq!(g.validate_txn_commit("", -1), Err(E::UnknownMemberId));
 
         // b leaves: a takes everything back.
         let left = g.heartbeat(beat("b", LEAVE_EPOCH, &b_owned), &topics, now);

@@ -1,5 +1,5 @@
-//! The group log's records: committed offsets and group metadata, kept in a state log (our
-//! `__consumer_offsets`) and replayed on start.
+//! The group log's records: committed offsets, pending transactional offsets and group
+//! metadata, kept in a state log (our `__consumer_offsets`) and replayed on start.
 
 use crate::coordinator::state_log::{StateLog, StateRecord};
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,10 @@ pub enum GroupRecord {
         leader_epoch: i32,
         metadata: Option<String>,
         commit_ms: i64,
+        /// Write order among the group log's offsets (see `TxnOffset`); 0 in logs older than
+        /// transactional offsets.
+        #[serde(default)]
+        seq: u64,
     },
     /// An offset removed by OffsetDelete, DeleteGroups or expiry.
     OffsetRemoved {
@@ -28,6 +32,35 @@ pub enum GroupRecord {
     Group(GroupMeta),
     GroupRemoved {
         group: String,
+    },
+    /// A TxnOffsetCommit offset, pending until its producer's transaction ends. `seq` orders it
+    /// against plain commits of the same partition: at COMMIT it replaces the committed offset
+    /// only if it was written later (Kafka compares record offsets, which our compaction does
+    /// not keep).
+    TxnOffset {
+        producer_id: i64,
+        group: String,
+        topic: String,
+        partition: i32,
+        offset: i64,
+        leader_epoch: i32,
+        metadata: Option<String>,
+        commit_ms: i64,
+        seq: u64,
+    },
+    /// A pending offset dropped before its transaction ended (OffsetDelete, DeleteGroups).
+    TxnOffsetRemoved {
+        producer_id: i64,
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    /// The transaction of `producer_id` ended: every pending offset of it, in every group, is
+    /// done with. At COMMIT the offsets it commits are `Offset` records just before it, in the
+    /// same append.
+    TxnEnd {
+        producer_id: i64,
+        commit: bool,
     },
 }
 
@@ -63,15 +96,44 @@ impl StateRecord for GroupRecord {
             } => format!("o\0{group}\0{topic}\0{partition}"),
             GroupRecord::Group(meta) => format!("g\0{}", meta.group),
             GroupRecord::GroupRemoved { group } => format!("g\0{group}"),
+            GroupRecord::TxnOffset {
+                producer_id,
+                group,
+                topic,
+                partition,
+                ..
+            }
+            | GroupRecord::TxnOffsetRemoved {
+                producer_id,
+                group,
+                topic,
+                partition,
+            } => format!("{}{group}\0{topic}\0{partition}", txn_prefix(*producer_id)),
+            GroupRecord::TxnEnd { producer_id, .. } => format!("t\0{producer_id}"),
         }
     }
 
     fn is_removal(&self) -> bool {
         matches!(
             self,
-            GroupRecord::OffsetRemoved { .. } | GroupRecord::GroupRemoved { .. }
+            GroupRecord::OffsetRemoved { .. }
+                | GroupRecord::GroupRemoved { .. }
+                | GroupRecord::TxnOffsetRemoved { .. }
+                | GroupRecord::TxnEnd { .. }
         )
     }
+
+    fn removes_prefix(&self) -> Option<String> {
+        match self {
+            GroupRecord::TxnEnd { producer_id, .. } => Some(txn_prefix(*producer_id)),
+            _ => None,
+        }
+    }
+}
+
+/// The key prefix of every pending offset of a producer.
+fn txn_prefix(producer_id: i64) -> String {
+    format!("t\0{producer_id}\0")
 }
 
 #[cfg(test)]
@@ -88,6 +150,7 @@ mod tests {
             leader_epoch: -1,
             metadata: Some("m".into()),
             commit_ms: 1,
+            seq: o as u64,
         }
     }
 
