@@ -1698,7 +1698,12 @@ fn txn_producer(bs: &str, transactional_id: &str) -> TxnProducer {
 /// `n` values of 300 bytes, each starting with `tag` and its index.
 fn txn_values(tag: &str, n: usize) -> Vec<String> {
     (0..n)
-        .map(|i| format!("{tag}-{i:04}-{}", "x".repeat(300)).split_at(300).0.to_string())
+        .map(|i| {
+            format!("{tag}-{i:04}-{}", "x".repeat(300))
+                .split_at(300)
+                .0
+                .to_string()
+        })
         .collect()
 }
 
@@ -1852,7 +1857,13 @@ async fn read_committed_from_the_tier(mut store: TierStore) {
 
     let m = wait_tiered(&store, &broker, topic, 0, 1, Duration::from_secs(90));
     assert_manifest_consistent(&store, topic, 0, &m, Some(0));
-    let all = read_values(&bs, topic, "read_uncommitted", &last, Duration::from_secs(60));
+    let all = read_values(
+        &bs,
+        topic,
+        "read_uncommitted",
+        &last,
+        Duration::from_secs(60),
+    );
     let all_values: Vec<String> = all.iter().map(|(_, v)| v.clone()).collect();
     assert!(
         all_values == everything,

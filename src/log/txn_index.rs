@@ -243,7 +243,9 @@ pub fn decode_all(bytes: &[u8], markers: Range<i64>) -> Option<Vec<AbortedTxn>> 
     for raw in bytes.chunks_exact(ENTRY_LEN) {
         let e = AbortedTxn::decode(raw)?;
         if !markers.contains(&e.last_offset)
-            || entries.last().is_some_and(|p| p.last_offset >= e.last_offset)
+            || entries
+                .last()
+                .is_some_and(|p| p.last_offset >= e.last_offset)
         {
             return None;
         }
@@ -316,7 +318,11 @@ mod tests {
         assert!(!collect_entries(&decoded, 0, 100, &mut out));
         assert_eq!(out, vec![(1, 0), (2, 3), (3, 10)]);
         assert_eq!(decode_all(&copy[..40], 0..13), None, "a torn entry");
-        assert_eq!(decode_all(&copy, 0..12), None, "a marker outside the segment");
+        assert_eq!(
+            decode_all(&copy, 0..12),
+            None,
+            "a marker outside the segment"
+        );
         let mut swapped = copy[ENTRY_LEN..2 * ENTRY_LEN].to_vec();
         swapped.extend_from_slice(&copy[..ENTRY_LEN]);
         assert_eq!(decode_all(&swapped, 0..13), None, "markers out of order");

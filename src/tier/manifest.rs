@@ -68,7 +68,9 @@ impl Manifest {
 
     /// The segment holding `offset`.
     pub fn find(&self, offset: i64) -> Option<&RemoteSegment> {
-        self.from(offset).first().filter(|s| s.base_offset <= offset)
+        self.from(offset)
+            .first()
+            .filter(|s| s.base_offset <= offset)
     }
 
     /// The segments from the one holding `offset` on (all of them when `offset` lies below).
@@ -115,7 +117,10 @@ mod tests {
         let mut with = m.clone();
         with.segments[1].aborted_txns = 3;
         let json = serde_json::to_string(&with).unwrap();
-        assert!(json.contains(r#""max_timestamp":8,"aborted_txns":3}"#), "{json}");
+        assert!(
+            json.contains(r#""max_timestamp":8,"aborted_txns":3}"#),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<Manifest>(&json).unwrap(), with);
         // And a manifest from an empty partition.
         let empty: Manifest = serde_json::from_str(r#"{"segments":[],"copied_end":null}"#).unwrap();

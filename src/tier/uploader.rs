@@ -418,7 +418,6 @@ mod tests {
     use crate::topic::Topic;
     use std::collections::{BTreeMap, BTreeSet};
     use std::path::Path;
-    use std::sync::Arc;
     use uuid::Uuid;
 
     fn txn_batch(count: i32, pid: i64, seq: i32) -> Vec<u8> {
