@@ -1,7 +1,8 @@
 //! Tiered storage end to end, against a file store and an S3 store (moto): sealed segments reach
 //! the store with their manifest, local copies go only once the manifest names them, and
 //! everything stays readable from offset 0 (fetch, ListOffsets earliest and by timestamp) across
-//! kill -9 during uploads, an object-store outage, remote retention and topic deletion.
+//! kill -9 during uploads, an object-store outage, remote retention and topic deletion; and
+//! read_committed consumers of tiered segments still skip aborted transactions.
 //!
 //! Records are deterministic functions of (partition, offset), so anything read back can be
 //! checked byte for byte without keeping what was produced.
@@ -24,8 +25,11 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, Timestamp};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{
+    BaseRecord, DefaultProducerContext, FutureProducer, FutureRecord, Producer, ThreadedProducer,
+};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Deserialize;
 
@@ -269,6 +273,9 @@ struct RemoteSegment {
     next_offset: i64,
     size: u64,
     max_timestamp: i64,
+    /// Entries of its aborted-transaction index (`<stem>.txnindex`); absent when none.
+    #[serde(default)]
+    aborted_txns: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -1669,4 +1676,274 @@ async fn remote_retention_default_file_store() {
 #[tokio::test(flavor = "multi_thread")]
 async fn remote_retention_s3() {
     remote_retention(TierStore::s3()).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Transactions
+// ---------------------------------------------------------------------------------------------
+
+type TxnProducer = ThreadedProducer<DefaultProducerContext>;
+
+fn txn_producer(bs: &str, transactional_id: &str) -> TxnProducer {
+    let mut c = common::client_config(bs);
+    c.set("transactional.id", transactional_id)
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000");
+    let p: TxnProducer = c.create().expect("create transactional producer");
+    p.init_transactions(Timeout::After(Duration::from_secs(30)))
+        .expect("init_transactions");
+    p
+}
+
+/// `n` values of 300 bytes, each starting with `tag` and its index.
+fn txn_values(tag: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            format!("{tag}-{i:04}-{}", "x".repeat(300))
+                .split_at(300)
+                .0
+                .to_string()
+        })
+        .collect()
+}
+
+/// Sends `values` to partition 0 and waits until they are all written, in order.
+fn send_all(p: &TxnProducer, topic: &str, values: &[String]) {
+    for v in values {
+        p.send(BaseRecord::<(), str>::to(topic).payload(v).partition(0))
+            .map_err(|(e, _)| e)
+            .expect("enqueue");
+    }
+    p.flush(Timeout::After(Duration::from_secs(30)))
+        .expect("flush");
+}
+
+/// (offset, value) of partition 0 from the beginning as `isolation` reads it, up to `last`.
+fn read_values(
+    bs: &str,
+    topic: &str,
+    isolation: &str,
+    last: &str,
+    timeout: Duration,
+) -> Vec<(i64, String)> {
+    let c = common::consumer(bs, &[("isolation.level", isolation)]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{isolation}: {last:.12} did not arrive within {timeout:?}; {} values read, the last {:?}",
+            out.len(),
+            out.last().map(|(o, v): &(i64, String)| (*o, v[..12].to_string()))
+        );
+        match c.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(e)) => panic!("{isolation}: consumer error on {topic}: {e}"),
+            Some(Ok(m)) => {
+                let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+                let done = v == last;
+                out.push((m.offset(), v));
+                if done {
+                    return out;
+                }
+            }
+        }
+    }
+}
+
+/// Where two value lists first differ, for a readable failure.
+fn first_difference(got: &[String], want: &[String]) -> String {
+    let i = got.iter().zip(want).take_while(|(g, w)| g == w).count();
+    let show = |v: Option<&String>| v.map(|v| v[..12].to_string());
+    format!(
+        "{} values, expected {}; first difference at {i}: got {:?}, expected {:?}",
+        got.len(),
+        want.len(),
+        show(got.get(i)),
+        show(want.get(i))
+    )
+}
+
+/// Two transactional producers commit and abort interleaved transactions (some aborted ones
+/// spanning several segments) among plain records, on a topic of 16 kB segments that keeps
+/// only its active segment locally. Once everything else is tiered and deleted locally, a
+/// read_committed consumer from the beginning sees exactly the committed and plain records
+/// (the aborts are known from the tiered `.txnindex` objects), and read_uncommitted sees all;
+/// again after a restart, with the tier's caches empty.
+async fn read_committed_from_the_tier(mut store: TierStore) {
+    let mut broker = start_broker(&mut store, &[]);
+    let bs = broker.bootstrap();
+    let what = store.name();
+    let topic = "txn-tiered";
+    common::create_topic(
+        &bs,
+        topic,
+        1,
+        &[("segment.bytes", "16384"), ("local.retention.bytes", "1")],
+    )
+    .await;
+    let a = txn_producer(&bs, "tiered-a");
+    let b = txn_producer(&bs, "tiered-b");
+    let plain = common::producer(&bs, &[]);
+    let t = Timeout::After(Duration::from_secs(30));
+    // Every value in log order, and whether read_committed shows it.
+    let mut log: Vec<(String, bool)> = Vec::new();
+    let mut aborts = 0;
+    for round in 0..12 {
+        let a_commits = round % 2 == 1;
+        let b_commits = round % 3 != 0;
+        // B's aborted transactions of rounds 3, 6 and 9 span about three segments.
+        let b_big = if b_commits || round == 0 { 0 } else { 150 };
+        a.begin_transaction().unwrap();
+        b.begin_transaction().unwrap();
+        // Each part is written before the next, so the log order is known.
+        for (p, tag, n, commits) in [
+            (&a, format!("a{round:02}-1"), 10, a_commits),
+            (&b, format!("b{round:02}-1"), 8 + b_big, b_commits),
+            (&a, format!("a{round:02}-2"), 6, a_commits),
+        ] {
+            let values = txn_values(&tag, n);
+            send_all(p, topic, &values);
+            log.extend(values.into_iter().map(|v| (v, commits)));
+        }
+        for v in txn_values(&format!("p{round:02}"), 3) {
+            plain
+                .send(
+                    FutureRecord::<(), str>::to(topic).payload(&v).partition(0),
+                    Duration::from_secs(30),
+                )
+                .await
+                .expect("plain produce");
+            log.push((v, true));
+        }
+        let (first, second) = if round % 2 == 0 {
+            ((&a, a_commits), (&b, b_commits))
+        } else {
+            ((&b, b_commits), (&a, a_commits))
+        };
+        for (p, commits) in [first, second] {
+            if commits {
+                p.commit_transaction(t).unwrap();
+            } else {
+                p.abort_transaction(t).unwrap();
+                aborts += 1;
+            }
+        }
+    }
+    // Plain records in batches of their own, so the last marker's segment is sealed (and
+    // tiered, and deleted locally) behind them.
+    for v in txn_values("tail", 80) {
+        plain
+            .send(
+                FutureRecord::<(), str>::to(topic).payload(&v).partition(0),
+                Duration::from_secs(30),
+            )
+            .await
+            .expect("tail produce");
+        log.push((v, true));
+    }
+    drop((a, b, plain));
+    let last = log.last().unwrap().0.clone();
+    let everything: Vec<String> = log.iter().map(|(v, _)| v.clone()).collect();
+    let committed: Vec<String> = log
+        .iter()
+        .filter(|(_, c)| *c)
+        .map(|(v, _)| v.clone())
+        .collect();
+
+    let m = wait_tiered(&store, &broker, topic, 0, 1, Duration::from_secs(90));
+    assert_manifest_consistent(&store, topic, 0, &m, Some(0));
+    let all = read_values(
+        &bs,
+        topic,
+        "read_uncommitted",
+        &last,
+        Duration::from_secs(60),
+    );
+    let all_values: Vec<String> = all.iter().map(|(_, v)| v.clone()).collect();
+    assert!(
+        all_values == everything,
+        "{what}: read_uncommitted: {}",
+        first_difference(&all_values, &everything)
+    );
+    // Everything transactional is only in the tier now.
+    let tail0 = all[all.len() - 80].0;
+    let locals = local_segments(&broker, topic, 0);
+    assert!(
+        locals[0] >= tail0,
+        "{what}: local segments {locals:?} start after the last marker (before offset {tail0})"
+    );
+
+    let read_committed = |broker: &Broker, pass: &str| {
+        let got: Vec<String> = read_values(
+            &broker.bootstrap(),
+            topic,
+            "read_committed",
+            &last,
+            Duration::from_secs(60),
+        )
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+        assert!(
+            got == committed,
+            "{what}: read_committed{pass}: {}",
+            first_difference(&got, &committed)
+        );
+        eprintln!(
+            "[{what}] read_committed{pass}: {} of {} values from {} tiered segments",
+            got.len(),
+            everything.len(),
+            m.segments.len(),
+        );
+    };
+    read_committed(&broker, "");
+
+    let with_aborts: BTreeSet<String> = m
+        .segments
+        .iter()
+        .filter(|s| s.aborted_txns > 0)
+        .map(stem)
+        .collect();
+    assert_eq!(
+        m.segments.iter().map(|s| s.aborted_txns).sum::<u64>(),
+        aborts,
+        "{what}: every abort is in a tiered segment's index: {:?}",
+        m.segments
+    );
+    let txn_objects: BTreeSet<String> = topic_objects(&store, topic)
+        .into_iter()
+        .filter_map(|(k, _)| Some(k.strip_prefix("0/")?.strip_suffix(".txnindex")?.to_string()))
+        .collect();
+    assert_eq!(
+        txn_objects, with_aborts,
+        "{what}: a .txnindex object for each segment with aborts"
+    );
+    assert!(
+        with_aborts.len() >= 3 && with_aborts.len() < m.segments.len(),
+        "{what}: aborts in several segments, not all: {} of {}",
+        with_aborts.len(),
+        m.segments.len()
+    );
+
+    assert_log_clean(&mut broker);
+    let status = broker.stop_graceful();
+    assert!(status.success(), "graceful stop: {status}");
+    broker.restart();
+    read_committed(&broker, " after a restart");
+    assert_log_clean(&mut broker);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_committed_from_the_tier_file_store() {
+    read_committed_from_the_tier(TierStore::file()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_committed_from_the_tier_s3() {
+    read_committed_from_the_tier(TierStore::s3()).await;
 }

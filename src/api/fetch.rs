@@ -7,6 +7,7 @@ use super::{Handled, RequestContext};
 use crate::broker::{LookupError, Topic};
 use crate::log::batch;
 use crate::log::{Durability, Partition, ReadOutcome};
+use crate::tier::Tier;
 use bytes::Bytes;
 use futures::future::{join_all, select_all};
 use kafka_protocol::messages::fetch_response::{
@@ -41,8 +42,17 @@ struct Plan {
     read_committed: bool,
 }
 
+/// Records read from the tier.
+struct RemoteRead {
+    /// read_committed: cut at the last stable offset.
+    records: Bytes,
+    /// read_committed: the aborted transactions with records among them, remote and local
+    /// indexes searched (`Tier::aborted_transactions`).
+    aborted: Vec<(i64, i64)>,
+}
+
 /// Results of reads from the tier, by index into `Plan::wanted` (None: the tier lacks it).
-type RemoteReads = HashMap<usize, Result<Option<Bytes>, String>>;
+type RemoteReads = HashMap<usize, Result<Option<RemoteRead>, String>>;
 
 struct Read {
     response: FetchResponse,
@@ -85,15 +95,14 @@ impl Plan {
                     } else {
                         log.read(w.fetch_offset, limit, min_one)
                     };
+                    // Set for records from the tier: their aborted transactions, found then.
+                    let mut remote_aborted = None;
                     let outcome = match local {
                         Ok(ReadOutcome::Remote) => match remote.get(&i) {
-                            Some(Ok(Some(bytes))) if self.read_committed => {
-                                Ok(ReadOutcome::Records(below(
-                                    bytes,
-                                    log.offsets().last_stable_offset,
-                                )))
+                            Some(Ok(Some(read))) => {
+                                remote_aborted = Some(&read.aborted);
+                                Ok(ReadOutcome::Records(read.records.clone()))
                             }
-                            Some(Ok(Some(bytes))) => Ok(ReadOutcome::Records(bytes.clone())),
                             Some(Ok(None)) => Ok(ReadOutcome::OutOfRange),
                             Some(Err(e)) => Err(std::io::Error::other(e.clone())),
                             None => {
@@ -110,7 +119,11 @@ impl Plan {
                                 total += bytes.len();
                             }
                             if self.read_committed {
-                                match aborted_in(log, w.fetch_offset, &bytes) {
+                                let aborted = match remote_aborted {
+                                    Some(found) => Ok(to_protocol(found)),
+                                    None => aborted_in(log, w.fetch_offset, &bytes),
+                                };
+                                match aborted {
                                     Ok(aborted) => data.aborted_transactions = Some(aborted),
                                     Err(e) => {
                                         tracing::error!(topic = %log.topic, partition = log.index, error = %e, "reading the aborted-transaction index failed");
@@ -175,25 +188,73 @@ fn below(bytes: &Bytes, offset: i64) -> Bytes {
     bytes.slice(..keep)
 }
 
-/// The aborted transactions a read_committed consumer needs for the records read from
+/// End of the last whole batch of `bytes`; None when there is none.
+fn end_of(bytes: &Bytes) -> Option<i64> {
+    batch::headers(bytes)
+        .last()
+        .map(|(_, last)| last.last_offset() + 1)
+}
+
+/// The aborted transactions a read_committed consumer needs for the records read locally from
 /// `fetch_offset`: those with records in [fetch_offset, end of the last batch).
 fn aborted_in(
     log: &Partition,
     fetch_offset: i64,
     bytes: &Bytes,
 ) -> std::io::Result<Vec<AbortedTransaction>> {
-    let Some((_, last)) = batch::headers(bytes).last() else {
+    let Some(upto) = end_of(bytes) else {
         return Ok(Vec::new());
     };
-    Ok(log
-        .aborted_transactions(fetch_offset, last.last_offset() + 1)?
-        .into_iter()
-        .map(|(producer_id, first_offset)| {
+    Ok(to_protocol(&log.aborted_transactions(fetch_offset, upto)?))
+}
+
+fn to_protocol(aborted: &[(i64, i64)]) -> Vec<AbortedTransaction> {
+    aborted
+        .iter()
+        .map(|&(producer_id, first_offset)| {
             AbortedTransaction::default()
                 .with_producer_id(ProducerId(producer_id))
                 .with_first_offset(first_offset)
         })
-        .collect())
+        .collect()
+}
+
+/// Reads `w` from the tier (its offset lies below the local log start). For read_committed
+/// the records are cut at the last stable offset (an open transaction may have begun in a
+/// tiered segment) and come with the aborted transactions of their range, which the tier's
+/// indexes hold for segments no longer local.
+async fn read_remote(
+    tier: &Arc<Tier>,
+    t: &Topic,
+    log: &Partition,
+    w: &Wanted,
+    max_bytes: usize,
+    read_committed: bool,
+) -> Result<Option<RemoteRead>, String> {
+    // Taken before the read: the LSO only grows, so cutting at an older one is safe.
+    let last_stable_offset = log.offsets().last_stable_offset;
+    let read = tier
+        .read(t, w.partition, w.fetch_offset, max_bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(records) = read else {
+        return Ok(None);
+    };
+    if !read_committed {
+        return Ok(Some(RemoteRead {
+            records,
+            aborted: Vec::new(),
+        }));
+    }
+    let records = below(&records, last_stable_offset);
+    let aborted = match end_of(&records) {
+        None => Vec::new(),
+        Some(upto) => tier
+            .aborted_transactions(t, log, w.fetch_offset, upto)
+            .await
+            .map_err(|e| format!("reading the aborted-transaction indexes: {e}"))?,
+    };
+    Ok(Some(RemoteRead { records, aborted }))
 }
 
 pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
@@ -250,12 +311,12 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
                 let w = &plan.wanted[i];
                 let tier = tier.clone();
                 let max_bytes = w.max_bytes.min(plan.max_bytes).max(1);
+                let read_committed = plan.read_committed;
                 async move {
-                    let result = match (&tier, &w.topic_ref) {
-                        (Some(tier), Some(t)) => tier
-                            .read(t, w.partition, w.fetch_offset, max_bytes)
-                            .await
-                            .map_err(|e| e.to_string()),
+                    let result = match (&tier, &w.topic_ref, &w.log) {
+                        (Some(tier), Some(t), Ok(log)) => {
+                            read_remote(tier, t, log, w, max_bytes, read_committed).await
+                        }
                         _ => Ok(None),
                     };
                     if let Err(e) = &result {

@@ -58,6 +58,9 @@ pub struct SealedSegment {
     /// Bytes below this were dropped from the page cache (log.page.cache.max.bytes): a reader
     /// should not pull them back in.
     pub cold_below: u64,
+    /// The `.txnindex` and how many entries it holds, if the segment holds ABORT markers.
+    /// Entries go only into the active segment, so a sealed one's stay as they are.
+    pub txn_index: Option<(Arc<File>, u64)>,
 }
 
 pub fn file_name(base_offset: i64, ext: &str) -> String {
@@ -371,6 +374,7 @@ impl Segment {
             log_path: self.log_path.clone(),
             index: self.index.clone(),
             cold_below: self.cache_dropped_to,
+            txn_index: self.txn_index(),
         }
     }
 

@@ -188,16 +188,70 @@ pub fn collect(
         for raw in chunk.chunks_exact(ENTRY_LEN) {
             let e = AbortedTxn::decode(raw)
                 .ok_or_else(|| io::Error::other("corrupt transaction index entry"))?;
-            if e.last_offset >= from && e.first_offset < upto {
-                out.push((e.producer_id, e.first_offset));
-            }
-            if e.last_stable_offset >= upto {
+            if search_step(&e, from, upto, out) {
                 return Ok(true);
             }
         }
         done += n as u64;
     }
     Ok(false)
+}
+
+/// `collect` over entries in memory (a tiered segment's index, fetched from the store).
+pub fn collect_entries(
+    entries: &[AbortedTxn],
+    from: i64,
+    upto: i64,
+    out: &mut Vec<(i64, i64)>,
+) -> bool {
+    entries.iter().any(|e| search_step(e, from, upto, out))
+}
+
+/// One entry of the search: pushes it when its transaction overlaps [`from`, `upto`) and
+/// answers whether the search ends with it, which is safe once its last stable offset
+/// reaches `upto`: the transaction of any later entry was either open when this marker was
+/// written (so it began at or after that last stable offset) or began after the marker; either
+/// way at or after `upto`, so it has no records in the range.
+fn search_step(e: &AbortedTxn, from: i64, upto: i64, out: &mut Vec<(i64, i64)>) -> bool {
+    if e.last_offset >= from && e.first_offset < upto {
+        out.push((e.producer_id, e.first_offset));
+    }
+    e.last_stable_offset >= upto
+}
+
+/// The first `entries` entries of an index file, decoded (what the tier uploads). Fails on
+/// an entry that does not decode.
+pub fn read_entries(file: &File, entries: u64) -> io::Result<Vec<AbortedTxn>> {
+    let mut bytes = vec![0u8; entries as usize * ENTRY_LEN];
+    file.read_exact_at(&mut bytes, 0)?;
+    decode_all(&bytes, i64::MIN..i64::MAX)
+        .ok_or_else(|| io::Error::other("corrupt transaction index entry"))
+}
+
+/// Entries in the file format, as one byte string (the tier's `.txnindex` object).
+pub fn encode_all(entries: &[AbortedTxn]) -> Vec<u8> {
+    entries.iter().flat_map(|e| e.encode()).collect()
+}
+
+/// The entries of a whole index in the file format; None unless every entry decodes, their
+/// markers lie in `markers` and come in offset order.
+pub fn decode_all(bytes: &[u8], markers: Range<i64>) -> Option<Vec<AbortedTxn>> {
+    if !bytes.len().is_multiple_of(ENTRY_LEN) {
+        return None;
+    }
+    let mut entries: Vec<AbortedTxn> = Vec::with_capacity(bytes.len() / ENTRY_LEN);
+    for raw in bytes.chunks_exact(ENTRY_LEN) {
+        let e = AbortedTxn::decode(raw)?;
+        if !markers.contains(&e.last_offset)
+            || entries
+                .last()
+                .is_some_and(|p| p.last_offset >= e.last_offset)
+        {
+            return None;
+        }
+        entries.push(e);
+    }
+    Some(entries)
 }
 
 #[cfg(test)]
@@ -251,6 +305,28 @@ mod tests {
         // [0, 100): everything, and later segments may hold more.
         assert!(!collect(index.file(), 3, 0, 100, &mut out).unwrap());
         assert_eq!(out, vec![(1, 0), (2, 3), (3, 10)]);
+        // The tier's copy: the same bytes, searched in memory with the same answers.
+        let copy = encode_all(&entries);
+        assert_eq!(copy, fs::read(&path).unwrap());
+        assert_eq!(read_entries(index.file(), 3).unwrap(), entries);
+        let decoded = decode_all(&copy, 0..13).unwrap();
+        assert_eq!(decoded, entries);
+        out.clear();
+        assert!(collect_entries(&decoded, 5, 9, &mut out));
+        assert_eq!(out, vec![(2, 3)]);
+        out.clear();
+        assert!(!collect_entries(&decoded, 0, 100, &mut out));
+        assert_eq!(out, vec![(1, 0), (2, 3), (3, 10)]);
+        assert_eq!(decode_all(&copy[..40], 0..13), None, "a torn entry");
+        assert_eq!(
+            decode_all(&copy, 0..12),
+            None,
+            "a marker outside the segment"
+        );
+        let mut swapped = copy[ENTRY_LEN..2 * ENTRY_LEN].to_vec();
+        swapped.extend_from_slice(&copy[..ENTRY_LEN]);
+        assert_eq!(decode_all(&swapped, 0..13), None, "markers out of order");
+        assert_eq!(decode_all(&[], 0..13), Some(vec![]));
         assert!(
             TxnIndex::open(&dir.path().join("none.txnindex"), 0..i64::MAX)
                 .unwrap()

@@ -1,10 +1,11 @@
 //! Tiered storage: sealed segments are copied to an object store (S3 or a local directory)
 //! and read back from it when a fetch or offset lookup goes below the local log start.
 //!
-//! Order of operations (so a segment is never in neither place): upload the segment and its
-//! index, then write the partition's manifest naming it, then tell the partition, which only
-//! then lets local retention delete its copy. Remote retention removes segments from the
-//! manifest first and deletes their objects after.
+//! Order of operations (so a segment is never in neither place): upload the segment, its
+//! index and its aborted-transaction index (if it has one), then write the partition's
+//! manifest naming it, then tell the partition, which only then lets local retention delete
+//! its copy. Remote retention removes segments from the manifest first and deletes their
+//! objects after.
 
 pub mod cache;
 pub mod manifest;
@@ -13,6 +14,7 @@ mod uploader;
 
 use crate::config::TierConfig;
 use crate::log::segment::IndexEntry;
+use crate::log::txn_index::AbortedTxn;
 use crate::log::Partition;
 use crate::topic::Topic;
 use anyhow::{bail, Context};
@@ -82,6 +84,8 @@ pub struct Tier {
     cfg: TierConfig,
     manifests: DashMap<PartitionKey, ManifestCell>,
     indexes: DashMap<String, Arc<Vec<IndexEntry>>>,
+    /// Aborted-transaction indexes of remote segments, by object name.
+    txn_indexes: DashMap<String, Arc<Vec<AbortedTxn>>>,
     cache: ChunkCache,
     /// Topics deleted while this broker runs: their uploads stop short of the manifest.
     deleted_topics: DashMap<Uuid, ()>,
@@ -204,6 +208,7 @@ impl Tier {
             cfg: cfg.clone(),
             manifests: DashMap::new(),
             indexes: DashMap::new(),
+            txn_indexes: DashMap::new(),
             cache,
             deleted_topics: DashMap::new(),
             backoff: DashMap::new(),

@@ -1,14 +1,18 @@
 //! Reads below the local log start: the segment's index, then range reads of 1 MiB chunks
-//! through the on-disk cache, with the next chunk fetched ahead for sequential consumers.
+//! through the on-disk cache, with the next chunk fetched ahead for sequential consumers; and
+//! the aborted transactions of such a read, from the segments' aborted-transaction indexes.
 
 use super::manifest::RemoteSegment;
 use super::{io_err, Tier, CHUNK};
 use crate::log::batch::{BatchHeader, HEADER_LEN};
 use crate::log::records;
 use crate::log::segment::{self, IndexEntry};
+use crate::log::txn_index::{self, AbortedTxn};
+use crate::log::Partition;
 use crate::topic::Topic;
 use bytes::{Bytes, BytesMut};
 use object_store::path::Path as ObjectPath;
+use std::collections::HashSet;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -54,6 +58,86 @@ impl Tier {
         }
         self.indexes.insert(object.to_string(), index.clone());
         Ok(index)
+    }
+
+    /// The aborted-transaction index of a remote segment that has one (`aborted_txns` > 0).
+    async fn txn_index(
+        &self,
+        t: &Topic,
+        partition: i32,
+        seg: &RemoteSegment,
+    ) -> io::Result<Arc<Vec<AbortedTxn>>> {
+        let object = self.segment_object(t, partition, &seg.stem(), "txnindex");
+        if let Some(found) = self.txn_indexes.get(object.as_ref()) {
+            return Ok(found.clone());
+        }
+        let bytes = self
+            .store
+            .get(&object)
+            .await
+            .map_err(io_err)?
+            .bytes()
+            .await
+            .map_err(io_err)?;
+        let entries = txn_index::decode_all(&bytes, seg.base_offset..seg.next_offset)
+            .filter(|e| e.len() as u64 == seg.aborted_txns)
+            .ok_or_else(|| {
+                io_err(format!(
+                    "{object}: malformed aborted-transaction index ({} bytes, {} entries expected)",
+                    bytes.len(),
+                    seg.aborted_txns
+                ))
+            })?;
+        let entries = Arc::new(entries);
+        if self.txn_indexes.len() > 4096 {
+            self.txn_indexes.clear();
+        }
+        self.txn_indexes.insert(object.to_string(), entries.clone());
+        Ok(entries)
+    }
+
+    /// (producer id, first offset) of every aborted transaction with records in [`from`,
+    /// `upto`), for a read_committed fetch of records that came from the tier: Kafka's
+    /// collectAbortedTransactions over the remote segments, then the local ones. The search
+    /// starts at the segment holding `from` (an abort's entry is in its marker's segment, at
+    /// or after `from`) and stops at the first entry whose last stable offset reaches `upto`.
+    ///
+    /// The local `.txnindex` files are searched first and the tier after, for the segments
+    /// below the local start seen then: a segment local retention deletes in between is still
+    /// found in the tier (it is deleted only once the manifest names it), and one held in both
+    /// places counts once.
+    pub async fn aborted_transactions(
+        &self,
+        t: &Topic,
+        p: &Partition,
+        from: i64,
+        upto: i64,
+    ) -> io::Result<Vec<(i64, i64)>> {
+        let local = p.aborted_transactions(from, upto)?;
+        let local_start = p.local_start();
+        let segments: Vec<RemoteSegment> = {
+            let cell = self.cell((t.id, p.index));
+            let guard = cell.lock().await;
+            guard.as_ref().map_or_else(Vec::new, |m| {
+                m.from(from)
+                    .iter()
+                    .take_while(|s| s.base_offset < local_start)
+                    .filter(|s| s.aborted_txns > 0)
+                    .cloned()
+                    .collect()
+            })
+        };
+        let mut out = Vec::new();
+        for seg in &segments {
+            let entries = self.txn_index(t, p.index, seg).await?;
+            if txn_index::collect_entries(&entries, from, upto, &mut out) {
+                // Nothing later has records in the range, the local segments included.
+                return Ok(out);
+            }
+        }
+        let remote: HashSet<(i64, i64)> = out.iter().copied().collect();
+        out.extend(local.into_iter().filter(|e| !remote.contains(e)));
+        Ok(out)
     }
 
     /// Chunk `k` of a remote segment of `size` bytes; always exactly the chunk's length.

@@ -3,7 +3,7 @@
 
 use super::manifest::{Manifest, RemoteSegment};
 use super::{ManifestCell, Tier, TierError, MAX_BACKOFF, MULTIPART_ABOVE, PART_SIZE};
-use crate::log::segment;
+use crate::log::{segment, txn_index};
 use crate::log::{Partition, SealedSegment};
 use crate::topic::Topic;
 use futures::{StreamExt, TryStreamExt};
@@ -140,12 +140,7 @@ impl Tier {
                 // Deleted meanwhile: no manifest; the deletion sweep removes what was written.
                 return Ok(());
             }
-            m.push(RemoteSegment {
-                base_offset: seg.base_offset,
-                next_offset: seg.next_offset,
-                size: seg.size,
-                max_timestamp: seg.max_timestamp,
-            });
+            m.push(RemoteSegment::from(&seg));
             self.write_manifest(t, p.index, &m).await?;
             *cell.lock().await = Some(m.clone());
             p.set_remote(m.range());
@@ -164,13 +159,7 @@ impl Tier {
         partition: i32,
         seg: &SealedSegment,
     ) -> Result<(), TierError> {
-        let stem = RemoteSegment {
-            base_offset: seg.base_offset,
-            next_offset: seg.next_offset,
-            size: seg.size,
-            max_timestamp: seg.max_timestamp,
-        }
-        .stem();
+        let stem = RemoteSegment::from(seg).stem();
         let log_object = self.segment_object(t, partition, &stem, "log");
         let upload = |e: object_store::Error| TierError::Upload(e.to_string());
         let local = |e: io::Error| TierError::LocalRead(format!("{}: {e}", seg.log_path.display()));
@@ -222,7 +211,25 @@ impl Tier {
             )
             .await
             .map_err(upload)?;
-        for object in [&log_object, &index_object] {
+        let mut objects = vec![log_object, index_object];
+        if let Some((file, entries)) = &seg.txn_index {
+            // The aborted transactions whose markers are in this segment: a read_committed
+            // read of it from the tier needs them once the local copy is gone.
+            let (file, entries) = (file.clone(), *entries);
+            let txn_path = seg.log_path.with_extension("txnindex");
+            let read = tokio::task::spawn_blocking(move || txn_index::read_entries(&file, entries))
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))
+                .and_then(|read| read)
+                .map_err(|e| TierError::LocalRead(format!("{}: {e}", txn_path.display())))?;
+            let txn_object = self.segment_object(t, partition, &stem, "txnindex");
+            self.store
+                .put(&txn_object, PutPayload::from(txn_index::encode_all(&read)))
+                .await
+                .map_err(upload)?;
+            objects.push(txn_object);
+        }
+        for object in &objects {
             self.make_durable(object)
                 .await
                 .map_err(|e| TierError::Upload(format!("fsync of {object}: {e}")))?;
@@ -328,12 +335,14 @@ impl Tier {
         p.set_remote(next.range());
         *cell.lock().await = Some(next);
         for seg in &doomed {
-            for ext in ["log", "index"] {
+            let txn_index = (seg.aborted_txns > 0).then_some("txnindex");
+            for ext in ["log", "index"].into_iter().chain(txn_index) {
                 let object = self.segment_object(t, p.index, &seg.stem(), ext);
                 if let Err(e) = self.store.delete(&object).await {
                     tracing::warn!(%object, error = %e, "tier: deleting an expired object failed; it stays as garbage");
                 }
                 self.indexes.remove(object.as_ref());
+                self.txn_indexes.remove(object.as_ref());
             }
         }
         self.stats
@@ -394,5 +403,170 @@ impl Tier {
             }
             tracing::info!(topic = %name, objects = deleted, "tier: deleted the topic's objects");
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::TierConfig;
+    use crate::log::batch::tests::{make_batch, reseal_crc};
+    use crate::log::batch::ATTR_TRANSACTIONAL;
+    use crate::log::flush::Flusher;
+    use crate::log::{now_ms, LogConfig, Partition};
+    use crate::metadata::PartitionState;
+    use crate::tier::Tier;
+    use crate::topic::Topic;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+    use uuid::Uuid;
+
+    fn txn_batch(count: i32, pid: i64, seq: i32) -> Vec<u8> {
+        let mut b = make_batch(count, now_ms(), Some((pid, 0, seq)));
+        b[22] |= ATTR_TRANSACTIONAL as u8;
+        reseal_crc(&mut b);
+        b
+    }
+
+    /// Stems of the partition's objects with extension `ext`.
+    fn objects(root: &Path, t: &Topic, ext: &str) -> BTreeSet<String> {
+        let dir = root.join(Tier::topic_dir(&t.name, &t.id)).join("0");
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().to_string_lossy().to_string();
+                Some(name.strip_suffix(&format!(".{ext}"))?.to_string())
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn aborted_transactions_of_tiered_segments_outlive_their_local_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 1000,
+            index_interval_bytes: 100,
+            timestamp_after_max_ms: i64::MAX,
+            remote_storage: true,
+            retention_ms: -1,
+            retention_bytes: -1,
+            local_retention_ms: -1,
+            local_retention_bytes: 1,
+            ..LogConfig::kafka_defaults()
+        };
+        let p = Partition::open(
+            "t",
+            0,
+            dir.path().join("t-0"),
+            config.clone(),
+            Flusher::manual(),
+        )
+        .unwrap();
+        let t = Topic {
+            name: "t".into(),
+            id: Uuid::new_v4(),
+            partitions: vec![p.clone()],
+            states: vec![PartitionState::sole_replica(0)],
+            configs: BTreeMap::new(),
+        };
+        let tier = Tier::open(&TierConfig::default(), dir.path()).unwrap();
+        let root = dir.path().join("tier");
+
+        // Producer 100's transaction starts in the first segment and is aborted many segments
+        // later; in between, producers 1..=40 each commit or abort one, with plain records,
+        // and a few segments of plain records alone.
+        p.append_transactional(&txn_batch(1, 100, 0)).unwrap();
+        for pid in 1..=40 {
+            p.append_transactional(&txn_batch(3, pid, 0)).unwrap();
+            p.append(&make_batch(2, now_ms(), None)).unwrap();
+            p.append_marker(pid, 0, pid % 3 == 0, 0).unwrap();
+            p.flush_now();
+            if pid == 20 {
+                let segments = p.segments_to_upload(i64::MIN).len();
+                while p.segments_to_upload(i64::MIN).len() < segments + 3 {
+                    p.append(&make_batch(4, now_ms(), None)).unwrap();
+                    p.flush_now();
+                }
+            }
+        }
+        p.append_marker(100, 0, false, 0).unwrap();
+        // Seal the segment holding that marker.
+        p.roll().unwrap();
+        p.append(&make_batch(2, now_ms(), None)).unwrap();
+        p.flush_now();
+        p.flush_now();
+        let end = p.offsets().high_watermark;
+        let ranges: Vec<(i64, i64)> = [(0, end), (0, 3), (5, 40), (end / 3, end / 2)]
+            .into_iter()
+            .chain((0..end).step_by(17).map(|from| (from, from + 9)))
+            .collect();
+        let expected: Vec<Vec<(i64, i64)>> = ranges
+            .iter()
+            .map(|&(from, upto)| p.aborted_transactions(from, upto).unwrap())
+            .collect();
+        assert_eq!(
+            expected[0].len(),
+            1 + (1..=40).filter(|pid| pid % 3 != 0).count()
+        );
+        assert!(expected[0].contains(&(100, 0)));
+
+        tier.sync_partition(&t, &p).await.unwrap();
+        let m = tier.cell((t.id, 0)).lock().await.clone().unwrap();
+        assert!(m.segments.len() > 5, "{} segments", m.segments.len());
+        let with_aborts: BTreeSet<String> = m
+            .segments
+            .iter()
+            .filter(|s| s.aborted_txns > 0)
+            .map(|s| s.stem())
+            .collect();
+        assert!(with_aborts.len() > 3 && with_aborts.len() < m.segments.len());
+        assert_eq!(
+            m.segments.iter().map(|s| s.aborted_txns).sum::<u64>(),
+            expected[0].len() as u64
+        );
+        assert_eq!(objects(&root, &t, "txnindex"), with_aborts);
+
+        let check = |what: &'static str| {
+            let (tier, t, p, ranges, expected) = (&tier, &t, &p, &ranges, &expected);
+            async move {
+                for (&(from, upto), want) in ranges.iter().zip(expected) {
+                    let got = tier.aborted_transactions(t, p, from, upto).await.unwrap();
+                    assert_eq!(&got, want, "{what}: [{from}, {upto})");
+                }
+            }
+        };
+        check("all local").await;
+        // Half the segments only in the tier, then all but the active one.
+        let bases: Vec<i64> = m.segments.iter().map(|s| s.base_offset).collect();
+        assert!(p.delete_segments_before(bases[bases.len() / 2]) > 0);
+        check("half local").await;
+        assert!(p.apply_retention(now_ms()) > 0);
+        assert_eq!(p.local_start(), m.end().unwrap());
+        assert!(
+            p.aborted_transactions(0, end).unwrap().len() < expected[0].len(),
+            "the local indexes alone no longer know every abort"
+        );
+        check("all remote").await;
+
+        // Remote retention takes the txn indexes with their segments.
+        p.set_config(LogConfig {
+            retention_bytes: 2000,
+            ..config
+        });
+        tier.sync_partition(&t, &p).await.unwrap();
+        let kept = tier.cell((t.id, 0)).lock().await.clone().unwrap();
+        assert!(kept.segments.len() < m.segments.len());
+        let kept_with_aborts: BTreeSet<String> = kept
+            .segments
+            .iter()
+            .filter(|s| s.aborted_txns > 0)
+            .map(|s| s.stem())
+            .collect();
+        assert!(kept_with_aborts.len() < with_aborts.len());
+        assert_eq!(objects(&root, &t, "txnindex"), kept_with_aborts);
+        assert_eq!(
+            objects(&root, &t, "log").len(),
+            kept.segments.len(),
+            "the segments' other objects went too"
+        );
     }
 }

@@ -142,7 +142,8 @@ impl Partition {
     /// with the records it reads there (Kafka's collectAbortedTransactions). Searches the
     /// local `.txnindex` files from the segment holding `from_offset` on (an abort's entry is
     /// in its marker's segment), stopping at the first entry whose last stable offset reaches
-    /// `upto_offset`. Segments already only in the tier are not searched.
+    /// `upto_offset`. Segments already only in the tier are not searched here: for a read
+    /// below the local start the tier adds theirs (`tier::Tier::aborted_transactions`).
     pub fn aborted_transactions(
         &self,
         from_offset: i64,

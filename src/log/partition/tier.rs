@@ -1,12 +1,8 @@
 //! The partition's bookkeeping for tiered storage (`crate::tier`): which sealed segments may
 //! be copied, what the tier holds (which moves the log start back and makes local segments
-//! deletable), and how far the copy lags behind.
-//!
-//! TODO(transactions): the tier copies `.log` and the offset index but not a segment's
-//! `.txnindex`; before read_committed fetches are served from the tier, the uploader must copy
-//! it (and delete it with the segment's objects) and the reader must answer
-//! `aborted_transactions` for remote ranges, or aborted records would reach those consumers
-//! once local retention removed the segment.
+//! deletable), and how far the copy lags behind. A sealed segment goes with its
+//! aborted-transaction index (`SealedSegment::txn_index`), so read_committed reads of it from
+//! the tier still know its aborts once local retention removed it.
 
 use super::Partition;
 use crate::log::segment::{SealedSegment, Segment};
