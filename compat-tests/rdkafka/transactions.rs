@@ -272,7 +272,7 @@ fn a_transaction_past_its_timeout_is_aborted_and_frees_the_lso() {
 /// A transaction whose EndTxn(commit) made PrepareCommit durable and then the broker died at
 /// `point`: after the restart it is committed, every partition of it, and nothing is stuck.
 fn crash_while_committing(point: &str) {
-    let topic = format!("txn-crash-{}", point.replace('.', "-").replace('_', "-"));
+    let topic = format!("txn-crash-{}", point.replace(['.', '_'], "-"));
     let mut broker = Broker::start_with_env(&[], &[("SLUICE_CRASH_AT".into(), point.into())]);
     broker.allow_log_errors();
     let bs = broker.bootstrap();
