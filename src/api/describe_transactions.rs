@@ -12,12 +12,8 @@ pub fn handle(ctx: &RequestContext, request: DescribeTransactionsRequest) -> Han
         .transactional_ids
         .iter()
         .map(|id| {
-            let state = TransactionState::default()
-                .with_transactional_id(id.clone())
-                .with_transaction_state(str_bytes(""))
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1)
-                .with_transaction_start_time_ms(-1);
+            // An error leaves every other field at its zero value, as Kafka answers.
+            let state = TransactionState::default().with_transactional_id(id.clone());
             match ctx.broker.transactions.describe(id) {
                 Ok(d) => state
                     .with_transaction_state(str_bytes(d.state))

@@ -315,6 +315,13 @@ final class Cases {
             case DESCRIBE_ACLS -> describeAclsCases(cs, v);
             case CREATE_ACLS -> createAclsCases(cs, v);
             case DELETE_ACLS -> deleteAclsCases(cs, v);
+            case ADD_PARTITIONS_TO_TXN -> addPartitionsToTxnCases(cs, v);
+            case ADD_OFFSETS_TO_TXN -> addOffsetsToTxnCases(cs, v);
+            case END_TXN -> endTxnCases(cs, v);
+            case TXN_OFFSET_COMMIT -> txnOffsetCommitCases(cs, v);
+            case DESCRIBE_TRANSACTIONS -> describeTransactionsCases(cs, v);
+            case LIST_TRANSACTIONS -> listTransactionsCases(cs, v);
+            case DESCRIBE_PRODUCERS -> describeProducersCases(cs, v);
             default -> { }
         }
         return cs;
@@ -492,6 +499,111 @@ final class Cases {
         c(cs, A, v, "invalid_txn_timeout", b -> new InitProducerIdRequestData().setTransactionalId("pd-" + rid + "-txb" + v).setTransactionTimeoutMs(0));
         if (v >= 3) c(cs, A, v, "unknown_producer_id_epoch", b -> new InitProducerIdRequestData().setTransactionalId(null)
             .setTransactionTimeoutMs(60000).setProducerId(123456789L).setProducerEpoch((short) 3));
+    }
+
+    // Transactions ---------------------------------------------------------------------------
+    // Each case's transactional id is its own ("pd-<rid>-<tag><version>"); `pre` initializes it
+    // (InitProducerId v4, `times` times: a second init fences the first epoch) and remembers the
+    // producer id and epoch per broker.
+    String txnId(String tag, short v) { return "pd-" + rid + "-" + tag + v; }
+
+    static void initTxn(Broker b, String id, int times) {
+        for (int i = 0; i < times; i++) {
+            Broker.Outcome o = b.send(ApiKeys.INIT_PRODUCER_ID, (short) 4,
+                new InitProducerIdRequestData().setTransactionalId(id).setTransactionTimeoutMs(60000));
+            if (o.ok()) {
+                InitProducerIdResponseData r = (InitProducerIdResponseData) o.body;
+                b.state.put("tx:" + id + ":pid", r.producerId());
+                b.state.put("tx:" + id + ":epoch", r.producerEpoch());
+            }
+        }
+    }
+
+    static long txPid(Broker b, String id) { return (Long) b.state.getOrDefault("tx:" + id + ":pid", 987654321L); }
+    static short txEpoch(Broker b, String id) { return (Short) b.state.getOrDefault("tx:" + id + ":epoch", (short) 0); }
+
+    static AddPartitionsToTxnRequestData addPartitions(short v, String id, long pid, short epoch, String topic, int partition, boolean verifyOnly) {
+        AddPartitionsToTxnRequestData.AddPartitionsToTxnTopicCollection tc = new AddPartitionsToTxnRequestData.AddPartitionsToTxnTopicCollection();
+        tc.add(new AddPartitionsToTxnRequestData.AddPartitionsToTxnTopic().setName(topic).setPartitions(List.of(partition)));
+        if (v < 4) return new AddPartitionsToTxnRequestData().setV3AndBelowTransactionalId(id)
+            .setV3AndBelowProducerId(pid).setV3AndBelowProducerEpoch(epoch).setV3AndBelowTopics(tc);
+        AddPartitionsToTxnRequestData.AddPartitionsToTxnTransactionCollection txns = new AddPartitionsToTxnRequestData.AddPartitionsToTxnTransactionCollection();
+        txns.add(new AddPartitionsToTxnRequestData.AddPartitionsToTxnTransaction().setTransactionalId(id)
+            .setProducerId(pid).setProducerEpoch(epoch).setVerifyOnly(verifyOnly).setTopics(tc));
+        return new AddPartitionsToTxnRequestData().setTransactions(txns);
+    }
+
+    private void addPartitionsToTxnCases(List<Case> cs, short v) {
+        ApiKeys A = ApiKeys.ADD_PARTITIONS_TO_TXN;
+        String ok = txnId("apt", v), fenced = txnId("aptf", v), topicless = txnId("aptu", v);
+        c(cs, A, v, "valid", b -> addPartitions(v, ok, txPid(b, ok), txEpoch(b, ok), ta, 0, false)).pre(b -> initTxn(b, ok, 1));
+        c(cs, A, v, "unknown_transactional_id", b -> addPartitions(v, txnId("aptx", v), 987654321L, (short) 0, ta, 0, false));
+        c(cs, A, v, "unknown_topic", b -> addPartitions(v, topicless, txPid(b, topicless), txEpoch(b, topicless), missing("apt"), 0, false))
+            .pre(b -> initTxn(b, topicless, 1));
+        c(cs, A, v, "fenced_epoch", b -> addPartitions(v, fenced, txPid(b, fenced), (short) (txEpoch(b, fenced) - 1), ta, 0, false))
+            .pre(b -> initTxn(b, fenced, 2));
+        if (v >= 4) {
+            String verify = txnId("aptv", v);
+            c(cs, A, v, "verify_only_not_added", b -> addPartitions(v, verify, txPid(b, verify), txEpoch(b, verify), ta, 0, true))
+                .pre(b -> initTxn(b, verify, 1));
+        }
+    }
+
+    private void addOffsetsToTxnCases(List<Case> cs, short v) {
+        ApiKeys A = ApiKeys.ADD_OFFSETS_TO_TXN;
+        String ok = txnId("aot", v);
+        c(cs, A, v, "valid", b -> new AddOffsetsToTxnRequestData().setTransactionalId(ok).setProducerId(txPid(b, ok))
+            .setProducerEpoch(txEpoch(b, ok)).setGroupId(group)).pre(b -> initTxn(b, ok, 1));
+        c(cs, A, v, "unknown_transactional_id", b -> new AddOffsetsToTxnRequestData().setTransactionalId(txnId("aotx", v))
+            .setProducerId(987654321L).setProducerEpoch((short) 0).setGroupId(group));
+    }
+
+    static EndTxnRequestData endTxn(String id, long pid, short epoch, boolean commit) {
+        return new EndTxnRequestData().setTransactionalId(id).setProducerId(pid).setProducerEpoch(epoch).setCommitted(commit);
+    }
+
+    private void endTxnCases(List<Case> cs, short v) {
+        ApiKeys A = ApiKeys.END_TXN;
+        String ok = txnId("et", v), empty = txnId("ete", v), fenced = txnId("etf", v);
+        c(cs, A, v, "valid", b -> endTxn(ok, txPid(b, ok), txEpoch(b, ok), true)).pre(b -> {
+            initTxn(b, ok, 1);
+            b.send(ApiKeys.ADD_PARTITIONS_TO_TXN, (short) 3, addPartitions((short) 3, ok, txPid(b, ok), txEpoch(b, ok), ta, 2, false));
+        });
+        c(cs, A, v, "commit_without_transaction", b -> endTxn(empty, txPid(b, empty), txEpoch(b, empty), true)).pre(b -> initTxn(b, empty, 1));
+        c(cs, A, v, "unknown_transactional_id", b -> endTxn(txnId("etx", v), 987654321L, (short) 0, false));
+        c(cs, A, v, "fenced_epoch", b -> endTxn(fenced, txPid(b, fenced), (short) (txEpoch(b, fenced) - 1), false))
+            .pre(b -> initTxn(b, fenced, 2));
+    }
+
+    private void txnOffsetCommitCases(List<Case> cs, short v) {
+        ApiKeys A = ApiKeys.TXN_OFFSET_COMMIT;
+        c(cs, A, v, "unknown_transactional_id", b -> new TxnOffsetCommitRequestData().setTransactionalId(txnId("toc", v))
+            .setGroupId(missing("toc" + v)).setProducerId(987654321L).setProducerEpoch((short) 0)
+            .setTopics(List.of(new TxnOffsetCommitRequestData.TxnOffsetCommitRequestTopic().setName(ta).setPartitions(List.of(
+                new TxnOffsetCommitRequestData.TxnOffsetCommitRequestPartition().setPartitionIndex(0).setCommittedOffset(1))))));
+    }
+
+    private void describeTransactionsCases(List<Case> cs, short v) {
+        ApiKeys A = ApiKeys.DESCRIBE_TRANSACTIONS;
+        String ok = txnId("dt", v);
+        c(cs, A, v, "valid", b -> new DescribeTransactionsRequestData().setTransactionalIds(List.of(ok)))
+            .pre(b -> initTxn(b, ok, 1)).ignore("transactionStates[*].transactionStartTimeMs");
+        c(cs, A, v, "unknown_transactional_id", b -> new DescribeTransactionsRequestData().setTransactionalIds(List.of(txnId("dtx", v))));
+    }
+
+    private void listTransactionsCases(List<Case> cs, short v) {
+        ApiKeys A = ApiKeys.LIST_TRANSACTIONS;
+        // Filters that match nothing of other runs on a shared broker.
+        c(cs, A, v, "valid", b -> new ListTransactionsRequestData().setStateFilters(List.of("Bogus")).setProducerIdFilters(List.of(-5L)));
+    }
+
+    private void describeProducersCases(List<Case> cs, short v) {
+        ApiKeys A = ApiKeys.DESCRIBE_PRODUCERS;
+        c(cs, A, v, "unknown_topic", b -> {
+            DescribeProducersRequestData.TopicRequestCollection tc = new DescribeProducersRequestData.TopicRequestCollection();
+            tc.add(new DescribeProducersRequestData.TopicRequest().setName(missing("dp")).setPartitionIndexes(List.of(0)));
+            return new DescribeProducersRequestData().setTopics(tc);
+        });
     }
 
     // OffsetForLeaderEpoch -------------------------------------------------------------------
