@@ -127,10 +127,17 @@ pub fn handle(ctx: &RequestContext, request: ApiVersionsRequest) -> Handled {
     Handled::ready(ResponseKind::ApiVersions(response))
 }
 
-/// KIP-511: a version we do not know still gets a v0 response with UNSUPPORTED_VERSION and
-/// our list, so the client can retry with a version we serve.
+/// KIP-511: a version we do not know still gets a v0 response with UNSUPPORTED_VERSION and,
+/// as Kafka answers, only ApiVersions' own range, so the client retries with a version we
+/// serve. A full list would be taken as the answer (franz-go does): no features, so no
+/// transactions v2.
 pub fn unsupported_version_response(broker: &Broker) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(kafka_protocol::ResponseError::UnsupportedVersion.code())
-        .with_api_keys(supported_apis(broker))
+        .with_api_keys(
+            supported_apis(broker)
+                .into_iter()
+                .filter(|a| a.api_key == ApiKey::ApiVersions as i16)
+                .collect(),
+        )
 }

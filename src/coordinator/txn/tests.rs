@@ -619,3 +619,24 @@ fn empty_ids_are_invalid_requests() {
     );
     assert!(Path::new(&f.log_dir()).exists());
 }
+
+#[test]
+fn tv2_late_commit_after_a_timeout_abort_is_invalid_txn_state() {
+    // Kafka 4.4 (server TV2): the timeout abort bumps the epoch once; the producer's late
+    // EndTxn v5 carries the epoch just below, a "retry" of an end that was an abort.
+    let f = Fixture::with_config(TxnConfig {
+        server_version: TV2,
+        ..TxnConfig::default()
+    });
+    let c = f.open();
+    let p = f.run(c.init_producer_id("late", 100, None)).result.unwrap();
+    f.set_now(1_000);
+    assert_eq!(f.add(&c, "late", p, &[("a", 0)], TV2), vec![0]);
+    let jobs = f.run(c.abort_timed_out(1_101));
+    assert_eq!(jobs.len(), 1);
+    f.run(c.complete(&jobs[0])).unwrap();
+    assert_eq!(
+        f.end(&c, "late", p, TxnResult::Commit, TV2).unwrap_err(),
+        E::InvalidTxnState
+    );
+}
