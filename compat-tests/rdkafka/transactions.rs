@@ -424,3 +424,227 @@ fn transactional_batches_outside_the_transaction_and_forged_markers_are_refused(
     let (_, high) = common::watermarks(&bs, "txn-raw", 0);
     assert_eq!(high, 0, "nothing refused was written");
 }
+
+/// One request over a raw connection, its response decoded at the same version.
+fn raw_call<R: kafka_protocol::protocol::Request>(
+    s: &mut std::net::TcpStream,
+    correlation_id: &mut i32,
+    version: i16,
+    request: &R,
+) -> R::Response {
+    use common::wire;
+    *correlation_id += 1;
+    wire::write_lenient(s, &wire::request(version, *correlation_id, request));
+    let (got, response) = wire::response::<R>(version, wire::read_frame(s).expect("response"));
+    assert_eq!(got, *correlation_id, "correlation id");
+    response
+}
+
+/// One transactional record batch of `producer_id` (sequence 0).
+fn txn_batch(producer_id: i64, producer_epoch: i16, value: &str) -> bytes::Bytes {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let record = Record {
+        transactional: true,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id,
+        producer_epoch,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: 0,
+        timestamp: common::now_ms(),
+        key: None,
+        value: Some(bytes::Bytes::copy_from_slice(value.as_bytes())),
+        headers: Default::default(),
+    };
+    let mut b = Vec::new();
+    RecordBatchEncoder::encode(
+        &mut b,
+        &[record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    bytes::Bytes::from(b)
+}
+
+/// Many transactions at once: 300 producers with a transaction open in the same partition
+/// (the LSO waits for the oldest), ended alternately by commit and abort; and one transaction
+/// over 400 partitions (400 markers from one EndTxn). Afterwards read_committed sees exactly
+/// the committed records and every last stable offset is back at the end of its partition.
+#[test]
+fn hundreds_of_open_transactions_and_one_over_hundreds_of_partitions() {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    const PRODUCERS: usize = 300;
+    const WIDE: i32 = 400;
+    let broker = Broker::start(&[]);
+    let bs = broker.bootstrap();
+    create(&bs, "txn-many");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(common::create_topic(&bs, "txn-wide", WIDE, &[]));
+    let mut s = common::wire::connect(broker.addr(), Duration::from_secs(60));
+    let mut corr = 0;
+    let tid = |name: &str| TransactionalId(StrBytes::from_string(name.to_string()));
+    let topic = |name: &str| TopicName(StrBytes::from_string(name.to_string()));
+    let begin = |s: &mut std::net::TcpStream,
+                 corr: &mut i32,
+                 id: &str,
+                 name: &str,
+                 partitions: Vec<i32>|
+     -> (i64, i16) {
+        let init = raw_call(
+            s,
+            corr,
+            3,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(tid(id)))
+                .with_transaction_timeout_ms(600_000),
+        );
+        assert_eq!(init.error_code, 0);
+        let added = raw_call(
+            s,
+            corr,
+            3,
+            &AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(tid(id))
+                .with_v3_and_below_producer_id(init.producer_id)
+                .with_v3_and_below_producer_epoch(init.producer_epoch)
+                .with_v3_and_below_topics(vec![
+                    add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                        .with_name(topic(name))
+                        .with_partitions(partitions),
+                ]),
+        );
+        for t in &added.results_by_topic_v3_and_below {
+            for p in &t.results_by_partition {
+                assert_eq!(p.partition_error_code, 0, "AddPartitionsToTxn {id}");
+            }
+        }
+        (init.producer_id.0, init.producer_epoch)
+    };
+    let produce = |s: &mut std::net::TcpStream,
+                   corr: &mut i32,
+                   id: &str,
+                   name: &str,
+                   batches: Vec<(i32, bytes::Bytes)>| {
+        let r = raw_call(
+            s,
+            corr,
+            8,
+            &ProduceRequest::default()
+                .with_transactional_id(Some(tid(id)))
+                .with_acks(-1)
+                .with_timeout_ms(30_000)
+                .with_topic_data(vec![produce_request::TopicProduceData::default()
+                    .with_name(topic(name))
+                    .with_partition_data(
+                        batches
+                            .into_iter()
+                            .map(|(index, records)| {
+                                produce_request::PartitionProduceData::default()
+                                    .with_index(index)
+                                    .with_records(Some(records))
+                            })
+                            .collect(),
+                    )]),
+        );
+        for p in &r.responses[0].partition_responses {
+            assert_eq!(p.error_code, 0, "transactional produce of {id}");
+        }
+    };
+    let end = |s: &mut std::net::TcpStream,
+               corr: &mut i32,
+               id: &str,
+               (pid, epoch): (i64, i16),
+               commit: bool| {
+        let r = raw_call(
+            s,
+            corr,
+            3,
+            &EndTxnRequest::default()
+                .with_transactional_id(tid(id))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_committed(commit),
+        );
+        assert_eq!(r.error_code, 0, "EndTxn {id}");
+    };
+
+    // 300 transactions open at once in partition 0 of txn-many.
+    let mut open = Vec::new();
+    for i in 0..PRODUCERS {
+        let id = format!("many-{i}");
+        let producer = begin(&mut s, &mut corr, &id, "txn-many", vec![0]);
+        produce(
+            &mut s,
+            &mut corr,
+            &id,
+            "txn-many",
+            vec![(
+                0,
+                txn_batch(producer.0, producer.1, &format!("many-{i:04}")),
+            )],
+        );
+        open.push((id, producer));
+    }
+    let mut committed = Vec::new();
+    for (i, (id, producer)) in open.iter().enumerate() {
+        let commit = i % 2 == 0;
+        end(&mut s, &mut corr, id, *producer, commit);
+        if commit {
+            committed.push(format!("many-{i:04}"));
+        }
+    }
+    let seen = read_until_sentinels(&bs, "txn-many", "read_committed", Duration::from_secs(60));
+    assert_eq!(
+        seen[&0], committed,
+        "read_committed of 300 interleaved transactions"
+    );
+
+    // One transaction over 400 partitions.
+    let wide = begin(&mut s, &mut corr, "wide", "txn-wide", (0..WIDE).collect());
+    produce(
+        &mut s,
+        &mut corr,
+        "wide",
+        "txn-wide",
+        (0..WIDE)
+            .map(|p| (p, txn_batch(wide.0, wide.1, &format!("wide-{p}"))))
+            .collect(),
+    );
+    end(&mut s, &mut corr, "wide", wide, true);
+    let offsets = raw_call(
+        &mut s,
+        &mut corr,
+        4,
+        &ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_isolation_level(1)
+            .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+                .with_name(topic("txn-wide"))
+                .with_partitions(
+                    (0..WIDE)
+                        .map(|p| {
+                            list_offsets_request::ListOffsetsPartition::default()
+                                .with_partition_index(p)
+                                .with_timestamp(-1)
+                        })
+                        .collect(),
+                )]),
+    );
+    for p in &offsets.topics[0].partitions {
+        // The record and its COMMIT marker: the last stable offset is past both.
+        assert_eq!(
+            (p.error_code, p.offset),
+            (0, 2),
+            "partition {} of the wide transaction",
+            p.partition_index
+        );
+    }
+}
