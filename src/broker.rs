@@ -408,12 +408,7 @@ impl MarkerSink for Broker {
         // A single node is the only coordinator there has been: coordinator epoch 0.
         match log.append_marker(producer_id, producer_epoch, commit, 0) {
             Ok(offset) => Ok(Some(Box::pin(async move {
-                let mut durability = log.subscribe();
-                let durable = durability
-                    .wait_for(|d| d.durable_offset > offset || d.failed)
-                    .await
-                    .is_ok_and(|d| d.durable_offset > offset);
-                if durable {
+                if log.wait_durable(offset + 1).await {
                     Ok(())
                 } else {
                     Err("the partition failed before the marker was durable".to_string())

@@ -350,9 +350,6 @@ fn transactional_batches_outside_the_transaction_and_forged_markers_are_refused(
         produce_request, InitProducerIdRequest, ProduceRequest, TopicName, TransactionalId,
     };
     use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
     let broker = Broker::start(&[]);
     let bs = broker.bootstrap();
     create(&bs, "txn-raw");
@@ -363,34 +360,6 @@ fn transactional_batches_outside_the_transaction_and_forged_markers_are_refused(
     wire::write_lenient(&mut s, &wire::request(3, 1, &init));
     let (_, init) = wire::response::<InitProducerIdRequest>(3, wire::read_frame(&mut s).unwrap());
     assert_eq!(init.error_code, 0);
-    let batch = |control: bool| {
-        let record = Record {
-            transactional: true,
-            control,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: init.producer_id.0,
-            producer_epoch: init.producer_epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: 0,
-            timestamp: common::now_ms(),
-            key: control.then(|| bytes::Bytes::from_static(&[0, 0, 0, 1])),
-            value: Some(bytes::Bytes::from_static(b"raw")),
-            headers: Default::default(),
-        };
-        let mut b = Vec::new();
-        RecordBatchEncoder::encode(
-            &mut b,
-            &[record],
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .unwrap();
-        bytes::Bytes::from(b)
-    };
     let produce = |records: bytes::Bytes| {
         ProduceRequest::default()
             .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("raw-txn"))))
@@ -415,7 +384,16 @@ fn transactional_batches_outside_the_transaction_and_forged_markers_are_refused(
     ] {
         wire::write_lenient(
             &mut s,
-            &wire::request(8, correlation, &produce(batch(control))),
+            &wire::request(
+                8,
+                correlation,
+                &produce(raw_batch(
+                    init.producer_id.0,
+                    init.producer_epoch,
+                    control,
+                    "raw",
+                )),
+            ),
         );
         let (_, r) = wire::response::<ProduceRequest>(8, wire::read_frame(&mut s).unwrap());
         let code = r.responses[0].partition_responses[0].error_code;
@@ -440,14 +418,15 @@ fn raw_call<R: kafka_protocol::protocol::Request>(
     response
 }
 
-/// One transactional record batch of `producer_id` (sequence 0).
-fn txn_batch(producer_id: i64, producer_epoch: i16, value: &str) -> bytes::Bytes {
+/// One transactional record batch of `producer_id` (sequence 0); `control` makes it a
+/// COMMIT marker as a client would forge it.
+fn raw_batch(producer_id: i64, producer_epoch: i16, control: bool, value: &str) -> bytes::Bytes {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
     let record = Record {
         transactional: true,
-        control: false,
+        control,
         delete_horizon: false,
         partition_leader_epoch: -1,
         producer_id,
@@ -456,7 +435,7 @@ fn txn_batch(producer_id: i64, producer_epoch: i16, value: &str) -> bytes::Bytes
         offset: 0,
         sequence: 0,
         timestamp: common::now_ms(),
-        key: None,
+        key: control.then(|| bytes::Bytes::from_static(&[0, 0, 0, 1])),
         value: Some(bytes::Bytes::copy_from_slice(value.as_bytes())),
         headers: Default::default(),
     };
@@ -588,7 +567,7 @@ fn hundreds_of_open_transactions_and_one_over_hundreds_of_partitions() {
             "txn-many",
             vec![(
                 0,
-                txn_batch(producer.0, producer.1, &format!("many-{i:04}")),
+                raw_batch(producer.0, producer.1, false, &format!("many-{i:04}")),
             )],
         );
         open.push((id, producer));
@@ -615,7 +594,7 @@ fn hundreds_of_open_transactions_and_one_over_hundreds_of_partitions() {
         "wide",
         "txn-wide",
         (0..WIDE)
-            .map(|p| (p, txn_batch(wide.0, wide.1, &format!("wide-{p}"))))
+            .map(|p| (p, raw_batch(wide.0, wide.1, false, &format!("wide-{p}"))))
             .collect(),
     );
     end(&mut s, &mut corr, "wide", wide, true);

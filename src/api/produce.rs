@@ -7,7 +7,7 @@
 //! transaction here (KIP-890 part 2); that waits for the coordinator, and later batches of the
 //! same producer to the same partition queue behind it so the log keeps their order.
 
-use super::errors::{append_error, lookup_error, producer_fenced_for, ResponseError, NONE};
+use super::errors::{append_error, lookup_error, ResponseError, NONE};
 use super::{str_bytes, Handled, RequestContext};
 use crate::broker::{AppendDone, Broker, NO_LEADER_EPOCH};
 use crate::coordinator::txn::{TopicPartition, TransactionVersion};
@@ -25,8 +25,6 @@ use std::time::Duration;
 const IMPLICIT_ADD_SINCE: i16 = 12;
 /// Produce v11+ clients know TRANSACTION_ABORTABLE; older ones get INVALID_TXN_STATE.
 const TRANSACTION_ABORTABLE_SINCE: i16 = 11;
-/// Clients know PRODUCER_FENCED from Produce... never: Kafka answers INVALID_PRODUCER_EPOCH.
-const PRODUCER_FENCED_NEVER: i16 = i16::MAX;
 
 /// Names each queued append, so only its own entry leaves `Broker::txn_appends`.
 static NEXT_TICKET: AtomicU64 = AtomicU64::new(0);
@@ -78,13 +76,16 @@ enum TxnRoute {
     Refused(ResponseError),
 }
 
-/// The Kafka error for a partition the coordinator did not confirm, by produce version.
+/// The Kafka error for a partition the coordinator did not confirm, by produce version. No
+/// Produce version gets PRODUCER_FENCED: Kafka answers INVALID_PRODUCER_EPOCH, which producers
+/// expect there.
 fn verification_error(e: ResponseError, version: i16) -> ResponseError {
     match e {
         ResponseError::TransactionAbortable if version < TRANSACTION_ABORTABLE_SINCE => {
             ResponseError::InvalidTxnState
         }
-        e => producer_fenced_for(e, version, PRODUCER_FENCED_NEVER),
+        ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        e => e,
     }
 }
 
@@ -471,15 +472,9 @@ async fn wait_durable(
     timeout: Duration,
 ) -> ResponseKind {
     let outcomes = join_all(waits.iter().map(|w| async move {
-        let mut durability = w.log.subscribe();
-        let waited = tokio::time::timeout(
-            timeout,
-            durability.wait_for(|d| d.durable_offset >= w.end_offset || d.failed),
-        )
-        .await;
-        match waited {
-            Ok(Ok(d)) if d.durable_offset >= w.end_offset => None,
-            Ok(_) => Some((
+        match tokio::time::timeout(timeout, w.log.wait_durable(w.end_offset)).await {
+            Ok(true) => None,
+            Ok(false) => Some((
                 ResponseError::KafkaStorageError,
                 "the write could not be made durable",
             )),

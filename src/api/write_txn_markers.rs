@@ -72,14 +72,8 @@ pub fn handle(ctx: &RequestContext, request: WriteTxnMarkersRequest) -> Handled 
     Handled::Deferred(Box::pin(async move {
         let mut response = response;
         for ((m, t, p), log, offset) in waits {
-            let mut durability = log.subscribe();
-            let durable = tokio::time::timeout(
-                DURABLE_WAIT,
-                durability.wait_for(|d| d.durable_offset > offset || d.failed),
-            )
-            .await
-            .is_ok_and(|d| d.is_ok_and(|d| d.durable_offset > offset));
-            if !durable {
+            let durable = tokio::time::timeout(DURABLE_WAIT, log.wait_durable(offset + 1)).await;
+            if durable != Ok(true) {
                 response.markers[m].topics[t].partitions[p].error_code =
                     ResponseError::KafkaStorageError.code();
             }

@@ -11,6 +11,7 @@ use crate::log::txn_index::{self, AbortedTxn};
 use crate::log::Partition;
 use crate::topic::Topic;
 use bytes::{Bytes, BytesMut};
+use dashmap::DashMap;
 use object_store::path::Path as ObjectPath;
 use std::collections::HashSet;
 use std::io;
@@ -31,14 +32,15 @@ impl Tier {
         guard.as_ref()?.find(offset).cloned()
     }
 
-    async fn index(
+    /// A small object read whole and decoded once: from `cache`, else from the store (the
+    /// cache is emptied when it holds more than 4,096 objects).
+    async fn cached_object<T>(
         &self,
-        t: &Topic,
-        partition: i32,
-        seg: &RemoteSegment,
-    ) -> io::Result<Arc<Vec<IndexEntry>>> {
-        let object = self.segment_object(t, partition, &seg.stem(), "index");
-        if let Some(found) = self.indexes.get(object.as_ref()) {
+        cache: &DashMap<String, Arc<T>>,
+        object: ObjectPath,
+        decode: impl FnOnce(&[u8]) -> io::Result<T>,
+    ) -> io::Result<Arc<T>> {
+        if let Some(found) = cache.get(object.as_ref()) {
             return Ok(found.clone());
         }
         let bytes = self
@@ -49,15 +51,26 @@ impl Tier {
             .bytes()
             .await
             .map_err(io_err)?;
-        let index = Arc::new(
-            segment::decode_index(&bytes)
-                .ok_or_else(|| io_err(format!("{object}: malformed index")))?,
-        );
-        if self.indexes.len() > 4096 {
-            self.indexes.clear();
+        let decoded = Arc::new(decode(&bytes)?);
+        if cache.len() > 4096 {
+            cache.clear();
         }
-        self.indexes.insert(object.to_string(), index.clone());
-        Ok(index)
+        cache.insert(object.to_string(), decoded.clone());
+        Ok(decoded)
+    }
+
+    async fn index(
+        &self,
+        t: &Topic,
+        partition: i32,
+        seg: &RemoteSegment,
+    ) -> io::Result<Arc<Vec<IndexEntry>>> {
+        let object = self.segment_object(t, partition, &seg.stem(), "index");
+        let name = object.to_string();
+        self.cached_object(&self.indexes, object, |bytes| {
+            segment::decode_index(bytes).ok_or_else(|| io_err(format!("{name}: malformed index")))
+        })
+        .await
     }
 
     /// The aborted-transaction index of a remote segment that has one (`aborted_txns` > 0).
@@ -68,32 +81,19 @@ impl Tier {
         seg: &RemoteSegment,
     ) -> io::Result<Arc<Vec<AbortedTxn>>> {
         let object = self.segment_object(t, partition, &seg.stem(), "txnindex");
-        if let Some(found) = self.txn_indexes.get(object.as_ref()) {
-            return Ok(found.clone());
-        }
-        let bytes = self
-            .store
-            .get(&object)
-            .await
-            .map_err(io_err)?
-            .bytes()
-            .await
-            .map_err(io_err)?;
-        let entries = txn_index::decode_all(&bytes, seg.base_offset..seg.next_offset)
-            .filter(|e| e.len() as u64 == seg.aborted_txns)
-            .ok_or_else(|| {
-                io_err(format!(
-                    "{object}: malformed aborted-transaction index ({} bytes, {} entries expected)",
-                    bytes.len(),
-                    seg.aborted_txns
-                ))
-            })?;
-        let entries = Arc::new(entries);
-        if self.txn_indexes.len() > 4096 {
-            self.txn_indexes.clear();
-        }
-        self.txn_indexes.insert(object.to_string(), entries.clone());
-        Ok(entries)
+        let name = object.to_string();
+        self.cached_object(&self.txn_indexes, object, |bytes| {
+            txn_index::decode_all(bytes, seg.base_offset..seg.next_offset)
+                .filter(|e| e.len() as u64 == seg.aborted_txns)
+                .ok_or_else(|| {
+                    io_err(format!(
+                        "{name}: malformed aborted-transaction index ({} bytes, {} entries expected)",
+                        bytes.len(),
+                        seg.aborted_txns
+                    ))
+                })
+        })
+        .await
     }
 
     /// (producer id, first offset) of every aborted transaction with records in [`from`,

@@ -757,10 +757,7 @@ impl GroupCoordinator {
                 .offsets
                 .iter()
                 .map(|o| {
-                    if o.metadata
-                        .as_ref()
-                        .is_some_and(|m| m.len() > self.cfg.offset_metadata_max_bytes)
-                    {
+                    if self.metadata_too_large(o) {
                         return E::OffsetMetadataTooLarge.code();
                     }
                     records.push(GroupRecord::Offset {
@@ -805,6 +802,13 @@ impl GroupCoordinator {
                 E::IllegalGeneration
             })
         })
+    }
+
+    /// offset.metadata.max.bytes, for plain and transactional commits alike.
+    fn metadata_too_large(&self, o: &OffsetToCommit) -> bool {
+        o.metadata
+            .as_ref()
+            .is_some_and(|m| m.len() > self.cfg.offset_metadata_max_bytes)
     }
 
     pub async fn wait_durable(&self, end: i64) -> Result<(), String> {
@@ -869,10 +873,7 @@ impl GroupCoordinator {
                 .offsets
                 .iter()
                 .map(|o| {
-                    if o.metadata
-                        .as_ref()
-                        .is_some_and(|m| m.len() > self.cfg.offset_metadata_max_bytes)
-                    {
+                    if self.metadata_too_large(o) {
                         return E::OffsetMetadataTooLarge.code();
                     }
                     records.push(GroupRecord::TxnOffset {

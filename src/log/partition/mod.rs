@@ -289,6 +289,16 @@ impl Partition {
         self.durability.subscribe()
     }
 
+    /// Waits until everything below `end` is durable: true, or false once an I/O failure took
+    /// the partition offline (that data will never be durable).
+    pub async fn wait_durable(&self, end: i64) -> bool {
+        let mut durability = self.subscribe();
+        durability
+            .wait_for(|d| d.durable_offset >= end || d.failed)
+            .await
+            .is_ok_and(|d| d.durable_offset >= end)
+    }
+
     /// Open transactions as (producer id, first offset), oldest first (Kafka's
     /// DescribeTransactions/DescribeProducers view of a partition).
     pub fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
