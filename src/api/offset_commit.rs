@@ -2,6 +2,7 @@
 //! (KIP-848), written to the group log and answered once that write is fsynced.
 
 use super::{Handled, RequestContext};
+use crate::broker::Broker;
 use crate::coordinator::group::{CommitRequest, OffsetToCommit};
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -9,31 +10,62 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, ResponseKind};
 use kafka_protocol::ResponseError as E;
 
+/// Kafka commits only partitions that exist; the others get UNKNOWN_TOPIC_OR_PARTITION. From a
+/// commit request's (topic, partition, offset, leader epoch, metadata) in request order: which
+/// exist, and the offsets to commit of those that do (OffsetCommit and TxnOffsetCommit).
+pub(super) fn existing_offsets<'a>(
+    broker: &Broker,
+    partitions: impl Iterator<Item = (&'a str, i32, i64, i32, Option<&'a str>)>,
+) -> (Vec<bool>, Vec<OffsetToCommit>) {
+    let mut exists = Vec::new();
+    let mut offsets = Vec::new();
+    for (topic, partition, offset, leader_epoch, metadata) in partitions {
+        let known = broker.has_partition(topic, partition);
+        exists.push(known);
+        if known {
+            offsets.push(OffsetToCommit {
+                topic: topic.to_string(),
+                partition,
+                offset,
+                leader_epoch,
+                metadata: metadata.map(str::to_string),
+            });
+        }
+    }
+    (exists, offsets)
+}
+
+/// One error code per requested partition, in request order: the commit's code for each that
+/// exists (`errors` has one per existing partition), UNKNOWN_TOPIC_OR_PARTITION for the others.
+pub(super) fn partition_codes<'a>(
+    exists: &'a [bool],
+    errors: &'a [i16],
+) -> impl Iterator<Item = i16> + 'a {
+    let mut codes = errors.iter();
+    exists.iter().map(move |&known| {
+        if known {
+            *codes.next().unwrap_or(&0)
+        } else {
+            E::UnknownTopicOrPartition.code()
+        }
+    })
+}
+
 pub fn handle(ctx: &RequestContext, request: OffsetCommitRequest) -> Handled {
-    // Kafka commits only partitions that exist; the others get UNKNOWN_TOPIC_OR_PARTITION.
-    let exists: Vec<bool> = request
-        .topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions
-                .iter()
-                .map(|p| ctx.broker.has_partition(&t.name, p.partition_index))
-        })
-        .collect();
-    let mut known = exists.iter();
-    let offsets: Vec<OffsetToCommit> = request
-        .topics
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
-        .filter(|_| *known.next().unwrap_or(&false))
-        .map(|(t, p)| OffsetToCommit {
-            topic: t.name.to_string(),
-            partition: p.partition_index,
-            offset: p.committed_offset,
-            leader_epoch: p.committed_leader_epoch,
-            metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-        })
-        .collect();
+    let (exists, offsets) = existing_offsets(
+        &ctx.broker,
+        request.topics.iter().flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                (
+                    t.name.as_str(),
+                    p.partition_index,
+                    p.committed_offset,
+                    p.committed_leader_epoch,
+                    p.committed_metadata.as_deref(),
+                )
+            })
+        }),
+    );
     let outcome = ctx.broker.groups.commit_offsets(
         &request.group_id,
         CommitRequest {
@@ -45,8 +77,7 @@ pub fn handle(ctx: &RequestContext, request: OffsetCommitRequest) -> Handled {
         },
     );
     let build = move |errors: &[i16]| {
-        let mut codes = errors.iter();
-        let mut known = exists.iter();
+        let mut codes = partition_codes(&exists, errors);
         let topics = request
             .topics
             .iter()
@@ -59,11 +90,7 @@ pub fn handle(ctx: &RequestContext, request: OffsetCommitRequest) -> Handled {
                             .map(|p| {
                                 OffsetCommitResponsePartition::default()
                                     .with_partition_index(p.partition_index)
-                                    .with_error_code(if *known.next().unwrap_or(&false) {
-                                        *codes.next().unwrap_or(&0)
-                                    } else {
-                                        E::UnknownTopicOrPartition.code()
-                                    })
+                                    .with_error_code(codes.next().unwrap_or(0))
                             })
                             .collect(),
                     )

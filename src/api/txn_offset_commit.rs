@@ -6,8 +6,9 @@
 //! client with transaction.version 2 sends no AddOffsetsToTxn); then the group's checks; and
 //! the answer waits until the offsets are fsynced.
 
+use super::offset_commit::{existing_offsets, partition_codes};
 use super::{Handled, RequestContext};
-use crate::coordinator::group::{CommitOutcome, OffsetToCommit, TxnCommitRequest};
+use crate::coordinator::group::{CommitOutcome, TxnCommitRequest};
 use crate::coordinator::txn::{offsets_partition, TransactionVersion};
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -35,29 +36,20 @@ fn verification_error(code: i16, version: i16) -> i16 {
 
 pub fn handle(ctx: &RequestContext, request: TxnOffsetCommitRequest) -> Handled {
     let version = ctx.api_version;
-    let exists: Vec<bool> = request
-        .topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions
-                .iter()
-                .map(|p| ctx.broker.has_partition(&t.name, p.partition_index))
-        })
-        .collect();
-    let mut known = exists.iter();
-    let offsets: Vec<OffsetToCommit> = request
-        .topics
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
-        .filter(|_| *known.next().unwrap_or(&false))
-        .map(|(t, p)| OffsetToCommit {
-            topic: t.name.to_string(),
-            partition: p.partition_index,
-            offset: p.committed_offset,
-            leader_epoch: p.committed_leader_epoch,
-            metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-        })
-        .collect();
+    let (exists, offsets) = existing_offsets(
+        &ctx.broker,
+        request.topics.iter().flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                (
+                    t.name.as_str(),
+                    p.partition_index,
+                    p.committed_offset,
+                    p.committed_leader_epoch,
+                    p.committed_metadata.as_deref(),
+                )
+            })
+        }),
+    );
     let group_id = request.group_id.to_string();
     let transactional_id = request.transactional_id.to_string();
     let producer_id = request.producer_id.0;
@@ -72,8 +64,7 @@ pub fn handle(ctx: &RequestContext, request: TxnOffsetCommitRequest) -> Handled 
     let count = commit.offsets.len();
     // One code per existing partition, in request order.
     let build = move |errors: &[i16]| {
-        let mut codes = errors.iter();
-        let mut known = exists.iter();
+        let mut codes = partition_codes(&exists, errors);
         let topics = request
             .topics
             .iter()
@@ -86,11 +77,7 @@ pub fn handle(ctx: &RequestContext, request: TxnOffsetCommitRequest) -> Handled 
                             .map(|p| {
                                 TxnOffsetCommitResponsePartition::default()
                                     .with_partition_index(p.partition_index)
-                                    .with_error_code(if *known.next().unwrap_or(&false) {
-                                        *codes.next().unwrap_or(&0)
-                                    } else {
-                                        E::UnknownTopicOrPartition.code()
-                                    })
+                                    .with_error_code(codes.next().unwrap_or(0))
                             })
                             .collect(),
                     )
