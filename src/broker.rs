@@ -1,11 +1,16 @@
 //! Broker state shared by every connection: settings, metadata and the partition registry.
 
-use crate::config::{log_config, BrokerConfig};
+use crate::config::registry::{self, Setting, Source, Target};
+use crate::config::{
+    log_config, resolve_topic, BrokerConfig, BrokerLayers, CleanerConfig, TopicValue,
+};
 use crate::coordinator::group::{GroupCoordinator, TopicInfo, TopicSource};
 use crate::coordinator::txn::{
     MarkerDurable, MarkerJob, MarkerSink, TopicPartition, TxnCoordinator, TxnResult, OFFSETS_TOPIC,
 };
+use crate::log::cleaner::{Cleaner, CleanerSettings};
 use crate::log::flush::Flusher;
+use crate::log::LogConfig;
 use crate::log::Partition;
 use crate::metadata::{ClusterMetadata, LocalMetadata, PartitionState, TopicMeta};
 use crate::tier::Tier;
@@ -15,7 +20,7 @@ use dashmap::DashMap;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use uuid::Uuid;
 
 /// Why a request cannot use a partition here (each is a Kafka error code, mapped in api/).
@@ -68,6 +73,21 @@ pub struct Broker {
     pub txn_appends: DashMap<(String, i32, i64), (u64, AppendDone)>,
     /// Tiered storage (None when remote.log.storage.system.enable=false).
     pub tier: Option<Arc<Tier>>,
+    /// The ACL authorizer (None: authorizer.class.name is empty, everything is allowed).
+    pub authorizer: Option<Arc<crate::security::Authorizer>>,
+    /// Static settings as DescribeConfigs reports them (BrokerConfig::static_settings).
+    static_settings: BTreeMap<String, String>,
+    /// Dynamic broker configs, as the metadata holds them: (cluster default, this broker).
+    dynamic: RwLock<(BTreeMap<String, String>, BTreeMap<String, String>)>,
+    /// The running log cleaner and the settings it runs with (restarted when they change).
+    cleaner: Mutex<Option<CleanerSlot>>,
+}
+
+/// The running cleaner, the settings it runs with, and the broker it cleans for.
+struct CleanerSlot {
+    config: CleanerConfig,
+    broker: std::sync::Weak<Broker>,
+    cleaner: Option<Cleaner>,
 }
 
 /// Kafka's rule: 1-249 characters of [a-zA-Z0-9._-], and not "." or "..".
@@ -100,8 +120,22 @@ impl Broker {
         std::fs::File::open(&config.data_dir)
             .and_then(|d| d.sync_all())
             .with_context(|| format!("syncing {}", config.data_dir.display()))?;
-        let metadata: Arc<dyn ClusterMetadata> =
-            Arc::new(LocalMetadata::open(&config.data_dir, config.node_id)?);
+        // Kafka's storage format writes min.insync.replicas as a cluster-wide dynamic default
+        // (for eligible leader replicas); a new sluice store does the same.
+        let min_isr = config
+            .topic_defaults
+            .get("min.insync.replicas")
+            .cloned()
+            .unwrap_or_else(|| "1".to_string());
+        let metadata: Arc<dyn ClusterMetadata> = Arc::new(LocalMetadata::open_formatting(
+            &config.data_dir,
+            config.node_id,
+            BTreeMap::from([("min.insync.replicas".to_string(), min_isr)]),
+        )?);
+        let dynamic = RwLock::new((
+            metadata.broker_configs(""),
+            metadata.broker_configs(&config.node_id.to_string()),
+        ));
         let flusher = Flusher::with_page_cache_budget(config.page_cache_max_bytes);
         let groups = GroupCoordinator::open(
             config.groups.clone(),
@@ -130,7 +164,15 @@ impl Broker {
         } else {
             None
         };
+        let static_settings = config.static_settings();
+        let authorizer = config.authorizer.enabled.then(|| {
+            Arc::new(crate::security::Authorizer::new(
+                &config.authorizer,
+                metadata.clone(),
+            ))
+        });
         let broker = Broker {
+            authorizer,
             cluster_id: metadata.cluster_id(),
             config,
             metadata,
@@ -143,6 +185,9 @@ impl Broker {
             transactions,
             txn_appends: DashMap::new(),
             tier,
+            static_settings,
+            dynamic,
+            cleaner: Mutex::new(None),
         };
         for meta in broker.metadata.topics() {
             let topic = broker
@@ -160,10 +205,169 @@ impl Broker {
             .join(format!("{topic}-{index}"))
     }
 
-    fn open_topic(&self, meta: &TopicMeta) -> Result<Topic> {
-        let mut log_cfg = log_config(&self.config.topic_defaults(), &meta.configs);
+    /// Runs `f` over the broker-level layers of settings (dynamic per broker, dynamic cluster
+    /// default, static), as they are now.
+    pub fn with_layers<R>(&self, f: impl FnOnce(&BrokerLayers) -> R) -> R {
+        let dynamic = self.dynamic.read().unwrap_or_else(|p| p.into_inner());
+        f(&BrokerLayers {
+            node: &dynamic.1,
+            cluster: &dynamic.0,
+            static_: &self.static_settings,
+        })
+    }
+
+    /// The broker-level default of every topic config (topic-level names).
+    pub fn topic_defaults(&self) -> BTreeMap<String, String> {
+        self.with_layers(|l| l.topic_defaults())
+    }
+
+    /// Every topic config of a topic with these overrides: value, source and synonyms.
+    pub fn describe_topic(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Vec<(&'static Setting, TopicValue)> {
+        let mut described: Vec<(&'static Setting, TopicValue)> = self.with_layers(|l| {
+            let defaults = l.topic_defaults();
+            registry::TOPIC
+                .iter()
+                .map(|s| (s, resolve_topic(s, l, &defaults, overrides)))
+                .collect()
+        });
+        // sluice tiers by default, but never a compacted topic (log_config): its default reads
+        // false there, as it is in effect (and as Kafka's default is).
+        let compacted = described.iter().any(|(s, v)| {
+            s.name == "cleanup.policy" && v.value.split(',').any(|p| p.trim() == "compact")
+        });
+        for (s, v) in described.iter_mut() {
+            if compacted && s.name == "remote.storage.enable" && v.source == Source::Default {
+                v.value = "false".to_string();
+                for synonym in v.synonyms.iter_mut() {
+                    synonym.1 = "false".to_string();
+                }
+            }
+        }
+        described
+    }
+
+    /// The LogConfig of a topic with these overrides.
+    fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
+        let mut log_cfg = log_config(&self.topic_defaults(), overrides);
         log_cfg.producer_expiration_ms = self.config.producer_id_expiration_ms;
         log_cfg.remote_storage &= self.config.tier.enabled;
+        log_cfg
+    }
+
+    /// Kafka's checks of a topic's new set of overrides that look at more than one config's
+    /// effective value, or at what the topic holds (Kafka's LogConfig.validateTopicLogConfigValues):
+    /// the INVALID_CONFIG message of the first that fails.
+    pub fn check_topic_change(
+        &self,
+        topic: &Topic,
+        next: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        crate::config::validate_topic_configs(next).map_err(|e| e.to_string())?;
+        let values: BTreeMap<&str, String> = self
+            .describe_topic(next)
+            .into_iter()
+            .map(|(s, v)| (s.name, v.value))
+            .collect();
+        let tiered = self.log_config(next).remote_storage;
+        let copy_disabled = values["remote.log.copy.disable"].eq_ignore_ascii_case("true");
+        if tiered && copy_disabled {
+            for (local, total) in [
+                ("local.retention.bytes", "retention.bytes"),
+                ("local.retention.ms", "retention.ms"),
+            ] {
+                if values[local] != "-2" && values[local] != values[total] {
+                    return Err(format!("When `remote.log.copy.disable` is set to true, the `{local}` and `{total}` must be set to the identical value because there will be no more logs copied to the remote storage."));
+                }
+            }
+        }
+        // Turning tiering off deletes the remote data (the tier's purge), so it takes consent
+        // while the tier holds some. Kafka asks whenever the topic was tiered; sluice tiers
+        // every topic by default, so it asks only when there is data to lose.
+        let holds_remote = topic
+            .partitions
+            .iter()
+            .any(|p| p.remote().is_some_and(|(start, end)| end > start));
+        let delete_on_disable = values["remote.log.delete.on.disable"].eq_ignore_ascii_case("true");
+        if !tiered && holds_remote && !delete_on_disable {
+            return Err("It is invalid to disable remote storage without deleting remote data. If you want to keep the remote data and turn to read only, please set `remote.storage.enable=true,remote.log.copy.disable=true`. If you want to disable remote storage and delete all remote data, please set `remote.storage.enable=false,remote.log.delete.on.disable=true`.".to_string());
+        }
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides (validated by the caller): persisted, then applied
+    /// to its partitions at once. False: no such topic.
+    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<bool> {
+        let _guard = self.admin_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(old) = self.topic(name) else {
+            return Ok(false);
+        };
+        if !self.metadata.set_topic_configs(name, configs.clone())? {
+            return Ok(false);
+        }
+        let log_cfg = self.log_config(&configs);
+        for p in &old.partitions {
+            p.set_config(log_cfg.clone());
+        }
+        let topic = Arc::new(Topic {
+            name: old.name.clone(),
+            id: old.id,
+            partitions: old.partitions.clone(),
+            states: old.states.clone(),
+            configs,
+        });
+        self.topics.insert(topic.name.clone(), topic);
+        tracing::info!(topic = name, "updated topic configs");
+        Ok(true)
+    }
+
+    /// Dynamic broker configs of an entity: "" the cluster default, else this broker's id.
+    pub fn dynamic_configs(&self, cluster_default: bool) -> BTreeMap<String, String> {
+        let dynamic = self.dynamic.read().unwrap_or_else(|p| p.into_inner());
+        if cluster_default {
+            dynamic.0.clone()
+        } else {
+            dynamic.1.clone()
+        }
+    }
+
+    /// Replaces the dynamic broker configs of the cluster default or of this broker (validated
+    /// by the caller): persisted, then every topic's partitions get their re-resolved LogConfig.
+    pub fn set_dynamic_configs(
+        &self,
+        cluster_default: bool,
+        configs: BTreeMap<String, String>,
+    ) -> Result<()> {
+        let _guard = self.admin_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let entity = if cluster_default {
+            String::new()
+        } else {
+            self.config.node_id.to_string()
+        };
+        self.metadata.set_broker_configs(&entity, configs.clone())?;
+        {
+            let mut dynamic = self.dynamic.write().unwrap_or_else(|p| p.into_inner());
+            if cluster_default {
+                dynamic.0 = configs;
+            } else {
+                dynamic.1 = configs;
+            }
+        }
+        for topic in self.topics() {
+            let log_cfg = self.log_config(&topic.configs);
+            for p in &topic.partitions {
+                p.set_config(log_cfg.clone());
+            }
+        }
+        self.reconfigure_cleaner(None);
+        tracing::info!(entity, "updated dynamic broker configs");
+        Ok(())
+    }
+
+    fn open_topic(&self, meta: &TopicMeta) -> Result<Topic> {
+        let log_cfg = self.log_config(&meta.configs);
         let partitions = (0..meta.partitions)
             .map(|i| {
                 Partition::open(
@@ -325,6 +529,55 @@ impl Broker {
         Ok(self.register(topic))
     }
 
+    /// Raises a topic's partition count to `partitions`: opens the new partitions, persists
+    /// the count, then makes them visible. None: the topic is gone, or already has that many.
+    pub fn add_partitions(&self, name: &str, partitions: i32) -> Result<Option<Arc<Topic>>> {
+        let _guard = self.admin_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(old) = self.topic(name) else {
+            return Ok(None);
+        };
+        let current = old.partitions.len() as i32;
+        if partitions <= current {
+            return Ok(None);
+        }
+        let meta = TopicMeta {
+            name: old.name.clone(),
+            id: old.id,
+            partitions,
+            configs: old.configs.clone(),
+        };
+        let log_cfg = self.log_config(&meta.configs);
+        let mut logs = old.partitions.clone();
+        for i in current..partitions {
+            // Leftovers of a crash before the count was persisted must not leak in.
+            let dir = self.partition_dir(name, i);
+            let _ = std::fs::remove_dir_all(&dir);
+            logs.push(Partition::open(
+                name,
+                i,
+                dir,
+                log_cfg.clone(),
+                self.flusher.clone(),
+            )?);
+        }
+        if !self.metadata.add_partitions(name, partitions)? {
+            return Ok(None);
+        }
+        tracing::info!(
+            topic = name,
+            from = current,
+            to = partitions,
+            "added partitions"
+        );
+        Ok(Some(self.register(Topic {
+            name: meta.name,
+            id: meta.id,
+            partitions: logs,
+            states: Vec::new(),
+            configs: meta.configs,
+        })))
+    }
+
     /// Auto-creation on Metadata/Produce, when enabled.
     pub fn auto_create(&self, name: &str) -> Option<Arc<Topic>> {
         if !self.config.auto_create_topics {
@@ -355,6 +608,79 @@ impl Broker {
         }
         tracing::info!(topic = name, "deleted topic");
         Ok(Some(topic))
+    }
+
+    /// The log cleaner's settings in effect: the static ones under any dynamic values.
+    fn cleaner_config(&self) -> CleanerConfig {
+        let mut config = self.config.clone();
+        self.with_layers(|layers| {
+            for s in registry::BROKER
+                .iter()
+                .filter(|s| registry::cleaner_setting(s))
+            {
+                let value = layers.value(s.name).and_then(|v| s.parse(&v).ok());
+                if let (Target::Broker(store), Some(v)) = (s.target, value) {
+                    store(&mut config, &v);
+                }
+            }
+        });
+        config.cleaner
+    }
+
+    /// Starts the log cleaner over every partition (it cleans those with cleanup.policy
+    /// compact), or restarts it when its settings changed, as Kafka reconfigures its cleaner.
+    /// Nothing runs with log.cleaner.enable=false or no threads.
+    pub fn start_cleaner(self: &Arc<Self>) {
+        self.reconfigure_cleaner(Some(Arc::downgrade(self)));
+    }
+
+    /// (Re)starts the cleaner if its settings changed; `broker` on the first start.
+    fn reconfigure_cleaner(&self, broker: Option<std::sync::Weak<Broker>>) {
+        let config = self.cleaner_config();
+        let mut slot = self.cleaner.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(broker) = broker.or_else(|| slot.as_ref().map(|s| s.broker.clone())) else {
+            return; // not started (tests of the handlers without the cleaner)
+        };
+        if slot.as_ref().is_some_and(|s| s.config == config) {
+            return;
+        }
+        // Joins the old threads (a pass in progress finishes first).
+        drop(slot.take());
+        let cleaner = (config.enabled && config.threads > 0).then(|| {
+            let settings = CleanerSettings {
+                threads: config.threads,
+                dedupe_buffer_bytes: config.dedupe_buffer_bytes,
+                io_max_bytes_per_second: config.io_max_bytes_per_second,
+                backoff_ms: config.backoff_ms,
+            };
+            let logs = broker.clone();
+            Cleaner::start(
+                settings,
+                Arc::new(move || {
+                    logs.upgrade().map_or_else(Vec::new, |b| {
+                        b.topics()
+                            .iter()
+                            .flat_map(|t| t.partitions.iter().cloned())
+                            .collect()
+                    })
+                }),
+            )
+        });
+        *slot = Some(CleanerSlot {
+            config,
+            broker,
+            cleaner,
+        });
+    }
+
+    /// Stops the log cleaner (shutdown).
+    pub fn stop_cleaner(&self) {
+        let running = self
+            .cleaner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(running.and_then(|s| s.cleaner));
     }
 
     /// One retention pass over every partition.

@@ -44,7 +44,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    init_tracing(&config.log_level);
+    sluice::logging::init(&config.log_level);
     sluice::alloc_guard::retain_freed_buffers();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -58,20 +58,13 @@ fn main() {
     }
 }
 
-fn init_tracing(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(colour)
-        .init();
-}
-
 async fn serve(config: BrokerConfig) -> Result<()> {
     let retention_every = Duration::from_millis(config.retention_check_interval_ms);
+    if let Some(admin) = config.admin_listen {
+        sluice::admin_http::start(admin).await?;
+    }
     let broker = Broker::open(config)?;
+    let _ = sluice::admin_http::BROKER.set(Arc::downgrade(&broker));
     let tier_task = match broker.tier.clone() {
         Some(tier) => {
             // Manifests first: the log start of a partition may lie in the tier.
@@ -88,6 +81,7 @@ async fn serve(config: BrokerConfig) -> Result<()> {
         broker.finish_transaction(job);
     }
     let listeners = Listeners::start(broker.clone()).await?;
+    sluice::admin_http::READY.store(true, std::sync::atomic::Ordering::Release);
     tracing::info!(cluster_id = %broker.cluster_id, node_id = broker.config.node_id, data_dir = %broker.config.data_dir.display(), "sluice started");
 
     let retention_broker = broker.clone();
@@ -101,6 +95,7 @@ async fn serve(config: BrokerConfig) -> Result<()> {
         }
     });
 
+    broker.start_cleaner();
     let groups = spawn_group_timers(broker.clone());
     let transactions = spawn_transaction_timers(broker.clone());
 
@@ -114,6 +109,9 @@ async fn serve(config: BrokerConfig) -> Result<()> {
         task.abort();
     }
     listeners.shutdown(Duration::from_secs(10)).await;
+    // Joins the cleaner threads (a pass in progress finishes first).
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || b.stop_cleaner()).await?;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.close()).await?;
     tracing::info!("shutdown complete");

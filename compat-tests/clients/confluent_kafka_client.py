@@ -592,6 +592,214 @@ def s_txn_zombie_fence(s):
     check(values(ru) == "p0=a-0,a-1,b-0,b-1", f"read_uncommitted read {values(ru)}, expected a-0,a-1,b-0,b-1")
 
 
+# ---------------------------------------------------------------- admin APIs and compaction
+# confluent-kafka 2.16 has no DescribeLogDirs, DescribeFeatures, DescribeQuorum or
+# ListPartitionReassignments: those admin_* scenarios are the Java column's only.
+
+def outcome(f, timeout=20):
+    """NONE, or the error name of a failed admin future."""
+    try:
+        f.result(timeout=timeout)
+        return "NONE"
+    except confluent_kafka.KafkaException as e:
+        print(f"confluent admin: {e}", file=sys.stderr)
+        return kerr(e)
+
+
+def partition_count(t):
+    return len(admin().list_topics(topic=t, timeout=5).topics[t].partitions)
+
+
+def s_admin_create_partitions(s):
+    from confluent_kafka.admin import NewPartitions
+    t = P.name("topic", s)
+    ensure_topic(t)
+    a = admin()
+    grow = lambda n, **kw: outcome(a.create_partitions([NewPartitions(t, n)], request_timeout=15, **kw)[t])  # noqa: E731
+    v = grow(5, validate_only=True)
+    P.obs(s, "validate_only_to_5", v)
+    check(v == "NONE", f"validate_only increase to 5: {v}")
+    P.obs(s, "after_validate_only", partition_count(t))
+    check(partition_count(t) == 1, f"validate_only changed the partition count to {partition_count(t)}")
+    r = grow(3)
+    P.obs(s, "increase_to_3", r)
+    check(r == "NONE", f"increase to 3: {r}")
+    check(wait_until(lambda: partition_count(t) == 3, 10), "metadata does not show 3 partitions")
+    P.obs(s, "partitions", partition_count(t))
+    P.obs(s, "increase_to_same", grow(3))
+    down = grow(2)
+    P.obs(s, "decrease_to_2", down)
+    check(down == "INVALID_PARTITIONS", f"decrease to 2: {down}, expected INVALID_PARTITIONS")
+    m = t + "-missing"
+    P.obs(s, "unknown_topic", outcome(a.create_partitions([NewPartitions(m, 2)], request_timeout=15)[m]))
+    check(partition_count(t) == 3, "partition count changed by the refused requests")
+
+
+def s_admin_delete_records(s):
+    from confluent_kafka.admin import OffsetSpec
+    t = P.name("topic", s)
+    ensure_topic(t)
+    produce_all(producer(), t, [{"key": f"k{i}".encode(), "value": f"v{i}".encode(), "partition": 0} for i in range(10)])
+    a = admin()
+    tp = TopicPartition(t, 0)
+
+    def delete(before):
+        return list(a.delete_records([TopicPartition(t, 0, before)], request_timeout=15).values())[0]
+
+    def offset(spec):
+        return list(a.list_offsets({tp: spec}, request_timeout=15).values())[0].result(timeout=20).offset
+
+    low = delete(4).result(timeout=20).low_watermark
+    P.obs(s, "low_watermark", low)
+    check(low == 4, f"delete_records before 4: low watermark {low}")
+    earliest, latest = offset(OffsetSpec.earliest()), offset(OffsetSpec.latest())
+    P.obs(s, "earliest", earliest)
+    P.obs(s, "latest", latest)
+    check((earliest, latest) == (4, 10), f"list_offsets earliest/latest {earliest}/{latest}, expected 4/10")
+    got = read_partition(t, 0, 1, offset=0, timeout=10)  # offset 0 is gone: reset to earliest
+    first = f"{got[0].offset()}:{got[0].value().decode()}" if got else "none"
+    P.obs(s, "first_read_from_0", first)
+    check(first == "4:v4", f"reading from offset 0 gave {first}, expected 4:v4")
+    lower = outcome(delete(2))
+    P.obs(s, "delete_before_2", f"{lower}:{offset(OffsetSpec.earliest())}")
+    beyond = outcome(delete(11))
+    P.obs(s, "beyond_high_watermark", beyond)
+    check(beyond == "OFFSET_OUT_OF_RANGE", f"delete_records before 11 (high watermark 10): {beyond}")
+    everything = delete(confluent_kafka.OFFSET_END).result(timeout=20).low_watermark
+    P.obs(s, "delete_all", everything)
+    check(everything == 10, f"delete_records before OFFSET_END: low watermark {everything}")
+    P.obs(s, "unknown_partition", outcome(list(a.delete_records([TopicPartition(t, 7, 1)], request_timeout=15).values())[0]))
+
+
+def topic_config(t, key):
+    res = ConfigResource("TOPIC", t)
+    e = admin().describe_configs([res], request_timeout=15)[res].result(timeout=20).get(key)
+    return "(absent)" if e is None else f"{e.value}:{confluent_kafka.admin.ConfigSource(e.source).name}"
+
+
+def alter_topic(t, op, key, value, validate_only=False):
+    from confluent_kafka.admin import ConfigEntry
+    res = ConfigResource("TOPIC", t, incremental_configs=[ConfigEntry(key, value, incremental_operation=op)])
+    return outcome(admin().incremental_alter_configs([res], request_timeout=15, validate_only=validate_only)[res])
+
+
+def s_admin_incremental_alter_configs(s):
+    from confluent_kafka.admin import AlterConfigOpType as Op
+    t = P.name("topic", s)
+    ensure_topic(t)
+    steps = [("validate_only_set", Op.SET, "retention.ms", "1234567", True, "604800000:DEFAULT_CONFIG"),
+             ("set", Op.SET, "retention.ms", "1234567", False, "1234567:DYNAMIC_TOPIC_CONFIG"),
+             ("append", Op.APPEND, "cleanup.policy", "compact", False, "delete,compact:DYNAMIC_TOPIC_CONFIG"),
+             ("subtract", Op.SUBTRACT, "cleanup.policy", "delete", False, "compact:DYNAMIC_TOPIC_CONFIG"),
+             ("validate_only_delete", Op.DELETE, "retention.ms", None, True, "1234567:DYNAMIC_TOPIC_CONFIG"),
+             ("delete", Op.DELETE, "retention.ms", None, False, "604800000:DEFAULT_CONFIG")]
+    for label, op, key, value, vo, want in steps:
+        r = alter_topic(t, op, key, value, vo)
+        P.obs(s, f"{label}.error", r)
+        check(r == "NONE", f"{label}: {r}")
+        # Kafka applies a change through its metadata log, so a describe right after it may still
+        # show the old value: poll (up to 10 s) until the expected one shows.
+        deadline = time.time() + 10
+        got = topic_config(t, key)
+        while got != want and time.time() < deadline:
+            time.sleep(0.1)
+            got = topic_config(t, key)
+        P.obs(s, f"{label}.{key}", got)
+        check(got == want, f"{label}: {key} = {got}, expected {want}")
+    unknown = alter_topic(t, Op.SET, "no.such.config", "1")
+    P.obs(s, "unknown_config", unknown)
+    check(unknown == "INVALID_CONFIG", f"SET of an unknown config: {unknown}, expected INVALID_CONFIG")
+    bad = alter_topic(t, Op.SET, "retention.ms", "not-a-number")
+    P.obs(s, "invalid_value", bad)
+    check(bad == "INVALID_CONFIG", f"SET retention.ms=not-a-number: {bad}")
+    P.obs(s, "append_non_list", alter_topic(t, Op.APPEND, "retention.ms", "1"))
+    P.obs(s, "final.cleanup.policy", topic_config(t, "cleanup.policy"))
+
+
+def s_admin_describe_cluster(s):
+    d = admin().describe_cluster(request_timeout=15).result(timeout=20)
+    P.obs(s, "nodes", ",".join(str(n.id) for n in d.nodes))
+    P.obs(s, "node_port_is_bootstrap", all(P.bootstrap.endswith(f":{n.port}") for n in d.nodes))
+    P.obs(s, "controller_is_node", d.controller is not None and any(n.id == d.controller.id for n in d.nodes))
+    P.obs(s, "cluster_id_present", bool(d.cluster_id))
+    P.obs(s, "rack", ",".join(str(n.rack) for n in d.nodes))
+    check(len(d.nodes) == 1, f"nodes {d.nodes}")
+    check(d.cluster_id, "no cluster id")
+    d = admin().describe_cluster(request_timeout=15, include_authorized_operations=True).result(timeout=20)
+    ops = d.authorized_operations
+    P.obs(s, "authorized_operations", "null" if ops is None else ",".join(sorted(o.name for o in ops)))
+
+
+def s_admin_elect_leaders(s):
+    from confluent_kafka import ElectionType
+
+    def elect(kind, parts):
+        try:
+            # No request_timeout/operation_timeout: confluent-kafka 2.16.1's elect_leaders raises
+            # SystemError ("more argument specifiers than keyword list entries") when given either.
+            res = admin().elect_leaders(kind, parts).result(timeout=20)
+        except confluent_kafka.KafkaException as e:
+            return {"call": kerr(e)}
+        # Each partition's result is a KafkaError itself (not an exception wrapping one).
+        return {(tp.topic, tp.partition): ("NONE" if err is None else err.name()) for tp, err in res.items()}
+
+    t = P.name("topic", s)
+    ensure_topic(t, 2)
+    pref = elect(ElectionType.PREFERRED, [TopicPartition(t, 0), TopicPartition(t, 1)])
+    out = f"{pref.get((t, 0))},{pref.get((t, 1))}"
+    P.obs(s, "preferred", out)
+    check(out == "ELECTION_NOT_NEEDED,ELECTION_NOT_NEEDED", f"PREFERRED election: {pref}")
+    unclean = elect(ElectionType.UNCLEAN, [TopicPartition(t, 0)])
+    P.obs(s, "unclean", unclean.get((t, 0)))
+    check(unclean.get((t, 0)) == "ELECTION_NOT_NEEDED", f"UNCLEAN election: {unclean}")
+    every = elect(ElectionType.PREFERRED, None)
+    P.obs(s, "all_partitions_this_topic", sum(1 for k in every if k != "call" and k[0] == t))
+    P.obs(s, "all_partitions_errors", sum(1 for v in every.values() if v != "NONE"))
+    unknown = elect(ElectionType.PREFERRED, [TopicPartition(t, 99)])
+    P.obs(s, "unknown_partition", unknown.get((t, 99), unknown.get("call")))
+
+
+def s_compacted_topic(s):
+    """A compacted topic: a keyless record is refused (INVALID_RECORD); the keyed ones read back with the
+    latest value per key. All go out in one burst (one active segment, which no cleaner touches), and
+    only the latest value per key is checked, so nothing depends on whether a cleaner ran."""
+    t = P.name("topic", s)
+    ensure_topic(t, config={"cleanup.policy": "compact", "segment.ms": "100", "min.cleanable.dirty.ratio": "0.01"})
+    for k in ("cleanup.policy", "segment.ms", "min.cleanable.dirty.ratio"):
+        P.obs(s, k, topic_config(t, k))
+    check(topic_config(t, "cleanup.policy") == "compact:DYNAMIC_TOPIC_CONFIG", "cleanup.policy not compact")
+    out = []
+    p = producer()
+    p.produce(t, value=b"no-key", partition=0, on_delivery=lambda err, msg: out.append(err))
+    p.flush(20)
+    keyless = (out[0].name() if out[0] else "NONE") if out else "no_delivery_report"
+    P.obs(s, "keyless_produce", keyless)
+    check(keyless == "INVALID_RECORD", f"a keyless record to a compacted topic: {keyless}")
+    res = produce_all(producer(), t, [{"key": f"key-{i % 4}".encode(), "value": f"v{i}".encode(), "partition": 0}
+                                      for i in range(12)])
+    errs = [e for e, _ in res if e is not None]
+    check(not errs, f"delivery errors {errs[:3]}")
+    offs = sorted(m.offset() for _, m in res)
+    P.obs(s, "offsets", f"{offs[0]}..{offs[-1]}")
+    check(offs == list(range(12)), f"acked offsets {offs}")
+    c = consumer()
+    latest = {}
+    try:
+        c.assign([TopicPartition(t, 0, 0)])
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                latest[m.key().decode()] = m.value().decode()
+                if m.offset() == 11:
+                    break
+    finally:
+        c.close()
+    got = ",".join(f"{k}={v}" for k, v in sorted(latest.items()))
+    P.obs(s, "latest", got)
+    check(got == "key-0=v8,key-1=v9,key-2=v10,key-3=v11", f"latest values {got}")
+
+
 def preflight():
     md = admin().list_topics(timeout=8)
     if not md.brokers:
@@ -606,6 +814,10 @@ SCENARIOS = ([("create_topic", s_create_topic)] +
             ("delete_topic", s_delete_topic), ("idempotent_producer", s_idempotent),
             ("missing_topic", s_missing_topic), ("oversize_record", s_oversize),
             ("txn_commit_abort", s_txn_commit_abort), ("txn_consume_transform_produce", s_txn_consume_transform_produce),
-            ("txn_zombie_fence", s_txn_zombie_fence)])
+            ("txn_zombie_fence", s_txn_zombie_fence),
+            ("admin_create_partitions", s_admin_create_partitions), ("admin_delete_records", s_admin_delete_records),
+            ("admin_incremental_alter_configs", s_admin_incremental_alter_configs),
+            ("admin_describe_cluster", s_admin_describe_cluster), ("admin_elect_leaders", s_admin_elect_leaders),
+            ("compacted_topic", s_compacted_topic)])
 print(f"# confluent-kafka {getattr(confluent_kafka, '__version__', confluent_kafka.version()[0])} librdkafka {confluent_kafka.libversion()[0]}", flush=True)
 P.run(SCENARIOS, preflight)

@@ -44,6 +44,11 @@ VPRODUCER = T + "VerifiableProducer"
 VCONSUMER = T + "VerifiableConsumer"
 PERF = T + "ProducerPerformance"
 TXN_CMD = T + "TransactionsCommand"
+ELECTION_CMD = T + "LeaderElectionCommand"
+REASSIGN_CMD = T + "reassign.ReassignPartitionsCommand"
+QUORUM_CMD = T + "MetadataQuorumCommand"
+FEATURE_CMD = T + "FeatureCommand"
+LOG_DIRS = T + "LogDirsCommand"
 BROKER_ID = os.environ.get("KAFKA_CLI_BROKER_ID", "1")
 TOOL_TIMEOUT = 30
 
@@ -776,6 +781,109 @@ def s_transactions(s):
         logf.close()
 
 
+# ---------------------------------------------------------------- cluster administration
+
+def admin_topic(s):
+    """2 partitions, for the election and reassignment tools (never altered or deleted)."""
+    t = P.name("topic", "cli_admin")
+
+    def make():
+        create_topic(s, t, 2)
+        return t
+    return fixture("admin", make)
+
+
+def election_outcome(out):
+    if "Valid replica already elected" in out:
+        return "already_elected"
+    if "Successfully completed leader election" in out:
+        return "elected"
+    return "other"
+
+
+def s_leader_election(s):
+    t = admin_topic(s)
+    for kind in ("PREFERRED", "UNCLEAN"):
+        out, _ = tool_ok(s, ELECTION_CMD, "--bootstrap-server", P.bootstrap, "--election-type", kind,
+                         "--topic", t, "--partition", "0")
+        P.obs(s, kind.lower(), election_outcome(out))
+        check(election_outcome(out) == "already_elected", f"{kind} election of {t}-0 printed {out.strip()[:200]!r}")
+    # Every partition: only those that needed an election are reported (none on one broker).
+    out, _ = tool_ok(s, ELECTION_CMD, "--bootstrap-server", P.bootstrap, "--election-type", "PREFERRED",
+                     "--all-topic-partitions")
+    P.obs(s, "all_partitions", election_outcome(out) if out.strip() else "nothing_reported")
+    rc, out, err = tool(ELECTION_CMD, "--bootstrap-server", P.bootstrap, "--election-type", "PREFERRED",
+                        "--topic", t, "--partition", "99")
+    P.obs(s, "unknown_partition", error_class(tool_error(out, err)) if rc != 0 or "Exception" in err + out else "ok")
+
+
+def s_reassign_list(s):
+    out, _ = tool_ok(s, REASSIGN_CMD, "--bootstrap-server", P.bootstrap, "--list")
+    P.obs(s, "list", out.strip().replace(" ", "_"))
+    check("No partition reassignments found." in out, f"--list printed {out.strip()[:200]!r}")
+
+
+def s_reassign_execute_verify(s):
+    """A reassignment to the replica the partition already has: started, then completed at once."""
+    t = admin_topic(s)
+    plan = os.path.join(tempfile.mkdtemp(prefix="cli-reassign-"), "plan.json")
+    with open(plan, "w") as f:
+        json.dump({"version": 1, "partitions": [{"topic": t, "partition": 0, "replicas": [int(BROKER_ID)]}]}, f)
+    out, _ = tool_ok(s, REASSIGN_CMD, "--bootstrap-server", P.bootstrap, "--execute", "--reassignment-json-file", plan)
+    started = f"Successfully started partition reassignment for {t}-0" in out
+    P.obs(s, "started", started)
+    check(started, f"--execute printed {out.strip()[-200:]!r}")
+    out, _ = tool_ok(s, REASSIGN_CMD, "--bootstrap-server", P.bootstrap, "--verify", "--reassignment-json-file", plan)
+    done = f"Reassignment of partition {t}-0 is completed." in out
+    P.obs(s, "completed", done)
+    check(done, f"--verify printed {out.strip()[-200:]!r}")
+
+
+def s_metadata_quorum(s):
+    out, _ = tool_ok(s, QUORUM_CMD, "--bootstrap-server", P.bootstrap, "describe", "--status")
+    f = dict(re.findall(r"^(\w+):\s+(.*?)\s*$", out, re.M))
+    voters = re.findall(r'"id": (\d+)', f.get("CurrentVoters", ""))
+    for key in ("LeaderId", "LeaderEpoch", "MaxFollowerLag", "MaxFollowerLagTimeMs", "CurrentObservers"):
+        P.obs(s, key, f.get(key))
+    P.obs(s, "voters", ",".join(voters))
+    check(f.get("LeaderId") == BROKER_ID and voters == [BROKER_ID], f"--status printed {out.strip()[:300]!r}")
+    out, _ = tool_ok(s, QUORUM_CMD, "--bootstrap-server", P.bootstrap, "describe", "--replication")
+    rows = [l.split() for l in out.splitlines() if l.strip() and not l.startswith("NodeId")]
+    P.obs(s, "replication", ",".join(f"{r[0]}:{r[-1]}" for r in rows if r))
+    check([r[0] for r in rows] == [BROKER_ID] and rows[0][-1] == "Leader", f"--replication printed {out.strip()[:300]!r}")
+
+
+def s_features_describe(s):
+    out, _ = tool_ok(s, FEATURE_CMD, "--bootstrap-server", P.bootstrap, "describe")
+    feats = {m.group(1): m.group(2) for m in re.finditer(r"Feature: (\S+).*?FinalizedVersionLevel: (\S+)", out)}
+    P.obs(s, "features", ",".join(sorted(feats)))
+    for name in ("transaction.version", "group.version"):
+        P.obs(s, name, feats.get(name))
+    P.obs(s, "metadata.version_finalized", "metadata.version" in feats)
+    check(feats.get("transaction.version") == "2" and "metadata.version" in feats, f"describe printed {out.strip()[:300]!r}")
+
+
+def s_log_dirs(s):
+    """kafka-log-dirs --describe of one 2-partition topic (DescribeLogDirs): one broker, one log
+    dir, both partitions with a size, no lag, not future."""
+    t = groups_topic(s)
+    out, _ = tool_ok(s, LOG_DIRS, "--bootstrap-server", P.bootstrap, "--describe", "--topic-list", t)
+    doc = json_lines(out)
+    check(doc and "brokers" in doc[-1], f"LogDirsCommand printed {out.strip()[:300]!r}")
+    brokers = doc[-1]["brokers"]
+    P.obs(s, "brokers", len(brokers))
+    dirs = [d for b in brokers for d in b["logDirs"]]
+    P.obs(s, "log_dirs", len(dirs))
+    P.obs(s, "errors", ",".join(str(d.get("error")) for d in dirs))
+    parts = sorted((p for d in dirs for p in d["partitions"]), key=lambda p: p["partition"])
+    P.obs(s, "partitions", ",".join(p["partition"].replace(t, "T") for p in parts))
+    P.obs(s, "sizes_positive", all(p["size"] > 0 for p in parts))
+    P.obs(s, "offset_lag", ",".join(str(p["offsetLag"]) for p in parts))
+    P.obs(s, "future", ",".join(str(p["isFuture"]) for p in parts))
+    check(len(brokers) == 1 and len(dirs) == 1 and [p["partition"] for p in parts] == [f"{t}-0", f"{t}-1"]
+          and all(p["size"] > 0 for p in parts), f"LogDirsCommand printed {out.strip()[:300]!r}")
+
+
 def scenario(name, fn, timeout):
     def run(s):
         _local.deadline = time.monotonic() + timeout
@@ -801,6 +909,12 @@ SCENARIOS = [
     scenario("cli_verifiable", s_verifiable, 100),
     scenario("cli_producer_perf", s_producer_perf, 70),
     scenario("cli_transactions", s_transactions, 150),
+    scenario("cli_leader_election", s_leader_election, 70),
+    scenario("cli_reassign_list", s_reassign_list, 30),
+    scenario("cli_reassign_execute_verify", s_reassign_execute_verify, 50),
+    scenario("cli_metadata_quorum", s_metadata_quorum, 40),
+    scenario("cli_features_describe", s_features_describe, 30),
+    scenario("cli_log_dirs", s_log_dirs, 40),
 ]
 
 

@@ -3,8 +3,9 @@
 
 One scenario, streams_eos_wordcount. The application is compat-tests/clients/streams
 (StreamsWordCount.java: lines -> words -> groupBy(word), a repartition topic -> count() into a
-RocksDB store with a changelog topic -> word:count on the output topic, record caching off, commit
-every 200 ms), built by clients/streams/build into $SLUICE_COMPAT_CACHE/streams/bin. This driver
+RocksDB store with a changelog topic -> word:count on the output topic; the counts table re-keyed by
+word prefix, a table repartition topic -> reduce() into a second store -> prefix:sum on
+OUTPUT-prefixes; record caching off, commit every 200 ms), built by clients/streams/build into $SLUICE_COMPAT_CACHE/streams/bin. This driver
 (confluent-kafka from the matrix's venv) follows the program contract (compat_common.Program):
 
   1. creates the input (3 partitions) and output (2 partitions) topics and produces part 1 of a
@@ -140,6 +141,14 @@ def expected_counts(lines):
     for line in lines:
         for w in line.split():
             exp[w] = exp.get(w, 0) + 1
+    return exp
+
+
+def expected_prefix_sums(counts):
+    """The application's second aggregation: per first two letters, the words' total count."""
+    exp = {}
+    for w, n in counts.items():
+        exp[w[:2]] = exp.get(w[:2], 0) + n
     return exp
 
 
@@ -400,6 +409,7 @@ def run_scenario(s):
     t_start = time.monotonic()
     base = P.name("topic", s)
     t_in, t_out, app_id = base + "-in", base + "-out", base + "-app"
+    t_pre = t_out + "-prefixes"  # the application's second output: sums per word prefix
     lines = corpus()
     part = [lines[i * PART_LINES:(i + 1) * PART_LINES] for i in range(PARTS)]
     total_exp = expected_counts(lines)
@@ -408,8 +418,8 @@ def run_scenario(s):
     P.obs(s, "total", sum(total_exp.values()))
 
     admin = AdminClient({"bootstrap.servers": P.bootstrap})
-    fs = admin.create_topics([NewTopic(t_in, IN_PARTITIONS, 1), NewTopic(t_out, OUT_PARTITIONS, 1)],
-                             operation_timeout=15)
+    fs = admin.create_topics([NewTopic(t_in, IN_PARTITIONS, 1), NewTopic(t_out, OUT_PARTITIONS, 1),
+                              NewTopic(t_pre, OUT_PARTITIONS, 1)], operation_timeout=15)
     for t, f in fs.items():
         try:
             f.result(20)
@@ -418,24 +428,31 @@ def run_scenario(s):
     wait_for(clock, "topics in metadata",
              lambda: all(len(admin.list_topics(t, timeout=5).topics[t].partitions) == n and
                          admin.list_topics(t, timeout=5).topics[t].error is None
-                         for t, n in ((t_in, IN_PARTITIONS), (t_out, OUT_PARTITIONS))), lambda: "", None, 20)
+                         for t, n in ((t_in, IN_PARTITIONS), (t_out, OUT_PARTITIONS), (t_pre, OUT_PARTITIONS))),
+             lambda: "", None, 20)
     produce(t_in, part[0], 0)
     out = OutputReader(t_out)
     unc = OutputReader(t_out, isolation="read_uncommitted")  # sees the open transaction's output
+    pre = OutputReader(t_pre)
     state1 = os.path.join(P.tmp, "state-1")
     produced = 1
 
-    def caught_up():
+    def caught_up():  # both outputs: every word's count and every prefix's sum
         exp = expected_counts(lines[:produced * PART_LINES])
         last, _ = out.last()
-        return all(last.get(w, 0) >= n for w, n in exp.items())
+        plast, _ = pre.last()
+        return all(last.get(w, 0) >= n for w, n in exp.items()) and \
+            all(plast.get(k, 0) >= n for k, n in expected_prefix_sums(exp).items())
 
     def progress():
         exp = expected_counts(lines[:produced * PART_LINES])
         last, recs = out.last()
         behind = sum(1 for w, n in exp.items() if last.get(w, 0) < n)
+        plast, _ = pre.last()
+        pexp = expected_prefix_sums(exp)
+        pbehind = sum(1 for k, n in pexp.items() if plast.get(k, 0) < n)
         return (f"{recs} committed output records of {sum(exp.values())} expected so far, "
-                f"{behind} of {len(exp)} words behind")
+                f"{behind} of {len(exp)} words behind, {pbehind} of {len(pexp)} prefix sums behind")
 
     try:
         # Run 1: killed with SIGKILL while it processes the trickle of part 2. It commits every 1.5 s
@@ -507,11 +524,12 @@ def run_scenario(s):
         app.close()
 
         # Everything is committed now: read to the end of every partition, then check the sequences.
-        for r in (out, unc):
+        for r in (out, unc, pre):
             r.stop()
             r.read_to_end(min(10, max(1, clock.left())))
             r.close()
         verify(s, out, total_exp)
+        verify_prefixes(s, pre, expected_prefix_sums(total_exp))
         uncommitted = unc.records
         log(f"output: {out.records} records read_committed, {uncommitted} read_uncommitted "
             f"({uncommitted - out.records} from aborted transactions); repartition topic (low, high) "
@@ -555,6 +573,20 @@ def verify(s, out, exp):
     check(not wrong, f"{len(wrong)} of {len(exp)} words with wrong counts under read_committed "
                      f"(exactly-once broken): " + "; ".join(wrong[:3]))
     check(out.records == sum(exp.values()), f"{out.records} output records, expected {sum(exp.values())}")
+
+
+def verify_prefixes(s, pre, exp):
+    """The table aggregation, read_committed: every prefix's last sum is its words' total count and
+    no sum on the way went past it (each update is the old count subtracted, then the new added)."""
+    check(not pre.errors, f"prefix consumer errors: {pre.errors[:3]}")
+    check(not pre.bad, f"prefix records that are not 8-byte sums: {pre.bad[:3]}")
+    wrong = [f"{k}: last {pre.seqs.get(k, [None])[-1]}, max {max(pre.seqs.get(k, [0]))}, expected {n}"
+             for k, n in sorted(exp.items()) if not pre.seqs.get(k) or pre.seqs[k][-1] != n or max(pre.seqs[k]) > n]
+    extra = sorted(set(pre.seqs) - set(exp))
+    P.obs(s, "prefix_sums", ",".join(f"{k}:{pre.seqs[k][-1]}" for k in sorted(pre.seqs)))
+    check(not extra, f"prefix output has prefixes never produced: {extra[:5]}")
+    check(not wrong, f"{len(wrong)} of {len(exp)} prefix sums wrong under read_committed (table repartition "
+                     f"and reduce, exactly-once broken): " + "; ".join(wrong[:3]))
 
 
 def preflight():

@@ -16,6 +16,7 @@ differential. JAVA (default `java`) and KAFKA_HEAP (default -Xmx512m) pick the J
 """
 import argparse
 import base64
+import fcntl
 import os
 import re
 import signal
@@ -52,20 +53,25 @@ def log(msg):
 
 
 def install():
-    """Copies the pinned jars into the cache once; a later call only checks the marker."""
+    """Copies the pinned jars into the cache once; a later call only checks the marker. A file lock
+    serialises concurrent callers (both sides of a differential, parallel clients, other processes)."""
     done = os.path.join(home(), ".done")
     if os.path.exists(done):
         return libs()
-    log(f"installing Apache Kafka {version()} jars into {libs()} (mvn dependency:copy-dependencies)")
     os.makedirs(home(), exist_ok=True)
-    tmp = libs() + ".tmp"
-    subprocess.run(["rm", "-rf", tmp], check=True)
-    subprocess.run(["mvn", "-q", "-B", "-f", POM, "dependency:copy-dependencies",
-                    f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"], check=True, stdout=sys.stderr)
-    subprocess.run(["rm", "-rf", libs()], check=True)
-    os.rename(tmp, libs())
-    with open(done, "w") as f:
-        f.write(version() + "\n")
+    with open(os.path.join(home(), ".install.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(done):
+            return libs()
+        log(f"installing Apache Kafka {version()} jars into {libs()} (mvn dependency:copy-dependencies)")
+        tmp = libs() + ".tmp"
+        subprocess.run(["rm", "-rf", tmp], check=True)
+        subprocess.run(["mvn", "-q", "-B", "-f", POM, "dependency:copy-dependencies",
+                        f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"], check=True, stdout=sys.stderr)
+        subprocess.run(["rm", "-rf", libs()], check=True)
+        os.rename(tmp, libs())
+        with open(done, "w") as f:
+            f.write(version() + "\n")
     return libs()
 
 

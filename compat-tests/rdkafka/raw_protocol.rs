@@ -1,7 +1,7 @@
 //! Request versions no librdkafka build here sends, exercised with kafka-protocol's own
 //! encoders: the topic-id paths (Metadata v12, Produce v13, Fetch v13+, DeleteTopics v6),
 //! ListOffsets special timestamps, OffsetForLeaderEpoch, DescribeCluster, InitProducerId,
-//! and every version of the group and config APIs.
+//! every version of the group and config APIs, and the cluster administration APIs.
 
 mod common;
 
@@ -827,12 +827,14 @@ fn acl_apis_answer_security_disabled() {
     let broker = Broker::start(&[]);
     let mut c = Client::connect(&broker);
     for version in 1..=3 {
-        // Resource and pattern type ANY (1): UNKNOWN (0) closes the connection, as in Kafka.
+        // Every filter field ANY (1): UNKNOWN (0) closes the connection, as in Kafka.
         let r = c.call(
             version,
             &DescribeAclsRequest::default()
                 .with_resource_type_filter(1)
-                .with_pattern_type_filter(1),
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1),
         );
         assert_eq!(
             r.error_code,
@@ -854,8 +856,13 @@ fn acl_apis_answer_security_disabled() {
             .all(|x| x.error_code == E::SecurityDisabled.code()));
         let r = c.call(
             version,
-            &DeleteAclsRequest::default()
-                .with_filters(vec![delete_acls_request::DeleteAclsFilter::default()]),
+            &DeleteAclsRequest::default().with_filters(vec![
+                delete_acls_request::DeleteAclsFilter::default()
+                    .with_resource_type_filter(1)
+                    .with_pattern_type_filter(1)
+                    .with_operation(1)
+                    .with_permission_type(1),
+            ]),
         );
         assert_eq!(r.filter_results.len(), 1);
         assert_eq!(
@@ -864,4 +871,190 @@ fn acl_apis_answer_security_disabled() {
             "DeleteAcls v{version}"
         );
     }
+}
+
+/// The cluster administration APIs over the wire, as a single-broker KRaft Kafka answers them:
+/// DescribeTopicPartitions pages through two topics with its cursor, ElectLeaders finds no
+/// election needed, no reassignment is ever in progress, DescribeQuorum names this node the
+/// only voter, UpdateFeatures accepts only the finalized level, ListConfigResources lists
+/// topics and the broker; the telemetry APIs are not advertised.
+#[test]
+fn cluster_admin_apis() {
+    use kafka_protocol::ResponseError as E;
+    let broker = Broker::start(&[]);
+    let mut c = Client::connect(&broker);
+    create(&mut c, "dtp-b", 2);
+    create(&mut c, "dtp-a", 3);
+
+    // Pages of 2 partitions over a (3) and b (2): a0 a1 | a2 b0 | b1.
+    let mut cursor: Option<describe_topic_partitions_request::Cursor> = None;
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let r = c.call(
+            0,
+            &DescribeTopicPartitionsRequest::default()
+                .with_topics(
+                    ["dtp-b", "dtp-a"]
+                        .iter()
+                        .map(|t| {
+                            describe_topic_partitions_request::TopicRequest::default()
+                                .with_name(topic_name(t))
+                        })
+                        .collect(),
+                )
+                .with_response_partition_limit(2)
+                .with_cursor(cursor.take()),
+        );
+        pages += 1;
+        for t in &r.topics {
+            assert_eq!(t.error_code, 0);
+            assert!(!t.topic_id.is_nil() && !t.is_internal);
+            for p in &t.partitions {
+                assert_eq!((p.leader_id.0, p.replica_nodes.len()), (1, 1));
+                seen.push(format!(
+                    "{}-{}",
+                    t.name.as_ref().unwrap().as_str(),
+                    p.partition_index
+                ));
+            }
+        }
+        match r.next_cursor {
+            Some(next) => {
+                cursor = Some(
+                    describe_topic_partitions_request::Cursor::default()
+                        .with_topic_name(next.topic_name)
+                        .with_partition_index(next.partition_index),
+                )
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        seen,
+        ["dtp-a-0", "dtp-a-1", "dtp-a-2", "dtp-b-0", "dtp-b-1"]
+    );
+
+    for version in 0..=2 {
+        let r = c.call(
+            version,
+            &ElectLeadersRequest::default().with_topic_partitions(Some(vec![
+                elect_leaders_request::TopicPartitions::default()
+                    .with_topic(topic_name("dtp-a"))
+                    .with_partitions(vec![0, 9]),
+            ])),
+        );
+        let codes: Vec<i16> = r.replica_election_results[0]
+            .partition_result
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                E::ElectionNotNeeded.code(),
+                E::UnknownTopicOrPartition.code()
+            ]
+        );
+    }
+    let r = c.call(
+        0,
+        &ListPartitionReassignmentsRequest::default().with_topics(None),
+    );
+    assert!(r.error_code == 0 && r.topics.is_empty());
+    let r = c.call(
+        1,
+        &AlterPartitionReassignmentsRequest::default().with_topics(vec![
+            alter_partition_reassignments_request::ReassignableTopic::default()
+                .with_name(topic_name("dtp-a"))
+                .with_partitions(vec![
+                    alter_partition_reassignments_request::ReassignablePartition::default()
+                        .with_partition_index(0)
+                        .with_replicas(Some(vec![BrokerId(1)])),
+                    alter_partition_reassignments_request::ReassignablePartition::default()
+                        .with_partition_index(1)
+                        .with_replicas(None),
+                    alter_partition_reassignments_request::ReassignablePartition::default()
+                        .with_partition_index(2)
+                        .with_replicas(Some(vec![BrokerId(1), BrokerId(2)])),
+                ]),
+        ]),
+    );
+    let codes: Vec<i16> = r.responses[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            0,
+            E::NoReassignmentInProgress.code(),
+            E::InvalidReplicaAssignment.code()
+        ]
+    );
+
+    let r = c.call(
+        2,
+        &DescribeQuorumRequest::default().with_topics(vec![
+            describe_quorum_request::TopicData::default()
+                .with_topic_name(topic_name("__cluster_metadata"))
+                .with_partitions(vec![describe_quorum_request::PartitionData::default()]),
+        ]),
+    );
+    let p = &r.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.leader_id.0, p.leader_epoch), (0, 1, 1));
+    assert_eq!(p.current_voters.len(), 1);
+    assert!(p.observers.is_empty() && p.high_watermark >= 2);
+    assert_eq!(r.nodes[0].listeners[0].port, broker.addr().port());
+
+    let update = |c: &mut Client, level: i16| {
+        c.call(
+            1,
+            &UpdateFeaturesRequest::default()
+                .with_validate_only(true)
+                .with_feature_updates(vec![update_features_request::FeatureUpdateKey::default()
+                    .with_feature(s("transaction.version"))
+                    .with_max_version_level(level)
+                    .with_upgrade_type(1)]),
+        )
+        .error_code
+    };
+    assert_eq!(update(&mut c, 2), 0);
+    assert_eq!(update(&mut c, 5), E::InvalidUpdateVersion.code());
+
+    let r = c.call(1, &ListConfigResourcesRequest::default());
+    let mut names: Vec<(i8, String)> = r
+        .config_resources
+        .iter()
+        .map(|r| (r.resource_type, r.resource_name.to_string()))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            (2, "dtp-a".to_string()),
+            (2, "dtp-b".to_string()),
+            (4, "1".to_string()),
+            (8, "1".to_string())
+        ]
+    );
+    let r = c.call(0, &ListConfigResourcesRequest::default());
+    assert!(r.config_resources.is_empty());
+
+    let r = c.call(
+        3,
+        &ApiVersionsRequest::default()
+            .with_client_software_name(s("raw-protocol-test"))
+            .with_client_software_version(s("1")),
+    );
+    let keys: Vec<i16> = r.api_keys.iter().map(|k| k.api_key).collect();
+    for served in [75, 43, 46, 45, 55, 57, 74] {
+        assert!(keys.contains(&served), "API {served} advertised");
+    }
+    assert!(
+        !keys.contains(&71) && !keys.contains(&72),
+        "telemetry not advertised"
+    );
 }

@@ -1678,6 +1678,130 @@ async fn remote_retention_s3() {
     remote_retention(TierStore::s3()).await;
 }
 
+/// IncrementalAlterConfigs SET of a topic's configs: (error code, message).
+fn set_configs(broker: &Broker, topic: &str, configs: &[(&str, &str)]) -> (i16, String) {
+    let ops: Vec<(&str, i8, Option<&str>)> =
+        configs.iter().map(|(k, v)| (*k, 0, Some(*v))).collect();
+    common::incremental_alter(broker.addr(), 2, topic, &ops, false)
+}
+
+const INVALID_CONFIG: i16 = 40;
+const DISABLE_REFUSED: &str = "It is invalid to disable remote storage without deleting remote data. If you want to keep the remote data and turn to read only, please set `remote.storage.enable=true,remote.log.copy.disable=true`. If you want to disable remote storage and delete all remote data, please set `remote.storage.enable=false,remote.log.delete.on.disable=true`.";
+
+/// Turning tiering off for a topic the tier holds data of takes remote.log.delete.on.disable
+/// (INVALID_CONFIG without it, as Kafka); with it the remote copies go, the log start moves up
+/// to the local start, and it stays so after a restart; turned on again, uploads start over
+/// from the local start. remote.log.copy.disable with a local retention other than the whole
+/// retention is refused, as Kafka refuses it.
+async fn disable_tiering(mut store: TierStore) {
+    let mut broker = start_broker(&mut store, &[]);
+    let bs = broker.bootstrap();
+    let topic = "untier";
+    let local = ("local.retention.bytes", "1048576");
+    common::create_topic(&bs, topic, 1, &[local]).await;
+    let producer = common::producer(&bs, &[("linger.ms", "10")]);
+    let t0 = common::now_ms() - 60_000;
+    let n = (6 * MIB / AVG_RECORD) as i64;
+    produce(&producer, topic, &[0], 0..n, t0).await;
+    let m = wait_tiered(&store, &broker, topic, 0, 3, Duration::from_secs(60));
+    let local_start = local_segments(&broker, topic, 0)[0];
+    assert!(local_start > 0 && !m.segments.is_empty());
+    assert_eq!(common::watermarks(&bs, topic, 0), (0, n));
+
+    let what = store.name();
+    assert_eq!(
+        set_configs(&broker, topic, &[("remote.log.copy.disable", "true")]),
+        (INVALID_CONFIG, "When `remote.log.copy.disable` is set to true, the `local.retention.bytes` and `retention.bytes` must be set to the identical value because there will be no more logs copied to the remote storage.".to_string()),
+        "{what}: copy disabled with local.retention.bytes != retention.bytes"
+    );
+    assert_eq!(
+        set_configs(&broker, topic, &[("remote.storage.enable", "false")]),
+        (INVALID_CONFIG, DISABLE_REFUSED.to_string()),
+        "{what}: disabling without remote.log.delete.on.disable"
+    );
+    assert_eq!(
+        set_configs(&broker, topic, &[("cleanup.policy", "compact")]),
+        (INVALID_CONFIG, DISABLE_REFUSED.to_string()),
+        "{what}: compacting (which stops tiering) without remote.log.delete.on.disable"
+    );
+    assert!(
+        !segment_objects(&store, topic, 0).is_empty(),
+        "{what}: refused changes keep the data"
+    );
+    let disabled = [
+        ("remote.storage.enable", "false"),
+        ("remote.log.delete.on.disable", "true"),
+    ];
+    assert_eq!(set_configs(&broker, topic, &disabled).0, 0);
+    common::wait_for(Duration::from_secs(30), || {
+        (topic_objects(&store, topic).is_empty() && common::watermarks(&bs, topic, 0).0 > 0)
+            .then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{what}: remote data still there 30 s after disabling: {:?}, watermarks {:?}\n{}",
+            topic_objects(&store, topic),
+            common::watermarks(&bs, topic, 0),
+            broker.log_tail(30)
+        )
+    });
+    let low = common::watermarks(&bs, topic, 0).0;
+    assert_eq!(
+        low,
+        local_segments(&broker, topic, 0)[0],
+        "{what}: log start = local start"
+    );
+    consume_verify(
+        &bs,
+        topic,
+        &BTreeMap::from([(0, low..n)]),
+        t0,
+        Duration::from_secs(60),
+        "local part",
+    );
+    broker.stop_graceful();
+    broker.restart();
+    let bs = broker.bootstrap();
+    let producer = common::producer(&bs, &[("linger.ms", "10")]);
+    assert_eq!(
+        common::watermarks(&bs, topic, 0),
+        (low, n),
+        "{what}: after a restart"
+    );
+    assert!(topic_objects(&store, topic).is_empty());
+
+    // On again: copies start over from the local start.
+    assert_eq!(
+        set_configs(&broker, topic, &[("remote.storage.enable", "true")]).0,
+        0
+    );
+    produce(
+        &producer,
+        topic,
+        &[0],
+        n..n + (2 * MIB / AVG_RECORD) as i64,
+        t0,
+    )
+    .await;
+    let m = wait_tiered(&store, &broker, topic, 0, 3, Duration::from_secs(60));
+    assert_eq!(
+        m.segments[0].base_offset, low,
+        "{what}: the new manifest starts at the local start"
+    );
+    assert_eq!(common::watermarks(&bs, topic, 0).0, low);
+    assert_log_clean(&mut broker);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disable_tiering_file_store() {
+    disable_tiering(TierStore::file()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disable_tiering_s3() {
+    disable_tiering(TierStore::s3()).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6. Transactions
 // ---------------------------------------------------------------------------------------------
@@ -1946,4 +2070,134 @@ async fn read_committed_from_the_tier_file_store() {
 #[tokio::test(flavor = "multi_thread")]
 async fn read_committed_from_the_tier_s3() {
     read_committed_from_the_tier(TierStore::s3()).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// DeleteRecords over a tiered log
+// ---------------------------------------------------------------------------------------------
+
+/// DeleteRecords at `offset` (-1: the high watermark) through the AdminClient: the low watermark.
+async fn delete_records(bs: &str, topic: &str, offset: i64) -> i64 {
+    let mut tpl = TopicPartitionList::new();
+    let o = if offset < 0 {
+        Offset::End
+    } else {
+        Offset::Offset(offset)
+    };
+    tpl.add_partition_offset(topic, 0, o).unwrap();
+    let res = common::admin(bs)
+        .delete_records(&tpl, &common::admin_opts())
+        .await
+        .expect("DeleteRecords failed");
+    let e = &res.elements()[0];
+    assert!(
+        e.error().is_ok(),
+        "DeleteRecords {topic}@{offset}: {:?}",
+        e.error()
+    );
+    match e.offset() {
+        Offset::Offset(low) => low,
+        other => panic!("low watermark {other:?}"),
+    }
+}
+
+/// The log start moves into the tier's range: the remote segments wholly below it leave the
+/// manifest (and the store), reads start there, and uploads go on. Then past everything copied
+/// (to the high watermark): the local segments in between are deleted without being copied and
+/// the manifest continues after the gap. Both survive kill -9.
+async fn delete_records_over_the_tier(mut store: TierStore) {
+    let mut broker = start_broker(&mut store, &[]);
+    let bs = broker.bootstrap();
+    let topic = "purged-tier";
+    common::create_topic(&bs, topic, 1, &[("local.retention.bytes", "1")]).await;
+    let t0 = common::now_ms() - 3_600_000;
+    let producer = big_producer(&bs);
+    let n1 = (6 * MIB / AVG_RECORD) as i64;
+    produce(&producer, topic, &[0], 0..n1, t0).await;
+    let m = wait_tiered(&store, &broker, topic, 0, 2, Duration::from_secs(60));
+    assert!(
+        m.segments.len() >= 4,
+        "{} remote segments",
+        m.segments.len()
+    );
+
+    // Inside the third remote segment.
+    let keep = &m.segments[2];
+    let start = keep.base_offset + 5;
+    assert_eq!(delete_records(&bs, topic, start).await, start);
+    assert_eq!(common::watermarks(&bs, topic, 0).0, start);
+    let trimmed = common::wait_for(Duration::from_secs(30), || {
+        let m = manifest(&store, topic, 0)?;
+        (m.segments.first()? == keep).then_some(m)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "remote segments below {start} stayed: {:?}",
+            manifest(&store, topic, 0)
+        )
+    });
+    assert_manifest_consistent(&store, topic, 0, &trimmed, Some(keep.base_offset));
+    let gone = stem(&m.segments[0]);
+    assert!(
+        !topic_objects(&store, topic)
+            .iter()
+            .any(|(k, _)| k.contains(&gone)),
+        "{gone} still in the store"
+    );
+    // From the beginning: the new log start, read from the tier.
+    let ranges = BTreeMap::from([(0, start..n1)]);
+    consume_verify(
+        &bs,
+        topic,
+        &ranges,
+        t0,
+        Duration::from_secs(60),
+        "after delete in the tier",
+    );
+
+    // Past everything copied: the high watermark.
+    let n2 = n1 + (3 * MIB / AVG_RECORD) as i64;
+    produce(&producer, topic, &[0], n1..n2, t0).await;
+    assert_eq!(delete_records(&bs, topic, -1).await, n2);
+    let n3 = n2 + (3 * MIB / AVG_RECORD) as i64;
+    produce(&producer, topic, &[0], n2..n3, t0).await;
+    let m = wait_tiered(&store, &broker, topic, 0, 2, Duration::from_secs(60));
+    assert!(
+        m.segments.iter().all(|s| s.next_offset > n2),
+        "remote segments below the log start {n2}: {:?}",
+        m.segments
+    );
+    assert!(!m.segments.is_empty(), "nothing copied after the gap");
+    let ranges = BTreeMap::from([(0, n2..n3)]);
+    consume_verify(
+        &bs,
+        topic,
+        &ranges,
+        t0,
+        Duration::from_secs(60),
+        "after delete past the tier",
+    );
+    assert!(
+        !log_text(&broker).contains("do not continue the manifest"),
+        "uploads stopped at the gap"
+    );
+
+    broker.kill9();
+    broker.restart();
+    let bs = broker.bootstrap();
+    assert_eq!(common::watermarks(&bs, topic, 0), (n2, n3));
+    consume_verify(
+        &bs,
+        topic,
+        &ranges,
+        t0,
+        Duration::from_secs(60),
+        "after kill -9",
+    );
+    assert_log_clean(&mut broker);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_records_over_the_tier_file_store() {
+    delete_records_over_the_tier(TierStore::file()).await;
 }

@@ -6,6 +6,7 @@ use super::errors::{lookup_error, producer_fenced_for};
 use super::{Handled, RequestContext};
 use crate::broker::Broker;
 use crate::coordinator::txn::{TopicPartition, TransactionVersion};
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
@@ -34,6 +35,10 @@ struct Txn {
     producer_epoch: i16,
     verify_only: bool,
     topics: Vec<AddPartitionsToTxnTopic>,
+    /// The principal may not WRITE with this transactional id.
+    id_denied: bool,
+    /// Topics the principal may not WRITE to.
+    topics_denied: Vec<String>,
 }
 
 /// Adds (or verifies) one transaction's partitions. Like Kafka, unknown partitions fail the
@@ -44,6 +49,14 @@ async fn add(broker: &Broker, txn: &Txn, api_version: i16) -> Vec<AddPartitionsT
     for topic in &txn.topics {
         for &p in &topic.partitions {
             let tp = (topic.name.0.to_string(), p);
+            if txn.id_denied {
+                unknown.push((tp, E::TransactionalIdAuthorizationFailed));
+                continue;
+            }
+            if txn.topics_denied.contains(&tp.0) {
+                unknown.push((tp, E::TopicAuthorizationFailed));
+                continue;
+            }
             match broker.led_partition_by_name(&tp.0, p, crate::broker::NO_LEADER_EPOCH) {
                 Ok(_) => partitions.push(tp),
                 Err(e) => unknown.push((tp, lookup_error(e))),
@@ -110,6 +123,8 @@ pub fn handle(ctx: &RequestContext, request: AddPartitionsToTxnRequest) -> Handl
                 producer_epoch: t.producer_epoch,
                 verify_only: t.verify_only,
                 topics: t.topics,
+                id_denied: false,
+                topics_denied: Vec::new(),
             })
             .collect()
     } else {
@@ -119,8 +134,38 @@ pub fn handle(ctx: &RequestContext, request: AddPartitionsToTxnRequest) -> Handl
             producer_epoch: request.v3_and_below_producer_epoch,
             verify_only: false,
             topics: request.v3_and_below_topics,
+            id_denied: false,
+            topics_denied: Vec::new(),
         }]
     };
+    // Kafka: verify-only batches come from brokers (CLUSTER_ACTION on the cluster); then WRITE
+    // on each transactional id, then on each topic.
+    let mut txns = txns;
+    if txns.iter().any(|t| t.verify_only)
+        && !ctx.authorize(
+            Operation::ClusterAction,
+            ResourceType::Cluster,
+            crate::security::authorizer::CLUSTER_NAME,
+        )
+    {
+        return Handled::ready(ResponseKind::AddPartitionsToTxn(
+            AddPartitionsToTxnResponse::default()
+                .with_error_code(E::ClusterAuthorizationFailed.code()),
+        ));
+    }
+    for txn in &mut txns {
+        txn.id_denied = !ctx.authorize(
+            Operation::Write,
+            ResourceType::TransactionalId,
+            &txn.transactional_id,
+        );
+        txn.topics_denied = txn
+            .topics
+            .iter()
+            .map(|t| t.name.0.to_string())
+            .filter(|t| !ctx.authorize(Operation::Write, ResourceType::Topic, t))
+            .collect();
+    }
     let broker: Arc<Broker> = ctx.broker.clone();
     Handled::Deferred(Box::pin(async move {
         let mut response = AddPartitionsToTxnResponse::default();

@@ -43,11 +43,21 @@ static FEATURES: &[Feature] = &[
     },
 ];
 
+/// A feature this broker implements: (name, lowest level, highest level, finalized level;
+/// 0 = not finalized). UpdateFeatures checks requests against these.
+pub fn features(broker: &Broker) -> Vec<(&'static str, i16, i16, i16)> {
+    FEATURES
+        .iter()
+        .map(|f| (f.name, f.min, f.max, (f.finalized)(broker)))
+        .collect()
+}
+
 /// The epoch of the finalized features: a single node never changes them while it runs.
 const FINALIZED_FEATURES_EPOCH: i64 = 1;
 
 pub fn supported_apis(broker: &Broker) -> Vec<ApiVersion> {
-    // Like Kafka, KIP-848 APIs are advertised only while the consumer protocol is enabled.
+    // Like Kafka, KIP-848 APIs are advertised only while the consumer protocol is enabled, and
+    // the KIP-714 telemetry APIs only with a client-telemetry receiver, which sluice has not.
     let kip848 = broker.config.groups.consumer_protocol_enabled;
     APIS.iter()
         .filter(|e| {
@@ -56,6 +66,12 @@ pub fn supported_apis(broker: &Broker) -> Vec<ApiVersion> {
                     e.key,
                     ApiKey::ConsumerGroupHeartbeat | ApiKey::ConsumerGroupDescribe
                 )
+        })
+        .filter(|e| {
+            !matches!(
+                e.key,
+                ApiKey::GetTelemetrySubscriptions | ApiKey::PushTelemetry
+            )
         })
         .map(|e| {
             ApiVersion::default()
@@ -97,19 +113,20 @@ pub fn handle(ctx: &RequestContext, request: ApiVersionsRequest) -> Handled {
         );
     }
     let broker = &ctx.broker;
-    let supported = FEATURES
+    let features = features(broker);
+    let supported = features
         .iter()
-        .map(|f| {
+        .map(|&(name, min, max, _)| {
             SupportedFeatureKey::default()
-                .with_name(str_bytes(f.name))
-                .with_min_version(f.min)
-                .with_max_version(f.max)
+                .with_name(str_bytes(name))
+                .with_min_version(min)
+                .with_max_version(max)
         })
         .collect();
     // Like Kafka, a feature at level 0 is not finalized at all.
-    let finalized = FEATURES
+    let finalized = features
         .iter()
-        .map(|f| (f.name, (f.finalized)(broker)))
+        .map(|&(name, _, _, level)| (name, level))
         .filter(|&(_, level)| level > 0)
         .map(|(name, level)| {
             FinalizedFeatureKey::default()

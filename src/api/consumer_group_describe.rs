@@ -4,6 +4,7 @@ use super::{str_bytes, Handled, RequestContext};
 use crate::coordinator::group::assignor::Assignment;
 use crate::coordinator::group::consumer::ConsumerGroup;
 use crate::coordinator::group::GroupKind;
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::consumer_group_describe_response::{
     Assignment as WireAssignment, DescribedGroup, Member, TopicPartitions,
 };
@@ -32,6 +33,10 @@ pub fn handle(ctx: &RequestContext, request: ConsumerGroupDescribeRequest) -> Ha
         .iter()
         .map(|id| {
             let mut out = DescribedGroup::default().with_group_id(id.clone());
+            if !ctx.authorize(Operation::Describe, ResourceType::Group, id) {
+                out.error_code = E::GroupAuthorizationFailed.code();
+                return out;
+            }
             let found = ctx.broker.groups.inspect(id, |g| match &g.kind {
                 GroupKind::Consumer(c) => {
                     out.group_state = str_bytes(c.state_name());
@@ -79,7 +84,7 @@ pub fn handle(ctx: &RequestContext, request: ConsumerGroupDescribeRequest) -> Ha
                 }));
             }
             if request.include_authorized_operations && out.error_code == 0 {
-                out.authorized_operations = super::authorized_ops::GROUP;
+                out.authorized_operations = ctx.authorized_operations(ResourceType::Group, id);
             }
             out
         })

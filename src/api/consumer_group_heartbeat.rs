@@ -4,6 +4,7 @@
 use super::{str_bytes, Handled, RequestContext};
 use crate::coordinator::group::assignor::Assignment;
 use crate::coordinator::group::consumer::HeartbeatParams;
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::consumer_group_heartbeat_response::{
     Assignment as WireAssignment, TopicPartitions,
 };
@@ -41,6 +42,14 @@ pub fn handle(ctx: &RequestContext, request: ConsumerGroupHeartbeatRequest) -> H
         client_id: ctx.session.client().to_string(),
         client_host: super::join_group::client_host(ctx),
     };
+    // Kafka: READ on the group.
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &request.group_id) {
+        return Handled::ready(ResponseKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(kafka_protocol::ResponseError::GroupAuthorizationFailed.code())
+                .with_member_epoch(-1),
+        ));
+    }
     let outcome =
         ctx.broker
             .groups

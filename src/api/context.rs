@@ -3,12 +3,14 @@
 //! socket: server/ fills a `Session` per connection, a test builds one by hand.
 
 use crate::broker::Broker;
+use crate::security::authorizer;
+use crate::security::{Operation, ResourceType};
 use futures::future::BoxFuture;
 use kafka_protocol::messages::ResponseKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Kafka's security protocols. Only PLAINTEXT is served until the security work lands.
+/// Kafka's security protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecurityProtocol {
     Plaintext,
@@ -88,6 +90,15 @@ impl Session {
         }
     }
 
+    /// A SASL listener whose client has not authenticated yet: only the APIs the table allows
+    /// before authentication are served.
+    pub fn awaiting_sasl(&self) -> bool {
+        matches!(
+            self.listener.security_protocol,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        ) && self.sasl != SaslState::Authenticated
+    }
+
     /// The client id for log lines ("" when the client sent none).
     pub fn client(&self) -> &str {
         self.client_id.as_deref().unwrap_or("")
@@ -111,6 +122,58 @@ pub enum Handled {
     NoResponse,
     /// Close the connection after earlier responses are sent (acks=0 produce errors).
     Close(String),
+    /// SaslHandshake / SaslAuthenticate: the response and the session's new SASL state (and
+    /// principal, once authenticated). With `close`, the exchange failed: the response goes
+    /// after that delay (connection.failed.authentication.delay.ms), then the connection
+    /// closes.
+    Sasl {
+        response: Box<ResponseKind>,
+        sasl: SaslState,
+        principal: Option<Principal>,
+        close: Option<std::time::Duration>,
+    },
+}
+
+impl RequestContext {
+    /// The caller as the authorizer sees it.
+    fn caller<R>(&self, f: impl FnOnce(authorizer::Caller<'_>) -> R) -> R {
+        let p = &self.session.principal;
+        let principal = format!("{}:{}", p.principal_type, p.name);
+        let host = self.session.peer.ip().to_string();
+        f(authorizer::Caller {
+            principal: &principal,
+            host: &host,
+        })
+    }
+
+    /// May this request's principal do `operation` on the resource? Always, with no
+    /// authorizer configured.
+    pub fn authorize(&self, operation: Operation, resource: ResourceType, name: &str) -> bool {
+        match &self.broker.authorizer {
+            None => true,
+            Some(a) => self.caller(|c| a.authorize(c, operation, resource, name)),
+        }
+    }
+
+    /// Kafka's authorizeByResourceType: may it do `operation` on some resource of the type?
+    pub fn authorize_any(&self, operation: Operation, resource: ResourceType) -> bool {
+        match &self.broker.authorizer {
+            None => true,
+            Some(a) => self.caller(|c| a.authorize_by_type(c, operation, resource)),
+        }
+    }
+
+    /// The authorized-operations bitfield Metadata, DescribeCluster and DescribeGroups report:
+    /// with no authorizer, every operation of the type (as Kafka).
+    pub fn authorized_operations(&self, resource: ResourceType, name: &str) -> i32 {
+        match &self.broker.authorizer {
+            None => resource
+                .operations()
+                .iter()
+                .fold(0, |bits, op| bits | (1 << op.code())),
+            Some(a) => self.caller(|c| a.authorized_operations(c, resource, name)),
+        }
+    }
 }
 
 impl Handled {

@@ -4,7 +4,8 @@
 use super::errors::ResponseError;
 use super::{str_bytes, Handled, RequestContext};
 use crate::broker::{validate_topic_name, TopicError};
-use crate::config::{registry, resolve_topic, validate_topic_config};
+use crate::config::{validate_topic_config, validate_topic_configs};
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -14,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Like KRaft's limit on records per user operation: one request cannot create unbounded
 /// numbers of partitions (each is a directory, files and fsyncs).
-const MAX_PARTITIONS_PER_REQUEST: i32 = 10_000;
+pub const MAX_PARTITIONS_PER_REQUEST: i32 = 10_000;
 
 struct Checked {
     partitions: i32,
@@ -80,6 +81,7 @@ fn check(ctx: &RequestContext, t: &CreatableTopic) -> Result<Checked, (ResponseE
             .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
         configs.insert(c.name.to_string(), value.to_string());
     }
+    validate_topic_configs(&configs).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
     Ok(Checked {
         partitions,
         configs,
@@ -88,13 +90,13 @@ fn check(ctx: &RequestContext, t: &CreatableTopic) -> Result<Checked, (ResponseE
 
 /// Every topic config with its effective value and where it came from (CreateTopics v5+).
 fn described_configs(
-    defaults: &BTreeMap<String, String>,
+    ctx: &RequestContext,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<CreatableTopicConfigs> {
-    registry::TOPIC
-        .iter()
-        .map(|s| {
-            let resolved = resolve_topic(s, defaults, overrides);
+    ctx.broker
+        .describe_topic(overrides)
+        .into_iter()
+        .map(|(s, resolved)| {
             CreatableTopicConfigs::default()
                 .with_name(str_bytes(s.name))
                 .with_value(Some(str_bytes(&resolved.value)))
@@ -108,8 +110,13 @@ pub fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Handled {
     for t in &request.topics {
         *seen.entry(t.name.0.as_str()).or_default() += 1;
     }
-    let defaults = ctx.broker.config.topic_defaults();
     let mut partition_budget = MAX_PARTITIONS_PER_REQUEST;
+    // Kafka: CREATE on the cluster, else on each topic.
+    let cluster_create = ctx.authorize(
+        Operation::Create,
+        ResourceType::Cluster,
+        crate::security::authorizer::CLUSTER_NAME,
+    );
     let results = request
         .topics
         .iter()
@@ -122,6 +129,13 @@ pub fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Handled {
                 Err((
                     ResponseError::InvalidRequest,
                     format!("Create topics request from client contains a duplicate topic: {name}"),
+                ))
+            } else if !cluster_create
+                && !ctx.authorize(Operation::Create, ResourceType::Topic, name)
+            {
+                Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    "Authorization failed.".to_string(),
                 ))
             } else {
                 let exists = ctx.broker.topic(name).is_some();
@@ -170,7 +184,7 @@ pub fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Handled {
                     if ctx.api_version >= 5 {
                         result.num_partitions = checked.partitions;
                         result.replication_factor = 1;
-                        result.configs = Some(described_configs(&defaults, &checked.configs));
+                        result.configs = Some(described_configs(ctx, &checked.configs));
                     }
                     if ctx.api_version >= 7 {
                         result.topic_id = id;

@@ -2,6 +2,7 @@
 //! members remain), answered once the removal is fsynced.
 
 use super::{Handled, RequestContext};
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, ResponseKind};
 use kafka_protocol::ResponseError as E;
@@ -12,7 +13,13 @@ pub fn handle(ctx: &RequestContext, request: DeleteGroupsRequest) -> Handled {
         .groups_names
         .iter()
         .map(|id| {
-            let code = match ctx.broker.groups.delete_group(id) {
+            // Kafka: DELETE on the group.
+            let deleted = if ctx.authorize(Operation::Delete, ResourceType::Group, id) {
+                ctx.broker.groups.delete_group(id)
+            } else {
+                Err(E::GroupAuthorizationFailed)
+            };
+            let code = match deleted {
                 Ok(end) => {
                     wait_for = wait_for.max(end);
                     0

@@ -2,6 +2,7 @@
 
 use super::errors::ResponseError;
 use super::{str_bytes, Handled, RequestContext};
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
     DeleteTopicsRequest, DeleteTopicsResponse, ResponseKind, TopicName,
@@ -16,6 +17,22 @@ fn delete(ctx: &RequestContext, name: Option<&str>, id: uuid::Uuid) -> Deletable
         DeletableTopicResult::default().with_name(name.map(|n| TopicName(str_bytes(n))));
     if ctx.api_version >= 6 {
         result.topic_id = topic.as_ref().map(|t| t.id).unwrap_or(id);
+    }
+    // Kafka: DELETE on the topic, checked before whether a named topic exists; a topic asked
+    // for by id that the principal may not DESCRIBE stays unknown.
+    let allowed = |op, name: &str| ctx.authorize(op, ResourceType::Topic, name);
+    let denied = match (name, &topic) {
+        (Some(n), _) => !allowed(Operation::Delete, n),
+        (None, Some(t)) if !allowed(Operation::Describe, &t.name) => {
+            result.error_code = ResponseError::UnknownTopicId.code();
+            return result;
+        }
+        (None, Some(t)) => !allowed(Operation::Delete, &t.name),
+        (None, None) => false,
+    };
+    if denied {
+        result.error_code = ResponseError::TopicAuthorizationFailed.code();
+        return result;
     }
     let Some(topic) = topic else {
         result.error_code = if name.is_some() {

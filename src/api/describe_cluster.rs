@@ -1,6 +1,7 @@
 //! DescribeCluster: this broker is the whole cluster and its controller.
 
 use super::{str_bytes, Handled, RequestContext};
+use crate::security::ResourceType;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{
     BrokerId, DescribeClusterRequest, DescribeClusterResponse, ResponseKind,
@@ -17,7 +18,10 @@ pub fn handle(ctx: &RequestContext, request: DescribeClusterRequest) -> Handled 
         .with_controller_id(node)
         .with_brokers(vec![this_broker]);
     if request.include_cluster_authorized_operations {
-        response.cluster_authorized_operations = super::authorized_ops::CLUSTER;
+        response.cluster_authorized_operations = ctx.authorized_operations(
+            ResourceType::Cluster,
+            crate::security::authorizer::CLUSTER_NAME,
+        );
     }
     if ctx.api_version >= 1 {
         // 1 = brokers: the endpoint type this listener is. Kafka answers a request for

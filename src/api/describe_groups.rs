@@ -2,6 +2,7 @@
 
 use super::{str_bytes, Handled, RequestContext};
 use crate::coordinator::group::GroupKind;
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, ResponseKind};
 use kafka_protocol::ResponseError as E;
@@ -13,6 +14,10 @@ pub fn handle(ctx: &RequestContext, request: DescribeGroupsRequest) -> Handled {
         .iter()
         .map(|id| {
             let mut out = DescribedGroup::default().with_group_id(id.clone());
+            if !ctx.authorize(Operation::Describe, ResourceType::Group, id) {
+                out.error_code = E::GroupAuthorizationFailed.code();
+                return out;
+            }
             let found = ctx.broker.groups.inspect(id, |g| match &g.kind {
                 GroupKind::Classic(c) => {
                     out.group_state = str_bytes(c.state().name());
@@ -50,7 +55,7 @@ pub fn handle(ctx: &RequestContext, request: DescribeGroupsRequest) -> Handled {
                 }
             }
             if request.include_authorized_operations && out.error_code == 0 {
-                out.authorized_operations = super::authorized_ops::GROUP;
+                out.authorized_operations = ctx.authorized_operations(ResourceType::Group, id);
             }
             out
         })

@@ -4,6 +4,7 @@
 use super::errors::lookup_error;
 use super::{Handled, RequestContext};
 use crate::broker::NO_LEADER_EPOCH;
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
@@ -16,11 +17,18 @@ pub fn handle(ctx: &RequestContext, request: DescribeProducersRequest) -> Handle
         .topics
         .iter()
         .map(|topic| {
+            // Kafka: READ on the topic.
+            let authorized = ctx.authorize(Operation::Read, ResourceType::Topic, &topic.name);
             let partitions = topic
                 .partition_indexes
                 .iter()
                 .map(|&index| {
                     let response = PartitionResponse::default().with_partition_index(index);
+                    if !authorized {
+                        return response.with_error_code(
+                            kafka_protocol::ResponseError::TopicAuthorizationFailed.code(),
+                        );
+                    }
                     match ctx
                         .broker
                         .led_partition_by_name(&topic.name, index, NO_LEADER_EPOCH)

@@ -2,6 +2,7 @@
 //! describe).
 
 use super::{str_bytes, Handled, RequestContext};
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::{
     DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, ResponseKind, TopicName,
@@ -14,6 +15,11 @@ pub fn handle(ctx: &RequestContext, request: DescribeTransactionsRequest) -> Han
         .map(|id| {
             // An error leaves every other field at its zero value, as Kafka answers.
             let state = TransactionState::default().with_transactional_id(id.clone());
+            if !ctx.authorize(Operation::Describe, ResourceType::TransactionalId, id) {
+                return state.with_error_code(
+                    kafka_protocol::ResponseError::TransactionalIdAuthorizationFailed.code(),
+                );
+            }
             match ctx.broker.transactions.describe(id) {
                 Ok(d) => state
                     .with_transaction_state(str_bytes(d.state))
@@ -24,6 +30,10 @@ pub fn handle(ctx: &RequestContext, request: DescribeTransactionsRequest) -> Han
                     .with_topics(
                         d.partitions
                             .into_iter()
+                            // Kafka leaves out the topics the principal may not DESCRIBE.
+                            .filter(|(topic, _)| {
+                                ctx.authorize(Operation::Describe, ResourceType::Topic, topic)
+                            })
                             .map(|(topic, partitions)| {
                                 TopicData::default()
                                     .with_topic(TopicName(str_bytes(&topic)))

@@ -7,6 +7,7 @@
 use super::errors::producer_fenced_for;
 use super::{Handled, RequestContext};
 use crate::coordinator::txn::{TransactionVersion, TxnResult, NO_PRODUCER_EPOCH, NO_PRODUCER_ID};
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId, ResponseKind};
 use std::time::Duration;
 
@@ -29,10 +30,19 @@ pub fn handle(ctx: &RequestContext, request: EndTxnRequest) -> Handled {
     } else {
         TxnResult::Abort
     };
+    let mut response = EndTxnResponse::default()
+        .with_producer_id(ProducerId(NO_PRODUCER_ID))
+        .with_producer_epoch(NO_PRODUCER_EPOCH);
+    if !ctx.authorize(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &request.transactional_id,
+    ) {
+        response.error_code =
+            kafka_protocol::ResponseError::TransactionalIdAuthorizationFailed.code();
+        return Handled::ready(ResponseKind::EndTxn(response));
+    }
     Handled::Deferred(Box::pin(async move {
-        let mut response = EndTxnResponse::default()
-            .with_producer_id(ProducerId(NO_PRODUCER_ID))
-            .with_producer_epoch(NO_PRODUCER_EPOCH);
         let outcome = broker
             .transactions
             .end_txn(

@@ -7,6 +7,7 @@ use super::{Handled, RequestContext};
 use crate::broker::{LookupError, Topic};
 use crate::log::batch;
 use crate::log::{Durability, Partition, ReadOutcome};
+use crate::security::{Operation, ResourceType};
 use crate::tier::Tier;
 use bytes::Bytes;
 use futures::future::{join_all, select_all};
@@ -26,7 +27,7 @@ struct Wanted {
     partition: i32,
     /// The partition, or why it cannot be read here (unknown, or the request's current leader
     /// epoch, v9+, does not match).
-    log: Result<Arc<Partition>, LookupError>,
+    log: Result<Arc<Partition>, ResponseError>,
     /// For reads that go to the tier.
     topic_ref: Option<Arc<Topic>>,
     fetch_offset: i64,
@@ -87,7 +88,7 @@ impl Plan {
         for (i, w) in self.wanted.iter().enumerate() {
             let mut data = PartitionData::default().with_partition_index(w.partition);
             match &w.log {
-                Err(e) => data.error_code = lookup_error(*e).code(),
+                Err(e) => data.error_code = e.code(),
                 Ok(log) => {
                     let limit = w.max_bytes.min(self.max_bytes.saturating_sub(total));
                     let local = if self.read_committed {
@@ -159,7 +160,7 @@ impl Plan {
                 data.log_start_offset = -1;
                 let missing = matches!(
                     w.log,
-                    Err(LookupError::UnknownTopicOrPartition | LookupError::UnknownTopicId)
+                    Err(ResponseError::UnknownTopicOrPartition | ResponseError::UnknownTopicId)
                 );
                 if !missing {
                     data.aborted_transactions = None;
@@ -278,14 +279,29 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
             }
             found => found,
         };
+        // Kafka: READ on the topic, checked for the topics it knows (by id, an unknown id
+        // stays UNKNOWN_TOPIC_ID).
+        let authorized = match &found {
+            Ok(t) => ctx.authorize(Operation::Read, ResourceType::Topic, &t.name),
+            Err(LookupError::UnknownTopicId) => true,
+            Err(_) => ctx.authorize(Operation::Read, ResourceType::Topic, topic.topic.0.as_str()),
+        };
         plan.topics.push((topic.topic.clone(), topic.topic_id));
         let t_idx = plan.topics.len() - 1;
         for p in &topic.partitions {
-            let log = found.as_ref().map_err(|e| *e).and_then(|t| {
-                ctx.broker
-                    .led_partition(t, p.partition, p.current_leader_epoch)
-                    .map(|led| led.log)
-            });
+            let log = if !authorized {
+                Err(ResponseError::TopicAuthorizationFailed)
+            } else {
+                found
+                    .as_ref()
+                    .map_err(|e| *e)
+                    .and_then(|t| {
+                        ctx.broker
+                            .led_partition(t, p.partition, p.current_leader_epoch)
+                            .map(|led| led.log)
+                    })
+                    .map_err(lookup_error)
+            };
             plan.wanted.push(Wanted {
                 topic: t_idx,
                 partition: p.partition,

@@ -2,6 +2,7 @@
 //! batches keys.
 
 use super::{str_bytes, Handled, RequestContext};
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
     BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, ResponseKind,
@@ -13,8 +14,21 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// (error, message) for a key type; None means this broker is the coordinator. Every group
 /// key is served, the empty one too, as Kafka does (old clients commit offsets under it).
-fn check(key_type: i8) -> Option<(E, &'static str)> {
+/// Kafka: DESCRIBE on the group or the transactional id the key names.
+fn check(ctx: &RequestContext, key_type: i8, key: &str) -> Option<(E, &'static str)> {
     match key_type {
+        KEY_TYPE_GROUP if !ctx.authorize(Operation::Describe, ResourceType::Group, key) => Some((
+            E::GroupAuthorizationFailed,
+            "Not authorized to access group",
+        )),
+        KEY_TYPE_TRANSACTION
+            if !ctx.authorize(Operation::Describe, ResourceType::TransactionalId, key) =>
+        {
+            Some((
+                E::TransactionalIdAuthorizationFailed,
+                "Not authorized to access transactional id",
+            ))
+        }
         KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => None,
         _ => Some((E::InvalidRequest, "unknown coordinator key type")),
     }
@@ -31,7 +45,7 @@ pub fn handle(ctx: &RequestContext, request: FindCoordinatorRequest) -> Handled 
             .iter()
             .map(|key| {
                 let mut c = Coordinator::default().with_key(key.clone());
-                match check(request.key_type) {
+                match check(ctx, request.key_type, key) {
                     None => {
                         c.node_id = node;
                         c.host = host.clone();
@@ -54,7 +68,7 @@ pub fn handle(ctx: &RequestContext, request: FindCoordinatorRequest) -> Handled 
         } else {
             request.key_type
         };
-        match check(key_type) {
+        match check(ctx, key_type, &request.key) {
             None => {
                 response.node_id = node;
                 response.host = host;

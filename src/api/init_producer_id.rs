@@ -6,6 +6,8 @@
 use super::errors::{producer_fenced_for, ResponseError};
 use super::{Handled, RequestContext};
 use crate::coordinator::txn::{ProducerIdAndEpoch, NO_PRODUCER_EPOCH, NO_PRODUCER_ID};
+use crate::security::authorizer::CLUSTER_NAME;
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId, ResponseKind,
 };
@@ -20,6 +22,16 @@ pub fn handle(ctx: &RequestContext, request: InitProducerIdRequest) -> Handled {
         .map(|t| t.0.to_string())
         .filter(|t| !t.is_empty())
     else {
+        // Kafka: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic.
+        if !ctx.authorize(
+            Operation::IdempotentWrite,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        ) && !ctx.authorize_any(Operation::Write, ResourceType::Topic)
+        {
+            response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+            return Handled::ready(ResponseKind::InitProducerId(response));
+        }
         match ctx.broker.metadata.allocate_producer_id() {
             Ok(id) => {
                 response.producer_id = ProducerId(id);
@@ -32,6 +44,14 @@ pub fn handle(ctx: &RequestContext, request: InitProducerIdRequest) -> Handled {
         }
         return Handled::ready(ResponseKind::InitProducerId(response));
     };
+    if !ctx.authorize(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &transactional_id,
+    ) {
+        response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return Handled::ready(ResponseKind::InitProducerId(response));
+    }
     // KIP-360 (v3+): the producer's current id and epoch, -1/-1 for a new producer.
     let expected = (request.producer_id.0 != NO_PRODUCER_ID).then_some(ProducerIdAndEpoch {
         producer_id: request.producer_id.0,

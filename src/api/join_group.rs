@@ -4,6 +4,7 @@
 use super::{str_bytes, Handled, RequestContext};
 use crate::coordinator::group::classic::{JoinOutcome, JoinParams};
 use crate::coordinator::group::Reply;
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, ResponseKind};
 use kafka_protocol::ResponseError as E;
@@ -51,6 +52,15 @@ fn response(outcome: JoinOutcome, version: i16) -> ResponseKind {
 
 pub fn handle(ctx: &RequestContext, request: JoinGroupRequest) -> Handled {
     let version = ctx.api_version;
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &request.group_id) {
+        let outcome = JoinOutcome {
+            error: E::GroupAuthorizationFailed.code(),
+            generation: -1,
+            member_id: request.member_id.to_string(),
+            ..Default::default()
+        };
+        return Handled::ready(response(outcome, version));
+    }
     let params = JoinParams {
         member_id: request.member_id.to_string(),
         instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),

@@ -2,6 +2,7 @@
 //! or static instance id) from v3.
 
 use super::{str_bytes, Handled, RequestContext};
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, ResponseKind};
 
@@ -22,6 +23,10 @@ pub fn handle(ctx: &RequestContext, request: LeaveGroupRequest) -> Handled {
         vec![(request.member_id.to_string(), None)]
     };
     let mut response = LeaveGroupResponse::default();
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &request.group_id) {
+        response.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+        return Handled::ready(ResponseKind::LeaveGroup(response));
+    }
     match ctx.broker.groups.leave(&request.group_id, &members) {
         Err(e) => response.error_code = e.code(),
         Ok(codes) if !batched => response.error_code = codes[0],

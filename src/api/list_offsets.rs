@@ -5,6 +5,7 @@ use super::errors::{lookup_error, ResponseError};
 use super::{Handled, RequestContext};
 use crate::broker::Topic;
 use crate::log::Partition;
+use crate::security::{Operation, ResourceType};
 use crate::tier::Tier;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -28,8 +29,10 @@ fn by_timestamp(
     if let (Some(tier), Some((start, _))) = (tier, log.remote()) {
         if start < log.local_start() {
             let runtime = tokio::runtime::Handle::current();
-            if let Some(found) =
-                runtime.block_on(tier.offset_for_timestamp(topic, log.index, ts))?
+            // One below a log start set by DeleteRecords is not an answer: the local log's is.
+            if let Some(found) = runtime
+                .block_on(tier.offset_for_timestamp(topic, log.index, ts))?
+                .filter(|&(_, offset)| offset >= log.offsets().log_start)
             {
                 return Ok(Some(found));
             }
@@ -48,7 +51,8 @@ fn lookup(
     let offsets = log.offsets();
     let found = match timestamp {
         EARLIEST => return Ok((-1, offsets.log_start)),
-        EARLIEST_LOCAL => return Ok((-1, log.local_start())),
+        // A client's log start (DeleteRecords) may lie inside the first local segment.
+        EARLIEST_LOCAL => return Ok((-1, log.local_start().max(offsets.log_start))),
         // A read_committed consumer's end is the last stable offset, as in Kafka.
         LATEST if read_committed => return Ok((-1, offsets.last_stable_offset)),
         LATEST => return Ok((-1, offsets.high_watermark)),
@@ -79,6 +83,11 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> Handled {
         .topics
         .iter()
         .map(|topic| {
+            let authorized = ctx.authorize(
+                Operation::Describe,
+                ResourceType::Topic,
+                topic.name.0.as_str(),
+            );
             let partitions = topic
                 .partitions
                 .iter()
@@ -91,6 +100,7 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> Handled {
                         p.current_leader_epoch,
                     );
                     let result = match found {
+                        _ if !authorized => Err(ResponseError::TopicAuthorizationFailed),
                         Err(e) => Err(lookup_error(e)),
                         // Disk (or object store) reads and possibly decompression: off the
                         // async workers.

@@ -2,6 +2,7 @@
 //! duration (v1, KIP-994) and id pattern (v2, KIP-1152: a regular expression).
 
 use super::{str_bytes, Handled, RequestContext};
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{
     ListTransactionsRequest, ListTransactionsResponse, ProducerId, ResponseKind,
@@ -47,6 +48,14 @@ pub fn handle(ctx: &RequestContext, request: ListTransactionsRequest) -> Handled
             pattern
                 .as_ref()
                 .is_none_or(|p| p.is_match(&t.transactional_id))
+        })
+        // Kafka lists the ids the principal may DESCRIBE.
+        .filter(|t| {
+            ctx.authorize(
+                Operation::Describe,
+                ResourceType::TransactionalId,
+                &t.transactional_id,
+            )
         })
         .map(|t| {
             TransactionState::default()

@@ -1,7 +1,9 @@
 //! Metadata: this broker, the topics asked for (auto-creating them when allowed), leaders.
 
-use super::{authorized_ops, str_bytes, Handled, RequestContext};
+use super::{str_bytes, Handled, RequestContext};
 use crate::broker::{validate_topic_name, Topic};
+use crate::security::authorizer::CLUSTER_NAME;
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -55,7 +57,13 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
     let by_id_allowed = ctx.api_version >= 12;
     let mut invalid_request = false;
     let mut topics: Vec<MetadataResponseTopic> = match requested {
-        None => broker.topics().iter().map(|t| topic_response(t)).collect(),
+        // Kafka leaves the topics the principal may not DESCRIBE out of "all topics".
+        None => broker
+            .topics()
+            .iter()
+            .filter(|t| ctx.authorize(Operation::Describe, ResourceType::Topic, &t.name))
+            .map(|t| topic_response(t))
+            .collect(),
         Some(requested) => requested
             .iter()
             .map(|req| {
@@ -66,6 +74,15 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
                     // v10+: a topic id with a null (or empty) name asks by id.
                     .filter(|n| !n.is_empty() || req.topic_id.is_nil())
                 {
+                    Some(name)
+                        if !ctx.authorize(Operation::Describe, ResourceType::Topic, name) =>
+                    {
+                        error_topic(
+                            Some(name),
+                            uuid::Uuid::nil(),
+                            ResponseError::TopicAuthorizationFailed,
+                        )
+                    }
                     Some(name) => match broker.topic(name) {
                         Some(t) => topic_response(&t),
                         None => match validate_topic_name(name) {
@@ -74,6 +91,27 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
                                 uuid::Uuid::nil(),
                                 ResponseError::InvalidTopicException,
                             ),
+                            // Auto-creation needs CREATE on the cluster or the topic.
+                            Ok(())
+                                if may_create
+                                    && broker.config.auto_create_topics
+                                    && !ctx.authorize(
+                                        Operation::Create,
+                                        ResourceType::Cluster,
+                                        CLUSTER_NAME,
+                                    )
+                                    && !ctx.authorize(
+                                        Operation::Create,
+                                        ResourceType::Topic,
+                                        name,
+                                    ) =>
+                            {
+                                error_topic(
+                                    Some(name),
+                                    uuid::Uuid::nil(),
+                                    ResponseError::TopicAuthorizationFailed,
+                                )
+                            }
                             Ok(()) => {
                                 match may_create.then(|| broker.auto_create(name)).flatten() {
                                     Some(t) => topic_response(&t),
@@ -91,6 +129,16 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
                         error_topic(Some(""), req.topic_id, ResponseError::InvalidRequest)
                     }
                     None => match broker.topic_by_id(&req.topic_id) {
+                        // Topic ids are not secret: Kafka answers the id, without the name.
+                        Some(t)
+                            if !ctx.authorize(
+                                Operation::Describe,
+                                ResourceType::Topic,
+                                &t.name,
+                            ) =>
+                        {
+                            error_topic(None, t.id, ResponseError::TopicAuthorizationFailed)
+                        }
                         Some(t) => topic_response(&t),
                         None => error_topic(None, req.topic_id, ResponseError::UnknownTopicId),
                     },
@@ -104,7 +152,8 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
         .with_port(ctx.session.listener.advertised_port as i32);
     if request.include_topic_authorized_operations {
         for t in topics.iter_mut().filter(|t| t.error_code == 0) {
-            t.topic_authorized_operations = authorized_ops::TOPIC;
+            let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+            t.topic_authorized_operations = ctx.authorized_operations(ResourceType::Topic, &name);
         }
     }
     let mut response = MetadataResponse::default()
@@ -117,7 +166,8 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
         .with_controller_id(BrokerId(node_id))
         .with_topics(topics);
     if request.include_cluster_authorized_operations {
-        response.cluster_authorized_operations = authorized_ops::CLUSTER;
+        response.cluster_authorized_operations =
+            ctx.authorized_operations(ResourceType::Cluster, CLUSTER_NAME);
     }
     Handled::ready(ResponseKind::Metadata(response))
 }

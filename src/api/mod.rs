@@ -5,31 +5,43 @@
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod chunked;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_acls;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_acls;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_quorum;
+pub mod describe_topic_partitions;
 pub mod describe_transactions;
+pub mod elect_leaders;
 pub mod end_txn;
 pub mod errors;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod get_telemetry_subscriptions;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
@@ -37,8 +49,12 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod push_telemetry;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod update_features;
 pub mod write_txn_markers;
 
 mod context;
@@ -79,6 +95,9 @@ pub struct ApiEntry {
     /// Byte fields of the response worth sending by reference rather than copied (Fetch's
     /// record batches).
     pub shared_bytes: fn(&ResponseKind) -> Vec<Bytes>,
+    /// Served on a SASL listener before the client authenticated (anything else closes the
+    /// connection there, as in Kafka).
+    pub before_auth: bool,
     /// A default response, for the test that every entry's response survives the writer.
     #[cfg(test)]
     pub sample_response: fn() -> ResponseKind,
@@ -118,6 +137,7 @@ macro_rules! api {
                     )),
                 },
                 shared_bytes: nothing_shared,
+                before_auth: false,
                 #[cfg(test)]
                 sample_response: || ResponseKind::$key(Default::default()),
             }
@@ -139,7 +159,30 @@ pub static APIS: &[ApiEntry] = &[
     ),
     api!(ListOffsets, 1, 10, list_offsets, ListOffsetsRequest),
     api!(Metadata, 0, 13, metadata, MetadataRequest),
-    api!(ApiVersions, 0, 4, api_versions, ApiVersionsRequest),
+    api!(
+        ApiVersions,
+        0,
+        4,
+        api_versions,
+        ApiVersionsRequest,
+        before_auth = true
+    ),
+    api!(
+        SaslHandshake,
+        0,
+        1,
+        sasl_handshake,
+        SaslHandshakeRequest,
+        before_auth = true
+    ),
+    api!(
+        SaslAuthenticate,
+        0,
+        2,
+        sasl_authenticate,
+        SaslAuthenticateRequest,
+        before_auth = true
+    ),
     api!(CreateTopics, 2, 7, create_topics, CreateTopicsRequest),
     api!(DeleteTopics, 1, 6, delete_topics, DeleteTopicsRequest),
     api!(
@@ -169,6 +212,39 @@ pub static APIS: &[ApiEntry] = &[
         4,
         describe_configs,
         DescribeConfigsRequest
+    ),
+    // Writes of configs wait for earlier requests, so a client's describe after its alter
+    // on the same connection sees the change.
+    api!(
+        AlterConfigs,
+        0,
+        2,
+        alter_configs,
+        AlterConfigsRequest,
+        ordering = Ordering::AfterEarlierResponses
+    ),
+    api!(
+        IncrementalAlterConfigs,
+        0,
+        1,
+        incremental_alter_configs,
+        IncrementalAlterConfigsRequest,
+        ordering = Ordering::AfterEarlierResponses
+    ),
+    api!(
+        CreatePartitions,
+        0,
+        3,
+        create_partitions,
+        CreatePartitionsRequest
+    ),
+    api!(DeleteRecords, 0, 2, delete_records, DeleteRecordsRequest),
+    api!(
+        DescribeLogDirs,
+        1,
+        4,
+        describe_log_dirs,
+        DescribeLogDirsRequest
     ),
     // Consumer groups (coordinator/group/).
     api!(
@@ -297,19 +373,60 @@ pub static APIS: &[ApiEntry] = &[
         write_txn_markers,
         WriteTxnMarkersRequest
     ),
-    // ACLs: SECURITY_DISABLED until an authorizer exists, as Kafka without one.
+    // ACLs (security/authorizer.rs); SECURITY_DISABLED without an authorizer, as Kafka.
     api!(DescribeAcls, 1, 3, describe_acls, DescribeAclsRequest),
     api!(CreateAcls, 1, 3, create_acls, CreateAclsRequest),
     api!(DeleteAcls, 1, 3, delete_acls, DeleteAclsRequest),
+    // Cluster administration, as a single-broker KRaft Kafka (combined broker+controller).
+    api!(
+        DescribeTopicPartitions,
+        0,
+        0,
+        describe_topic_partitions,
+        DescribeTopicPartitionsRequest
+    ),
+    api!(ElectLeaders, 0, 2, elect_leaders, ElectLeadersRequest),
+    api!(
+        ListPartitionReassignments,
+        0,
+        0,
+        list_partition_reassignments,
+        ListPartitionReassignmentsRequest
+    ),
+    api!(
+        AlterPartitionReassignments,
+        0,
+        1,
+        alter_partition_reassignments,
+        AlterPartitionReassignmentsRequest
+    ),
+    api!(DescribeQuorum, 0, 2, describe_quorum, DescribeQuorumRequest),
+    api!(UpdateFeatures, 0, 2, update_features, UpdateFeaturesRequest),
+    api!(
+        ListConfigResources,
+        0,
+        1,
+        list_config_resources,
+        ListConfigResourcesRequest
+    ),
+    // KIP-714 client telemetry: served, not advertised (see get_telemetry_subscriptions.rs).
+    api!(
+        GetTelemetrySubscriptions,
+        0,
+        0,
+        get_telemetry_subscriptions,
+        GetTelemetrySubscriptionsRequest
+    ),
+    api!(PushTelemetry, 0, 0, push_telemetry, PushTelemetryRequest),
 ];
 
 pub fn lookup(api_key: i16) -> Option<&'static ApiEntry> {
     APIS.iter().find(|e| e.key as i16 == api_key)
 }
 
-/// Authorized-operation bitfields (bit n = Kafka's AclOperation code n) for requests that ask
-/// for them. With no authorizer Kafka reports every operation of the resource type; the
-/// authorizer (security issue) will compute them per principal.
+/// Authorized-operation bitfields (bit n = Kafka's AclOperation code n): every operation of the
+/// resource type, what Kafka reports with no authorizer. Handlers ask
+/// `ctx.authorized_operations`, which computes them per principal when an authorizer runs.
 pub mod authorized_ops {
     /// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
     pub const TOPIC: i32 = bits(&[3, 4, 5, 6, 7, 8, 10, 11]);

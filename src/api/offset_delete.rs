@@ -2,6 +2,7 @@
 
 use super::{Handled, RequestContext};
 use crate::coordinator::group::TopicSource;
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
@@ -22,7 +23,10 @@ pub fn handle(ctx: &RequestContext, request: OffsetDeleteRequest) -> Handled {
         })
         .collect();
     let topics = TopicSource::topics(ctx.broker.as_ref());
-    let outcome = if request.group_id.is_empty() {
+    // Kafka: DELETE on the group, then READ on each topic.
+    let outcome = if !ctx.authorize(Operation::Delete, ResourceType::Group, &request.group_id) {
+        Err(E::GroupAuthorizationFailed)
+    } else if request.group_id.is_empty() {
         Err(E::InvalidGroupId)
     } else {
         ctx.broker
@@ -49,11 +53,15 @@ pub fn handle(ctx: &RequestContext, request: OffsetDeleteRequest) -> Handled {
                             .map(|(p, code)| {
                                 // As Kafka: a partition this broker lacks is unknown, whatever
                                 // the group holds for it.
-                                let code = if ctx.broker.has_partition(&topic, p) {
-                                    code
-                                } else {
-                                    E::UnknownTopicOrPartition.code()
-                                };
+                                let code =
+                                    if !ctx.authorize(Operation::Read, ResourceType::Topic, &topic)
+                                    {
+                                        E::TopicAuthorizationFailed.code()
+                                    } else if ctx.broker.has_partition(&topic, p) {
+                                        code
+                                    } else {
+                                        E::UnknownTopicOrPartition.code()
+                                    };
                                 OffsetDeleteResponsePartition::default()
                                     .with_partition_index(p)
                                     .with_error_code(code)

@@ -5,11 +5,13 @@
 
 use super::{str_bytes, Handled, RequestContext};
 use crate::coordinator::group::{FetchedOffset, FetchedOffsets};
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, ResponseKind, TopicName};
+use kafka_protocol::ResponseError as E;
 
 /// Offset, leader epoch, metadata and error code of one partition.
 fn fields(o: &FetchedOffset) -> (i64, i32, String, i16) {
@@ -25,8 +27,42 @@ fn fields(o: &FetchedOffset) -> (i64, i32, String, i16) {
     }
 }
 
+/// Kafka: DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED), then DESCRIBE on each topic:
+/// topics asked for by name get TOPIC_AUTHORIZATION_FAILED, "all topics" leaves them out.
+fn fetch(
+    ctx: &RequestContext,
+    group: &str,
+    asked: Option<Vec<(String, Vec<i32>)>>,
+    member: Option<(String, i32)>,
+    require_stable: bool,
+) -> Result<FetchedOffsets, E> {
+    if !ctx.authorize(Operation::Describe, ResourceType::Group, group) {
+        return Err(E::GroupAuthorizationFailed);
+    }
+    let all = asked.is_none();
+    let fetched = ctx
+        .broker
+        .groups
+        .fetch_offsets(group, asked, member, require_stable)?;
+    Ok(fetched
+        .into_iter()
+        .filter_map(|(topic, parts)| {
+            if ctx.authorize(Operation::Describe, ResourceType::Topic, &topic) {
+                Some((topic, parts))
+            } else if all {
+                None
+            } else {
+                let denied = parts
+                    .into_iter()
+                    .map(|(p, _)| (p, Err(E::TopicAuthorizationFailed)))
+                    .collect();
+                Some((topic, denied))
+            }
+        })
+        .collect())
+}
+
 pub fn handle(ctx: &RequestContext, request: OffsetFetchRequest) -> Handled {
-    let groups = &ctx.broker.groups;
     let mut response = OffsetFetchResponse::default();
     if ctx.api_version < 8 {
         let asked = request.topics.as_ref().map(|ts| {
@@ -35,7 +71,7 @@ pub fn handle(ctx: &RequestContext, request: OffsetFetchRequest) -> Handled {
                 .collect()
         });
         // require_stable is v7+ (false, its default, below).
-        match groups.fetch_offsets(&request.group_id, asked, None, request.require_stable) {
+        match fetch(ctx, &request.group_id, asked, None, request.require_stable) {
             Ok(fetched) => response.topics = v0_topics(fetched, ctx.api_version),
             Err(e) => response.error_code = e.code(),
         }
@@ -55,7 +91,7 @@ pub fn handle(ctx: &RequestContext, request: OffsetFetchRequest) -> Handled {
                     .filter(|m| !m.is_empty())
                     .map(|m| (m.to_string(), g.member_epoch));
                 let mut out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-                match groups.fetch_offsets(&g.group_id, asked, member, request.require_stable) {
+                match fetch(ctx, &g.group_id, asked, member, request.require_stable) {
                     Ok(fetched) => out.topics = batched_topics(fetched),
                     Err(e) => out.error_code = e.code(),
                 }

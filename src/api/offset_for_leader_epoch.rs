@@ -1,8 +1,9 @@
 //! OffsetForLeaderEpoch: the end offset of the epoch asked about. Each partition has had one
 //! leader epoch so far (a single broker never changes leadership).
 
-use super::errors::lookup_error;
+use super::errors::{lookup_error, ResponseError};
 use super::{Handled, RequestContext};
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
@@ -15,6 +16,11 @@ pub fn handle(ctx: &RequestContext, request: OffsetForLeaderEpochRequest) -> Han
         .topics
         .iter()
         .map(|topic| {
+            let authorized = ctx.authorize(
+                Operation::Describe,
+                ResourceType::Topic,
+                topic.topic.0.as_str(),
+            );
             let partitions = topic
                 .partitions
                 .iter()
@@ -28,6 +34,10 @@ pub fn handle(ctx: &RequestContext, request: OffsetForLeaderEpochRequest) -> Han
                         p.partition,
                         p.current_leader_epoch,
                     );
+                    if !authorized {
+                        out.error_code = ResponseError::TopicAuthorizationFailed.code();
+                        return out;
+                    }
                     match led.map(|(_, led)| led) {
                         Err(e) => out.error_code = lookup_error(e).code(),
                         // An unknown epoch (newer than ours, or -1) has no end offset: UNDEFINED, as in Kafka.

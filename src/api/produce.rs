@@ -13,6 +13,7 @@ use crate::broker::{AppendDone, Broker, NO_LEADER_EPOCH};
 use crate::coordinator::txn::{TopicPartition, TransactionVersion};
 use crate::log::batch::BatchHeader;
 use crate::log::{AppendError, AppendOutcome, Partition};
+use crate::security::{Operation, ResourceType};
 use bytes::Bytes;
 use futures::future::{join_all, FutureExt};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -181,7 +182,21 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
                     .is_some_and(|h| h.is_transactional())
             })
         });
-    let blanket_error = if untracked_transactional {
+    // Like Kafka: a transactional producer needs WRITE on its transactional id, or the whole
+    // request fails.
+    let txn_denied = txn.as_ref().is_some_and(|t| {
+        !ctx.authorize(
+            Operation::Write,
+            ResourceType::TransactionalId,
+            &t.transactional_id,
+        )
+    });
+    let blanket_error = if txn_denied {
+        Some((
+            ResponseError::TransactionalIdAuthorizationFailed,
+            "not authorized to write with this transactional id",
+        ))
+    } else if untracked_transactional {
         Some((
             ResponseError::TransactionalIdAuthorizationFailed,
             "transactional records need the producer's transactional id",
@@ -201,10 +216,23 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
         let name = topic_data.name.0.as_str();
         // Like Kafka, only Metadata creates topics; Produce to an unknown one is refused.
         let topic = ctx.broker.find_topic(name, &topic_data.topic_id);
+        // Kafka checks WRITE on the topic before whether it exists.
+        let authorized = match &topic {
+            Ok(t) => ctx.authorize(Operation::Write, ResourceType::Topic, &t.name),
+            Err(_) => ctx.authorize(Operation::Write, ResourceType::Topic, name),
+        };
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for (p_idx, data) in topic_data.partition_data.iter().enumerate() {
             if let Some((error, message)) = blanket_error {
                 partitions.push(error_response(data.index, error, Some(message.to_string())));
+                continue;
+            }
+            if !authorized {
+                partitions.push(error_response(
+                    data.index,
+                    ResponseError::TopicAuthorizationFailed,
+                    None,
+                ));
                 continue;
             }
             let led = topic

@@ -3,6 +3,7 @@
 use super::{str_bytes, Handled, RequestContext};
 use crate::coordinator::group::classic::{SyncOutcome, SyncParams};
 use crate::coordinator::group::Reply;
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::{ResponseKind, SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::ResponseError as E;
 
@@ -19,6 +20,13 @@ fn response(outcome: SyncOutcome, version: i16) -> ResponseKind {
 
 pub fn handle(ctx: &RequestContext, request: SyncGroupRequest) -> Handled {
     let version = ctx.api_version;
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &request.group_id) {
+        let outcome = SyncOutcome {
+            error: E::GroupAuthorizationFailed.code(),
+            ..Default::default()
+        };
+        return Handled::ready(response(outcome, version));
+    }
     let params = SyncParams {
         member_id: request.member_id.to_string(),
         instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),

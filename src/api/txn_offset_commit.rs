@@ -36,8 +36,16 @@ fn verification_error(code: i16, version: i16) -> i16 {
 
 pub fn handle(ctx: &RequestContext, request: TxnOffsetCommitRequest) -> Handled {
     let version = ctx.api_version;
+    // Kafka: WRITE on the transactional id, then READ on the group, then on each topic; a
+    // refused id or group fails every partition and commits nothing.
+    let blanket = super::add_offsets_to_txn::txn_and_group_denied(
+        ctx,
+        &request.transactional_id,
+        &request.group_id,
+    );
     let (exists, offsets) = existing_offsets(
-        &ctx.broker,
+        ctx,
+        blanket,
         request.topics.iter().flat_map(|t| {
             t.partitions.iter().map(move |p| {
                 (

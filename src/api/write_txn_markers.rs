@@ -6,6 +6,7 @@
 use super::errors::{append_error, lookup_error, NONE};
 use super::{Handled, RequestContext};
 use crate::broker::NO_LEADER_EPOCH;
+use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
@@ -18,6 +19,12 @@ const DURABLE_WAIT: Duration = Duration::from_secs(30);
 
 pub fn handle(ctx: &RequestContext, request: WriteTxnMarkersRequest) -> Handled {
     let mut waits = Vec::new();
+    // Kafka: markers come from brokers, CLUSTER_ACTION on the cluster.
+    let authorized = ctx.authorize(
+        Operation::ClusterAction,
+        ResourceType::Cluster,
+        crate::security::authorizer::CLUSTER_NAME,
+    );
     let markers = request
         .markers
         .iter()
@@ -35,6 +42,12 @@ pub fn handle(ctx: &RequestContext, request: WriteTxnMarkersRequest) -> Handled 
                         .map(|(p_idx, &index)| {
                             let result = WritableTxnMarkerPartitionResult::default()
                                 .with_partition_index(index);
+                            if !authorized {
+                                return result.with_error_code(
+                                    kafka_protocol::ResponseError::ClusterAuthorizationFailed
+                                        .code(),
+                                );
+                            }
                             let led = ctx.broker.led_partition_by_name(
                                 &topic.name,
                                 index,

@@ -1,7 +1,9 @@
 //! Typed settings: CLI flags (with SLUICE_* env equivalents), an optional TOML file, and
 //! broker/topic settings under Kafka's own property names, declared in the registry.
 
+pub mod kafka_broker;
 pub mod registry;
+pub mod security;
 
 use crate::coordinator::group::GroupConfig;
 use crate::coordinator::txn::{TransactionVersion, TxnConfig};
@@ -56,6 +58,13 @@ pub struct ServeArgs {
     /// environment) or file:///PATH. Default: a local store in DATA_DIR/tier.
     #[arg(long = "object-store", value_name = "URL", env = "SLUICE_OBJECT_STORE")]
     pub object_store: Option<String>,
+    /// Admin HTTP listener (/metrics, /v1/health, /v1/ready), or `none`. Default 127.0.0.1:9644.
+    #[arg(
+        long = "admin-listen",
+        value_name = "HOST:PORT",
+        env = "SLUICE_ADMIN_LISTEN"
+    )]
+    pub admin_listen: Option<String>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -67,6 +76,7 @@ struct FileConfig {
     node_id: Option<i32>,
     log_level: Option<String>,
     object_store: Option<String>,
+    admin_listen: Option<String>,
     #[serde(default)]
     settings: BTreeMap<String, toml::Value>,
 }
@@ -74,8 +84,15 @@ struct FileConfig {
 /// Broker-wide settings, resolved and validated.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
+    /// --listen: PLAINTEXT listeners (shorthand), advertised as --advertised-listener.
     pub listen: Vec<SocketAddr>,
     pub advertised: Option<(String, u16)>,
+    /// The admin HTTP listener; None: off. `explicit`: given by flag, env or file (a bind
+    /// failure then stops the broker; on the default address it is only logged).
+    pub admin_listen: Option<AdminListen>,
+    /// Every listener: --listen's, then `listeners`' (resolved after the settings).
+    pub listeners: Vec<security::ListenerConfig>,
+    pub security: security::SecurityConfig,
     pub data_dir: PathBuf,
     pub node_id: i32,
     pub log_level: String,
@@ -91,6 +108,10 @@ pub struct BrokerConfig {
     /// cache across all partitions; older ones are dropped once fsynced. -1: the kernel decides.
     pub page_cache_max_bytes: i64,
     pub connections_max_idle_ms: u64,
+    /// connection.failed.authentication.delay.ms
+    pub failed_authentication_delay_ms: u64,
+    /// sasl.server.max.receive.size: the frame limit until SASL authentication succeeds.
+    pub sasl_server_max_receive_size: usize,
     /// Topic defaults (Kafka's log.* broker settings), as topic-level names.
     pub topic_defaults: BTreeMap<String, String>,
     pub groups: GroupConfig,
@@ -98,6 +119,38 @@ pub struct BrokerConfig {
     /// Broker settings given explicitly (file, env or --set), by Kafka name.
     pub explicit_settings: BTreeMap<String, String>,
     pub tier: TierConfig,
+    pub cleaner: CleanerConfig,
+    pub authorizer: AuthorizerConfig,
+}
+
+/// authorizer.class.name, super.users, allow.everyone.if.no.acl.found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuthorizerConfig {
+    /// An authorizer class is configured: ACLs are checked and the ACL APIs work.
+    pub enabled: bool,
+    /// Principals as "User:NAME".
+    pub super_users: Vec<String>,
+    pub allow_if_no_acl: bool,
+}
+
+/// Where the admin HTTP listener binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminListen {
+    pub addr: SocketAddr,
+    pub explicit: bool,
+}
+
+/// The log cleaner's settings (Kafka's log.cleaner.*), set from the registry.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CleanerConfig {
+    pub enabled: bool,
+    pub threads: usize,
+    /// Memory for the key -> offset maps, shared by all cleaner threads.
+    pub dedupe_buffer_bytes: u64,
+    /// Reads plus writes per second over all threads.
+    pub io_max_bytes_per_second: f64,
+    /// Sleep when no log needs cleaning.
+    pub backoff_ms: u64,
 }
 
 /// Tiered storage settings (Kafka names where Kafka has one).
@@ -219,6 +272,23 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<()> {
     }
 }
 
+/// Checks a topic's configs together, after each was checked alone (`validate_topic_config`):
+/// the combinations Kafka refuses.
+pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<()> {
+    let compact = configs
+        .get("cleanup.policy")
+        .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact"));
+    let tiered = configs
+        .get("remote.storage.enable")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if compact && tiered {
+        // Kafka's words; sluice tiers by default, so only an explicit `true` is refused and a
+        // compacted topic otherwise just stays local.
+        bail!("Remote log storage only supports topics with cleanup.policy=delete or cleanup.policy being an empty list.");
+    }
+    Ok(())
+}
+
 /// A topic config's effective value, where it came from, and the chain behind it (Kafka's
 /// DescribeConfigs synonyms, most specific first).
 #[derive(Debug, Clone, PartialEq)]
@@ -228,32 +298,116 @@ pub struct TopicValue {
     pub synonyms: Vec<(&'static str, String, Source)>,
 }
 
-/// Topic override, then the broker's value, then the Kafka default: the one place that order
-/// is written. `broker` holds the broker's topic defaults under topic-level names.
+/// The broker-level values of settings (Kafka broker names, as given), by where they were set.
+#[derive(Debug, Clone, Copy)]
+pub struct BrokerLayers<'a> {
+    /// AlterConfigs on this broker (resource name = its node id).
+    pub node: &'a BTreeMap<String, String>,
+    /// AlterConfigs on the cluster default (resource name "").
+    pub cluster: &'a BTreeMap<String, String>,
+    /// The file, the environment, --set.
+    pub static_: &'a BTreeMap<String, String>,
+}
+
+impl<'a> BrokerLayers<'a> {
+    /// Topic override (not here: per topic), then this broker's dynamic value, then the
+    /// cluster's dynamic default, then the static value, then Kafka's default: the one place
+    /// this order is written. Every resolution below goes through it.
+    fn chain(&self) -> [(&'a BTreeMap<String, String>, Source); 3] {
+        [
+            (self.node, Source::DynamicBroker),
+            (self.cluster, Source::DynamicDefaultBroker),
+            (self.static_, Source::StaticBroker),
+        ]
+    }
+
+    /// Kafka's synonyms of the broker setting `own`: `names` are the settings of its chain,
+    /// finest unit first (log.retention.ms, log.retention.minutes, log.retention.hours), with
+    /// their Kafka defaults; each layer in order of precedence, then the defaults; the entries
+    /// before the first of `own` dropped, as Kafka does. The first entry is the effective
+    /// value; none: null.
+    pub fn synonyms(
+        &self,
+        own: &str,
+        names: &[(&'static str, Option<&'static str>)],
+    ) -> Vec<(&'static str, String, Source)> {
+        let mut out = Vec::new();
+        for (map, source) in self.chain() {
+            for (n, _) in names {
+                if let Some(v) = map.get(*n) {
+                    out.push((*n, v.clone(), source));
+                }
+            }
+        }
+        for (n, d) in names {
+            if let Some(d) = d {
+                out.push((*n, d.to_string(), Source::Default));
+            }
+        }
+        let skip = out.iter().take_while(|(n, _, _)| *n != own).count();
+        out.split_off(skip)
+    }
+
+    /// A broker setting's value from the most specific layer that sets it (None: its default).
+    pub fn value(&self, name: &str) -> Option<String> {
+        self.chain()
+            .iter()
+            .find_map(|(map, _)| map.get(name).cloned())
+    }
+
+    /// The broker-level default of every topic config (topic-level names), each from the most
+    /// specific layer that sets one of its broker settings.
+    pub fn topic_defaults(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        // Least specific first, so a more specific layer overwrites; within a layer in name
+        // order, which puts log.retention.hours before .minutes before .ms: the finer wins.
+        for (map, _) in self.chain().iter().rev() {
+            for (name, value) in map.iter() {
+                let Some(s) = registry::broker(name) else {
+                    continue;
+                };
+                if let (Some(topic), Ok(v)) = (s.topic_config(), s.parse(value)) {
+                    out.insert(topic.to_string(), v.str());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A topic config's value: the topic's override, else the broker-level default from `layers`
+/// (already resolved into `defaults` by `BrokerLayers::topic_defaults`), else Kafka's default.
+/// Synonyms as Kafka lists them: the override, then the topic config's one broker synonym
+/// (log.retention.ms for retention.ms) in each layer and its default; nothing for a topic
+/// config without a broker synonym (remote.storage.enable).
 pub fn resolve_topic(
     setting: &Setting,
-    broker: &BTreeMap<String, String>,
+    layers: &BrokerLayers,
+    defaults: &BTreeMap<String, String>,
     overrides: &BTreeMap<String, String>,
 ) -> TopicValue {
     let name = setting.name;
     let default = setting.effective_default().unwrap_or_default();
-    let synonym = registry::broker_synonym(name);
     let mut synonyms = Vec::new();
     if let Some(v) = overrides.get(name) {
         synonyms.push((name, v.clone(), Source::DynamicTopic));
     }
-    if let (Some(b), Some(v)) = (synonym, broker.get(name)) {
-        synonyms.push((b.name, v.clone(), Source::StaticBroker));
+    if let Some(b) = registry::broker_synonym(name) {
+        synonyms.extend(layers.synonyms(b.name, &registry::chain(name)));
     }
-    match synonym {
-        Some(b) if !b.has_kafka_default() => {}
-        Some(b) => synonyms.push((b.name, default.to_string(), Source::Default)),
-        None => synonyms.push((name, default.to_string(), Source::Default)),
-    }
-    let (value, source) = synonyms
-        .first()
-        .map(|(_, v, s)| (v.clone(), *s))
-        .unwrap_or_else(|| (default.to_string(), Source::Default));
+    let (value, source) = match (overrides.get(name), defaults.get(name)) {
+        (Some(v), _) => (v.clone(), Source::DynamicTopic),
+        (None, Some(v)) => (
+            v.clone(),
+            // From a coarser unit when the synonym list has no layer (log.retention.hours).
+            synonyms
+                .first()
+                .map(|s| s.2)
+                .filter(|s| *s != Source::Default)
+                .unwrap_or(Source::StaticBroker),
+        ),
+        (None, None) => (default.to_string(), Source::Default),
+    };
     TopicValue {
         value,
         source,
@@ -261,7 +415,8 @@ pub fn resolve_topic(
     }
 }
 
-/// Resolves a topic's effective configs (topic overrides over broker defaults) into a LogConfig.
+/// Resolves a topic's effective configs (topic overrides over the broker-level defaults that
+/// `BrokerLayers::topic_defaults` resolved) into a LogConfig.
 pub fn log_config(
     defaults: &BTreeMap<String, String>,
     overrides: &BTreeMap<String, String>,
@@ -280,6 +435,15 @@ pub fn log_config(
         remote_storage: false,
         local_retention_ms: 0,
         local_retention_bytes: 0,
+        compact: false,
+        delete: false,
+        delete_retention_ms: 0,
+        min_cleanable_dirty_ratio: 0.0,
+        min_compaction_lag_ms: 0,
+        max_compaction_lag_ms: 0,
+        compression: None,
+        compression_levels: Default::default(),
+        remote_copy_disabled: false,
         // A broker setting: the broker sets its own value when it opens a topic.
         producer_expiration_ms: registry::broker("producer.id.expiration.ms")
             .and_then(registry::parsed_default)
@@ -289,11 +453,22 @@ pub fn log_config(
             })
             .unwrap_or_default(),
     };
+    let none = BTreeMap::new();
+    let layers = BrokerLayers {
+        node: &none,
+        cluster: &none,
+        static_: &none,
+    };
     for s in registry::TOPIC {
         if let Target::Log(store) = s.target {
-            store(&mut c, &resolve_topic(s, defaults, overrides).value);
+            store(
+                &mut c,
+                &resolve_topic(s, &layers, defaults, overrides).value,
+            );
         }
     }
+    // A compacted log is rewritten in place; the tier holds immutable copies (as in Kafka).
+    c.remote_storage &= !c.compact;
     c
 }
 
@@ -326,6 +501,28 @@ fn split_host_port(s: &str) -> Result<(String, u16)> {
     Ok((host.to_string(), port))
 }
 
+/// `--set` (and SLUICE_SET) split at every comma; a list value (listeners=A,B) comes back
+/// as pieces: a piece that does not start with a known setting's NAME= belongs to the one before.
+fn rejoin_set(pieces: &[String]) -> Vec<String> {
+    let starts_setting = |p: &str| {
+        p.split_once('=').is_some_and(|(k, _)| {
+            let k = k.trim();
+            registry::broker(k).is_some() || k.starts_with("listener.name.")
+        })
+    };
+    let mut out: Vec<String> = Vec::new();
+    for p in pieces {
+        match out.last_mut() {
+            Some(last) if !starts_setting(p) => {
+                last.push(',');
+                last.push_str(p);
+            }
+            _ => out.push(p.clone()),
+        }
+    }
+    out
+}
+
 impl BrokerConfig {
     pub fn resolve(args: &ServeArgs) -> Result<BrokerConfig> {
         let file: FileConfig = match &args.config {
@@ -337,12 +534,11 @@ impl BrokerConfig {
             }
             None => FileConfig::default(),
         };
+        // Without --listen, `listeners` decides (its default is 127.0.0.1:9092, PLAINTEXT).
         let listen_strs = if !args.listen.is_empty() {
             args.listen.clone()
         } else {
-            file.listen
-                .clone()
-                .unwrap_or_else(|| vec!["127.0.0.1:9092".to_string()])
+            file.listen.clone().unwrap_or_default()
         };
         let listen = listen_strs
             .iter()
@@ -357,12 +553,23 @@ impl BrokerConfig {
             None => None,
         };
 
+        let admin_listen = match args.admin_listen.clone().or(file.admin_listen.clone()) {
+            Some(s) if s.trim().eq_ignore_ascii_case("none") => None,
+            Some(s) => Some(AdminListen {
+                addr: parse_listen(&s).context("--admin-listen")?,
+                explicit: true,
+            }),
+            None => Some(AdminListen {
+                addr: SocketAddr::from(([127, 0, 0, 1], 9644)),
+                explicit: false,
+            }),
+        };
         let mut settings: BTreeMap<String, String> = file
             .settings
             .iter()
             .map(|(k, v)| (k.clone(), toml_to_string(v)))
             .collect();
-        for kv in &args.set {
+        for kv in rejoin_set(&args.set) {
             let (k, v) = kv
                 .split_once('=')
                 .ok_or_else(|| anyhow!("--set {kv}: expected NAME=VALUE"))?;
@@ -372,6 +579,9 @@ impl BrokerConfig {
         let mut cfg = BrokerConfig {
             listen,
             advertised,
+            admin_listen,
+            listeners: Vec::new(),
+            security: security::SecurityConfig::default(),
             data_dir: args
                 .data_dir
                 .clone()
@@ -393,6 +603,8 @@ impl BrokerConfig {
             producer_id_expiration_ms: 0,
             page_cache_max_bytes: 0,
             connections_max_idle_ms: 0,
+            failed_authentication_delay_ms: 0,
+            sasl_server_max_receive_size: 0,
             topic_defaults: BTreeMap::new(),
             groups: GroupConfig::default(),
             transactions: TxnConfig::default(),
@@ -401,6 +613,8 @@ impl BrokerConfig {
                 object_store: args.object_store.clone().or(file.object_store.clone()),
                 ..TierConfig::default()
             },
+            cleaner: CleanerConfig::default(),
+            authorizer: AuthorizerConfig::default(),
         };
         if cfg.node_id < 0 {
             bail!("--node-id must not be negative");
@@ -414,11 +628,43 @@ impl BrokerConfig {
             cfg.apply(name, value)
                 .with_context(|| format!("invalid setting {name}={value}"))?;
         }
+        cfg.security.listeners_explicit = settings.contains_key("listeners");
+        cfg.listeners =
+            security::resolve_listeners(&cfg.listen, cfg.advertised.clone(), &cfg.security)?;
         cfg.explicit_settings = settings;
         Ok(cfg)
     }
 
     fn apply(&mut self, name: &str, value: &str) -> Result<()> {
+        // listener.name.<listener>.<setting>: a listener-scoped setting for one listener.
+        if let Some(rest) = name.strip_prefix("listener.name.") {
+            let (listener, key) = rest
+                .split_once('.')
+                .ok_or_else(|| anyhow!("expected listener.name.<listener>.<setting>"))?;
+            // <mechanism>.sasl.jaas.config: the JAAS options of one mechanism (PLAIN's users).
+            if let Some(mechanism) = key.strip_suffix(".sasl.jaas.config") {
+                if mechanism != "plain" {
+                    bail!("sluice serves SASL/PLAIN only");
+                }
+                crate::security::sasl_plain::users(value)?;
+                self.security
+                    .per_listener
+                    .entry(listener.to_ascii_lowercase())
+                    .or_default()
+                    .insert(key.to_string(), value.to_string());
+                return Ok(());
+            }
+            let setting = registry::broker(key)
+                .filter(|s| registry::listener_scoped(s))
+                .ok_or_else(|| anyhow!("{key} cannot be set per listener in sluice"))?;
+            let v = setting.parse(value)?;
+            self.security
+                .per_listener
+                .entry(listener.to_ascii_lowercase())
+                .or_default()
+                .insert(key.to_string(), v.str());
+            return Ok(());
+        }
         let Some(setting) = registry::broker(name) else {
             let known: Vec<&str> = registry::BROKER.iter().map(|s| s.name).collect();
             bail!("unknown setting; known settings: {}", known.join(", "));
@@ -442,21 +688,35 @@ impl BrokerConfig {
         self.topic_defaults.clone()
     }
 
-    /// Every broker setting DescribeConfigs lists, with its effective value and whether it
-    /// was set explicitly.
-    pub fn broker_settings(&self) -> Vec<(&'static Setting, String, bool)> {
-        registry::BROKER
+    /// Static values DescribeConfigs reports (STATIC_BROKER_CONFIG): the settings given
+    /// explicitly, and Kafka's names for what sluice takes from its own flags.
+    pub fn static_settings(&self) -> BTreeMap<String, String> {
+        let mut out = self.explicit_settings.clone();
+        let listeners: Vec<String> = self
+            .listeners
             .iter()
-            .filter(|s| s.listed())
-            .map(|s| match self.explicit_settings.get(s.name) {
-                Some(v) => (s, v.clone(), true),
-                None => (
-                    s,
-                    s.effective_default().unwrap_or_default().to_string(),
-                    false,
-                ),
+            .map(|l| format!("{}://{}", l.name, l.bind))
+            .collect();
+        let advertised: Vec<String> = self
+            .listeners
+            .iter()
+            .map(|l| match &l.advertised {
+                Some((h, p)) if h.contains(':') => format!("{}://[{h}]:{p}", l.name),
+                Some((h, p)) => format!("{}://{h}:{p}", l.name),
+                None => format!("{}://{}", l.name, l.bind),
             })
-            .collect()
+            .collect();
+        let advertised = advertised.join(",");
+        for (k, v) in [
+            ("node.id", self.node_id.to_string()),
+            ("broker.id", self.node_id.to_string()),
+            ("log.dirs", self.data_dir.display().to_string()),
+            ("listeners", listeners.join(",")),
+            ("advertised.listeners", advertised),
+        ] {
+            out.insert(k.to_string(), v);
+        }
+        out
     }
 }
 
@@ -472,9 +732,32 @@ mod tests {
     }
 
     #[test]
+    fn set_takes_list_values() {
+        let cfg = BrokerConfig::resolve(&args(&[
+            "listeners=PLAINTEXT://127.0.0.1:7000",
+            "SSL://127.0.0.1:7001",
+            "num.partitions=2",
+            "ssl.principal.mapping.rules=RULE:^CN=([^",
+            "]*)",
+            "O=x$/$1/",
+            "DEFAULT",
+        ]))
+        .unwrap();
+        assert_eq!(cfg.listeners.len(), 2);
+        assert_eq!(cfg.num_partitions, 2);
+        assert_eq!(
+            cfg.security.ssl["ssl.principal.mapping.rules"],
+            "RULE:^CN=([^,]*),O=x$/$1/,DEFAULT"
+        );
+        assert!(BrokerConfig::resolve(&args(&["nonsense"])).is_err());
+    }
+
+    #[test]
     fn defaults_and_overrides() {
         let cfg = BrokerConfig::resolve(&args(&[])).unwrap();
-        assert_eq!(cfg.listen, vec!["127.0.0.1:9092".parse().unwrap()]);
+        assert_eq!(cfg.listeners.len(), 1);
+        assert_eq!(cfg.listeners[0].bind, "127.0.0.1:9092".parse().unwrap());
+        assert_eq!(cfg.listeners[0].name, "PLAINTEXT");
         assert_eq!(cfg.node_id, 1);
         assert_eq!(cfg.num_partitions, 1);
         let cfg = BrokerConfig::resolve(&args(&[
@@ -543,7 +826,9 @@ mod tests {
     fn topic_config_validation() {
         assert!(validate_topic_config("retention.ms", "-1").is_ok());
         assert!(validate_topic_config("retention.ms", "abc").is_err());
-        assert!(validate_topic_config("cleanup.policy", "compact").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "delete,compact").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "shred").is_err());
         assert!(validate_topic_config("nope", "1").is_err());
     }
 }
@@ -579,11 +864,71 @@ mod before_the_registry {
         }
     }
 
+    /// The settings the registry had when it replaced the type function.
+    const BEFORE: &[&str] = &[
+        "auto.create.topics.enable",
+        "compression.type",
+        "connections.max.idle.ms",
+        "default.replication.factor",
+        "fetch.max.bytes",
+        "group.consumer.assignors",
+        "group.consumer.heartbeat.interval.ms",
+        "group.consumer.max.size",
+        "group.consumer.session.timeout.ms",
+        "group.coordinator.rebalance.protocols",
+        "group.initial.rebalance.delay.ms",
+        "group.max.session.timeout.ms",
+        "group.max.size",
+        "group.min.session.timeout.ms",
+        "log.cleanup.policy",
+        "log.index.interval.bytes",
+        "log.message.timestamp.after.max.ms",
+        "log.message.timestamp.before.max.ms",
+        "log.message.timestamp.type",
+        "log.retention.bytes",
+        "log.retention.check.interval.ms",
+        "log.segment.bytes",
+        "message.max.bytes",
+        "min.insync.replicas",
+        "num.partitions",
+        "offset.metadata.max.bytes",
+        "offsets.retention.check.interval.ms",
+        "offsets.retention.minutes",
+        "offsets.topic.segment.bytes",
+        "producer.id.expiration.ms",
+        "remote.log.manager.copier.thread.pool.size",
+        "remote.log.manager.copy.max.bytes.per.second",
+        "remote.log.manager.task.interval.ms",
+        "remote.log.storage.system.enable",
+        "socket.request.max.bytes",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "transaction.max.timeout.ms",
+        "transaction.partition.verification.enable",
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        "transaction.state.log.segment.bytes",
+        "transactional.id.expiration.ms",
+        "log.roll.ms",
+        "log.retention.ms",
+        "cleanup.policy",
+        "index.interval.bytes",
+        "max.message.bytes",
+        "message.timestamp.after.max.ms",
+        "message.timestamp.before.max.ms",
+        "message.timestamp.type",
+        "remote.storage.enable",
+        "retention.bytes",
+        "retention.ms",
+        "segment.bytes",
+        "segment.ms",
+        "log.page.cache.max.bytes",
+        "remote.fetch.cache.size.bytes",
+    ];
+
     #[test]
     fn described_types_are_unchanged() {
         let samples = ["true", "TRUE", "1", "-2", "4000000000", "x", " 4", "delete"];
-        let cfg = BrokerConfig::resolve(&ServeArgs::default()).unwrap();
-        for (s, default, _) in cfg.broker_settings() {
+        for s in registry::BROKER.iter().filter(|s| BEFORE.contains(&s.name)) {
+            let default = s.effective_default().unwrap_or_default().to_string();
             for v in samples.iter().copied().chain([default.as_str()]) {
                 assert_eq!(
                     s.answered_type(v).code(),
@@ -593,7 +938,7 @@ mod before_the_registry {
                 );
             }
         }
-        for s in registry::TOPIC {
+        for s in registry::TOPIC.iter().filter(|s| BEFORE.contains(&s.name)) {
             for v in samples.iter().copied().chain(s.effective_default()) {
                 assert_eq!(
                     s.answered_type(v).code(),
@@ -728,7 +1073,7 @@ mod before_the_registry {
             "invalid setting no.such=1: unknown setting; known settings: num.partitions, auto.create.topics.enable,"
         ));
         assert!(err("no.such=1").ends_with(
-            "log.local.retention.bytes, log.retention.minutes, log.retention.hours, log.roll.hours"
+            "unclean.leader.election.enable, log.retention.minutes, log.retention.hours, log.roll.hours"
         ));
         let topic = |n: &str, v: &str| validate_topic_config(n, v).unwrap_err().to_string();
         assert_eq!(
@@ -743,14 +1088,24 @@ mod before_the_registry {
             topic("message.timestamp.type", " Sometimes "),
             "message.timestamp.type: 'Sometimes' is not CreateTime or LogAppendTime"
         );
+        // Every codec is accepted since issue 15.
+        assert!(validate_topic_config("compression.type", "gzip").is_ok());
         assert_eq!(
-            topic("compression.type", "gzip"),
-            "compression.type=gzip: only 'producer' is supported (batches are stored as sent)"
+            topic("cleanup.policy", "compact,shred"),
+            "Invalid value shred for configuration cleanup.policy: String must be one of: compact, delete"
         );
+        let both = |a: &str, b: &str| {
+            let configs = BTreeMap::from([
+                ("cleanup.policy".to_string(), a.to_string()),
+                ("remote.storage.enable".to_string(), b.to_string()),
+            ]);
+            validate_topic_configs(&configs).map_err(|e| e.to_string())
+        };
         assert_eq!(
-            topic("cleanup.policy", "compact"),
-            "cleanup.policy=compact is not supported yet"
+            both("compact", "true"),
+            Err("Remote log storage only supports topics with cleanup.policy=delete or cleanup.policy being an empty list.".to_string())
         );
+        assert!(both("delete", "true").is_ok() && both("compact", "false").is_ok());
         assert_eq!(topic("nope", "1"), "unknown topic config 'nope'");
     }
 
@@ -765,17 +1120,27 @@ mod before_the_registry {
         })
         .unwrap();
         let overrides = BTreeMap::from([("segment.ms".to_string(), "100".to_string())]);
+        let none = BTreeMap::new();
+        let layers = BrokerLayers {
+            node: &none,
+            cluster: &none,
+            static_: &cfg.explicit_settings,
+        };
         let r = |name| {
             resolve_topic(
                 registry::topic(name).unwrap(),
+                &layers,
                 &cfg.topic_defaults,
                 &overrides,
             )
         };
-        // log.retention.ms has no Kafka default: no DEFAULT synonym.
+        // log.retention.ms has no Kafka default: the DEFAULT synonym is log.retention.hours'.
         assert_eq!(
             r("retention.ms").synonyms,
-            [("log.retention.ms", "5000".to_string(), Source::StaticBroker)]
+            [
+                ("log.retention.ms", "5000".to_string(), Source::StaticBroker),
+                ("log.retention.hours", "168".to_string(), Source::Default)
+            ]
         );
         assert_eq!(
             r("segment.ms").synonyms,
@@ -792,10 +1157,8 @@ mod before_the_registry {
                 ("min.insync.replicas", "1".to_string(), Source::Default)
             ]
         );
-        assert_eq!(
-            r("remote.storage.enable").synonyms,
-            [("remote.storage.enable", "true".to_string(), Source::Default)]
-        );
+        // No broker-level name: no synonyms (Kafka lists none either).
+        assert!(r("remote.storage.enable").synonyms.is_empty());
         let lc = log_config(&cfg.topic_defaults, &overrides);
         assert_eq!((lc.retention_ms, lc.segment_ms), (5000, 100));
     }

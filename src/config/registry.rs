@@ -19,9 +19,11 @@ pub enum Type {
     Boolean,
     String,
     Int,
+    Short,
     Long,
     Double,
     List,
+    Class,
     Password,
 }
 
@@ -31,28 +33,40 @@ impl Type {
             Type::Boolean => 1,
             Type::String => 2,
             Type::Int => 3,
+            Type::Short => 4,
             Type::Long => 5,
             Type::Double => 6,
             Type::List => 7,
+            Type::Class => 8,
             Type::Password => 9,
         }
     }
 }
 
-/// Kafka's ConfigSource values that sluice answers.
+/// Kafka's ConfigSource values, most specific first (the order of precedence).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     DynamicTopic,
+    /// AlterConfigs on this broker (resource name = its node id).
+    DynamicBroker,
+    /// AlterConfigs on the cluster default (resource name "").
+    DynamicDefaultBroker,
+    /// The file, the environment or --set.
     StaticBroker,
     Default,
+    /// A log level set at runtime (BROKER_LOGGER).
+    DynamicBrokerLogger,
 }
 
 impl Source {
     pub const fn code(self) -> i8 {
         match self {
             Source::DynamicTopic => 1,
+            Source::DynamicBroker => 2,
+            Source::DynamicDefaultBroker => 3,
             Source::StaticBroker => 4,
             Source::Default => 5,
+            Source::DynamicBrokerLogger => 6,
         }
     }
 }
@@ -166,8 +180,8 @@ pub struct Setting {
     pub valid: Valid,
     /// One line, in Kafka's words where it is a Kafka setting.
     pub doc: &'static str,
-    /// Broker settings apply at start only (sluice has no AlterConfigs yet); topic configs are
-    /// per topic.
+    /// Broker settings: false when AlterConfigs may change it without a restart (Kafka's
+    /// dynamic update mode, where sluice applies it live). Topic configs: always false.
     pub read_only: bool,
     pub target: Target,
     pub answer: Answer,
@@ -248,6 +262,13 @@ impl Setting {
     const fn answer(self, answer: Answer) -> Setting {
         Setting { answer, ..self }
     }
+    /// A broker setting AlterConfigs changes at runtime.
+    const fn dynamic(self) -> Setting {
+        Setting {
+            read_only: false,
+            ..self
+        }
+    }
 
     /// Checks a value; the error names the setting.
     pub fn parse(&self, value: &str) -> Result<Value> {
@@ -291,6 +312,42 @@ impl Setting {
         })
     }
 
+    /// Checks a value as Kafka's ConfigDef does, with its message ("Invalid value x for
+    /// configuration y: why"): what AlterConfigs answers. A broker setting that is a topic
+    /// config's default is checked by that config's rules under its own name.
+    pub fn kafka_check(&self, value: &str) -> Result<(), String> {
+        let valid = match self.target {
+            Target::TopicDefault(t) => topic(t).map(|t| t.valid),
+            Target::TopicDefaultIn { .. } => None,
+            _ => Some(self.valid),
+        };
+        let bad = |why: String| {
+            format!(
+                "Invalid value {value} for configuration {}: {why}",
+                self.name
+            )
+        };
+        check_type(self.name, self.ty, value)?;
+        let v = value.trim();
+        let n = v.parse::<i64>().unwrap_or_default();
+        match valid {
+            Some(Valid::Between(min, _) | Valid::AtLeast(min)) if n < min => {
+                Err(bad(format!("Value must be at least {min}")))
+            }
+            Some(Valid::Between(_, max)) if n > max => {
+                Err(bad(format!("Value must be no more than {max}")))
+            }
+            Some(Valid::OneOf(allowed)) if !allowed.contains(&v) => Err(bad(format!(
+                "String must be one of: {}",
+                allowed.join(", ")
+            ))),
+            Some(Valid::Check { parse, .. }) => parse(self.name, value)
+                .map(|_| ())
+                .map_err(|e| bad(e.to_string())),
+            _ => Ok(()),
+        }
+    }
+
     /// The type DescribeConfigs answers for this value.
     pub fn answered_type(&self, value: &str) -> Type {
         match self.answer {
@@ -311,12 +368,6 @@ impl Setting {
         }
     }
 
-    /// Whether DescribeConfigs lists this broker setting: the coarser-unit ones are not
-    /// listed yet (Kafka lists them).
-    pub fn listed(&self) -> bool {
-        !matches!(self.target, Target::TopicDefaultIn { .. })
-    }
-
     /// The default in effect when nothing is set, as DescribeConfigs shows it; None when
     /// Kafka has none and it is not shown (log.retention.minutes).
     pub fn effective_default(&self) -> Option<&'static str> {
@@ -330,6 +381,26 @@ impl Setting {
     /// Whether Kafka has a default of its own for this name (and lists it as a synonym).
     pub fn has_kafka_default(&self) -> bool {
         !matches!(self.default, KafkaDefault::Unset)
+    }
+}
+
+/// Kafka's type check of a value (ConfigDef.parseType), in its words.
+pub fn check_type(name: &str, ty: Type, value: &str) -> Result<(), String> {
+    let v = value.trim();
+    let bad = |why: &str| {
+        Err(format!(
+            "Invalid value {value} for configuration {name}: {why}"
+        ))
+    };
+    match ty {
+        Type::Int if v.parse::<i32>().is_err() => bad("Not a number of type INT"),
+        Type::Short if v.parse::<i16>().is_err() => bad("Not a number of type SHORT"),
+        Type::Long if v.parse::<i64>().is_err() => bad("Not a number of type LONG"),
+        Type::Double if v.parse::<f64>().is_err() => bad("Not a number of type DOUBLE"),
+        Type::Boolean if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") => {
+            bad("Expected value to be either true or false")
+        }
+        _ => Ok(()),
     }
 }
 
@@ -395,24 +466,71 @@ fn protocols(_: &str, value: &str) -> Result<Value> {
     Ok(Value::List(protocols))
 }
 
-fn cleanup_policy(_: &str, value: &str) -> Result<Value> {
-    match value.trim() {
-        "delete" => Ok(Value::Str("delete".into())),
-        "compact" | "compact,delete" | "delete,compact" => {
-            bail!("cleanup.policy=compact is not supported yet")
+/// Kafka's list: "delete", "compact", both (any order), or empty (neither: keep everything).
+fn cleanup_policy(name: &str, value: &str) -> Result<Value> {
+    let mut policies: Vec<String> = Vec::new();
+    for p in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if p != "delete" && p != "compact" {
+            bail!("Invalid value {p} for configuration {name}: String must be one of: compact, delete");
         }
-        other => bail!("cleanup.policy: unknown policy '{other}'"),
+        if !policies.iter().any(|q| q == p) {
+            policies.push(p.to_string());
+        }
+    }
+    Ok(Value::List(policies))
+}
+
+/// A double in `0..=1` (min.cleanable.dirty.ratio).
+fn ratio(name: &str, value: &str) -> Result<Value> {
+    match value.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(Value::Str(value.trim().to_string())),
+        Ok(v) => bail!("Invalid value {v} for configuration {name}: Value must be between 0 and 1"),
+        Err(_) => {
+            bail!("Invalid value {value} for configuration {name}: Not a number of type DOUBLE")
+        }
     }
 }
 
-fn compression_type(_: &str, value: &str) -> Result<Value> {
-    match value.trim() {
-        "producer" => Ok(Value::Str("producer".into())),
-        "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => {
-            bail!("compression.type={value}: only 'producer' is supported (batches are stored as sent)")
-        }
-        other => bail!("compression.type: unknown codec '{other}'"),
+/// A non-negative double (log.cleaner.io.max.bytes.per.second).
+fn non_negative_double(name: &str, value: &str) -> Result<Value> {
+    match value.trim().parse::<f64>() {
+        Ok(v) if v >= 0.0 => Ok(Value::Str(value.trim().to_string())),
+        _ => bail!("Invalid value {value} for configuration {name}: a number of type DOUBLE of at least 0 is required"),
     }
+}
+
+/// A double setting's value (the parse functions above keep it as text).
+fn double(v: &Value) -> f64 {
+    v.str().parse().unwrap_or(0.0)
+}
+
+const CODECS: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+
+/// Kafka's gzip levels: -1 (the codec's default) or 1 to 9.
+fn gzip_level(name: &str, value: &str) -> Result<Value> {
+    let v = parse_i64(name, value)?;
+    if v != -1 && !(1..=9).contains(&v) {
+        bail!("{name}: {v} must be -1 or between 1 and 9");
+    }
+    Ok(Value::Int(v))
+}
+
+/// Kafka's throttled-replica lists: "*" or partition:broker pairs.
+fn throttled_replicas(name: &str, value: &str) -> Result<Value> {
+    let v = value.trim();
+    let items: Vec<&str> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let pair = |s: &str| {
+        s.split_once(':')
+            .is_some_and(|(p, b)| p.parse::<u32>().is_ok() && b.parse::<u32>().is_ok())
+    };
+    if !(v == "*" || items.iter().all(|s| pair(s))) {
+        bail!("{name} must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],...");
+    }
+    Ok(Value::List(items.iter().map(|s| s.to_string()).collect()))
 }
 
 const I32: i64 = i32::MAX as i64;
@@ -475,6 +593,119 @@ pub static BROKER: &[Setting] = &[
     long("connections.max.idle.ms", "600000", 1, I64)
         .doc("Idle connections timeout: the server socket processor threads close the connections that idle more than this")
         .broker(|c, v| c.connections_max_idle_ms = v.int() as u64),
+    // Listeners and TLS (config/security.rs); ssl.* can be set per listener with a
+    // listener.name.<name>. prefix.
+    setting(
+        "listeners",
+        Type::List,
+        KafkaDefault::Is("PLAINTEXT://127.0.0.1:9092"),
+        Valid::Check {
+            allowed: &["PLAINTEXT://127.0.0.1:9092"],
+            parse: endpoints,
+        },
+    )
+    .doc("Comma-separated list of URIs we will listen on and the listener names (NAME://HOST:PORT). If the listener name is not a security protocol, listener.security.protocol.map must also be set. sluice: added to --listen's.")
+    .broker(|c, v| c.security.listeners = v.str()),
+    setting(
+        "advertised.listeners",
+        Type::List,
+        KafkaDefault::Unset,
+        Valid::Check {
+            allowed: &["PLAINTEXT://localhost:9092"],
+            parse: endpoints,
+        },
+    )
+    .doc("Listener addresses to advertise to clients (NAME://HOST:PORT), if different from the listeners.")
+    .broker(|c, v| c.security.advertised_listeners = Some(v.str())),
+    setting(
+        "listener.security.protocol.map",
+        Type::String,
+        KafkaDefault::Is("SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"),
+        Valid::Check {
+            allowed: &["PLAINTEXT:PLAINTEXT"],
+            parse: protocol_map,
+        },
+    )
+    .doc("Map between listener names and security protocols (NAME:PROTOCOL,...).")
+    .broker(|c, v| c.security.protocol_map = v.str()),
+    setting(
+        "ssl.keystore.type",
+        Type::String,
+        KafkaDefault::Is("JKS"),
+        Valid::OneOf(&["JKS", "PKCS12", "PEM"]),
+    )
+    .doc("The file format of the key store. sluice reads PEM only.")
+    .broker(|c, v| ssl(c, "ssl.keystore.type", v)),
+    setting("ssl.keystore.location", Type::String, KafkaDefault::Unset, Valid::Check { allowed: &["/path"], parse: any_string })
+        .doc("A PEM file with the private key (PKCS#8, PKCS#1 or SEC1, unencrypted) and the certificate chain. Re-read when it changes.")
+        .broker(|c, v| ssl(c, "ssl.keystore.location", v)),
+    setting("ssl.keystore.certificate.chain", Type::Password, KafkaDefault::Unset, Valid::Check { allowed: &["-----BEGIN CERTIFICATE-----"], parse: any_string })
+        .doc("Certificate chain in PEM, with ssl.keystore.key instead of ssl.keystore.location.")
+        .broker(|c, v| ssl(c, "ssl.keystore.certificate.chain", v)),
+    setting("ssl.keystore.key", Type::Password, KafkaDefault::Unset, Valid::Check { allowed: &["-----BEGIN PRIVATE KEY-----"], parse: any_string })
+        .doc("Private key in PEM (unencrypted), with ssl.keystore.certificate.chain.")
+        .broker(|c, v| ssl(c, "ssl.keystore.key", v)),
+    setting(
+        "ssl.truststore.type",
+        Type::String,
+        KafkaDefault::Is("JKS"),
+        Valid::OneOf(&["JKS", "PKCS12", "PEM"]),
+    )
+    .doc("The file format of the trust store. sluice reads PEM only.")
+    .broker(|c, v| ssl(c, "ssl.truststore.type", v)),
+    setting("ssl.truststore.location", Type::String, KafkaDefault::Unset, Valid::Check { allowed: &["/path"], parse: any_string })
+        .doc("A PEM file with the CA certificates client certificates are checked against. Re-read when it changes.")
+        .broker(|c, v| ssl(c, "ssl.truststore.location", v)),
+    setting("ssl.truststore.certificates", Type::Password, KafkaDefault::Unset, Valid::Check { allowed: &["-----BEGIN CERTIFICATE-----"], parse: any_string })
+        .doc("Trusted certificates in PEM, instead of ssl.truststore.location.")
+        .broker(|c, v| ssl(c, "ssl.truststore.certificates", v)),
+    setting(
+        "ssl.client.auth",
+        Type::String,
+        KafkaDefault::Is("none"),
+        Valid::OneOf(&["required", "requested", "none"]),
+    )
+    .doc("Client authentication: required (a client without a trusted certificate is refused), requested (optional), none.")
+    .broker(|c, v| ssl(c, "ssl.client.auth", v)),
+    setting(
+        "ssl.enabled.protocols",
+        Type::List,
+        KafkaDefault::Is("TLSv1.2,TLSv1.3"),
+        Valid::Check {
+            allowed: &["TLSv1.2", "TLSv1.3"],
+            parse: tls_protocols,
+        },
+    )
+    .doc("The list of protocols enabled for SSL connections (TLSv1.2, TLSv1.3).")
+    .broker(|c, v| ssl(c, "ssl.enabled.protocols", v)),
+    setting(
+        "ssl.principal.mapping.rules",
+        Type::String,
+        KafkaDefault::Is("DEFAULT"),
+        Valid::Check {
+            allowed: &["DEFAULT"],
+            parse: principal_rules,
+        },
+    )
+    .doc("Rules mapping the client certificate's distinguished name to a short name: RULE:pattern/replacement/[LU], DEFAULT (the whole DN).")
+    .broker(|c, v| ssl(c, "ssl.principal.mapping.rules", v)),
+    setting(
+        "sasl.enabled.mechanisms",
+        Type::List,
+        KafkaDefault::Is("GSSAPI"),
+        Valid::Check {
+            allowed: &["GSSAPI", "PLAIN"],
+            parse: mechanisms,
+        },
+    )
+    .doc("The SASL mechanisms enabled on SASL listeners. sluice serves PLAIN; a SASL listener needs it set (Kafka's default is GSSAPI).")
+    .broker(|c, v| ssl(c, "sasl.enabled.mechanisms", v)),
+    int("connection.failed.authentication.delay.ms", "100", 0, I32)
+        .doc("Connection close delay on failed authentication: the time by which the answer and the close are delayed.")
+        .broker(|c, v| c.failed_authentication_delay_ms = v.int() as u64),
+    int("sasl.server.max.receive.size", "524288", 1, I32)
+        .doc("The maximum receive size allowed before and during initial SASL authentication.")
+        .broker(|c, v| c.sasl_server_max_receive_size = v.int() as usize),
     int("transaction.max.timeout.ms", "900000", 1, I32)
         .doc("The maximum allowed timeout for transactions. A client asking for more gets INVALID_TRANSACTION_TIMEOUT.")
         .txn(|t, v| t.max_timeout_ms = v.int() as i32),
@@ -571,51 +802,169 @@ pub static BROKER: &[Setting] = &[
         .doc("sluice: size of the on-disk cache of chunks read from the tier (DATA_DIR/tier-cache).")
         .answer(Answer::FromValue)
         .tier(|t, v| t.cache_bytes = v.int() as u64),
+    // The log cleaner (log/cleaner/).
+    boolean("log.cleaner.enable", "true")
+        .doc("Enable the log cleaner process to run on the server. Should be enabled if using any topics with a cleanup.policy=compact including the internal offsets topic.")
+        .broker(|c, v| c.cleaner.enabled = v.bool()),
+    int("log.cleaner.threads", "1", 0, I32)
+        .doc("The number of background threads to use for log cleaning")
+        .broker(|c, v| c.cleaner.threads = v.int() as usize)
+        .dynamic(),
+    long("log.cleaner.dedupe.buffer.size", "134217728", 0, I64)
+        .doc("The total memory used for log deduplication across all cleaner threads")
+        .broker(|c, v| c.cleaner.dedupe_buffer_bytes = v.int() as u64)
+        .dynamic(),
+    setting(
+        "log.cleaner.io.max.bytes.per.second",
+        Type::Double,
+        KafkaDefault::Is("1.7976931348623157E308"),
+        Valid::Check {
+            allowed: &["1.7976931348623157E308"],
+            parse: non_negative_double,
+        },
+    )
+    .doc("The log cleaner will be throttled so that the sum of its read and write i/o will be less than this value on average")
+    .broker(|c, v| c.cleaner.io_max_bytes_per_second = double(v))
+    .dynamic(),
+    long("log.cleaner.backoff.ms", "15000", 0, I64)
+        .doc("The amount of time to sleep when there are no logs to clean")
+        .broker(|c, v| c.cleaner.backoff_ms = v.int() as u64)
+        .dynamic(),
     // Defaults of topic configs (Kafka's log.* settings).
     topic_default("log.segment.bytes", Type::Int, "segment.bytes")
-        .doc("The maximum size of a single log file"),
+        .doc("The maximum size of a single log file")
+        .dynamic(),
     Setting {
         default: KafkaDefault::Unset,
         ..topic_default("log.roll.ms", Type::Long, "segment.ms")
     }
-    .doc("The maximum time before a new log segment is rolled out (in milliseconds). If not set, the value in log.roll.hours is used"),
+    .doc("The maximum time before a new log segment is rolled out (in milliseconds). If not set, the value in log.roll.hours is used")
+    .dynamic(),
     Setting {
         default: KafkaDefault::Unset,
         ..topic_default("log.retention.ms", Type::Long, "retention.ms")
     }
-    .doc("The number of milliseconds to keep a log file before deleting it (in milliseconds), If not set, the value in log.retention.minutes is used. If set to -1, no time limit is applied."),
+    .doc("The number of milliseconds to keep a log file before deleting it (in milliseconds), If not set, the value in log.retention.minutes is used. If set to -1, no time limit is applied.")
+    .dynamic(),
     topic_default("log.retention.bytes", Type::Long, "retention.bytes")
-        .doc("The maximum size of the log before deleting it"),
+        .doc("The maximum size of the log before deleting it")
+        .dynamic(),
     topic_default("message.max.bytes", Type::Int, "max.message.bytes")
-        .doc("The largest record batch size allowed by Kafka (after compression if compression is enabled)."),
+        .doc("The largest record batch size allowed by Kafka (after compression if compression is enabled).")
+        .dynamic(),
     topic_default("log.message.timestamp.type", Type::String, "message.timestamp.type")
-        .doc("Define whether the timestamp in the message is message create time or log append time."),
+        .doc("Define whether the timestamp in the message is message create time or log append time.")
+        .dynamic(),
     topic_default(
         "log.message.timestamp.before.max.ms",
         Type::Long,
         "message.timestamp.before.max.ms",
     )
-    .doc("The allowable timestamp difference between the broker's timestamp and an earlier message timestamp."),
+    .doc("The allowable timestamp difference between the broker's timestamp and an earlier message timestamp.")
+        .dynamic(),
     topic_default(
         "log.message.timestamp.after.max.ms",
         Type::Long,
         "message.timestamp.after.max.ms",
     )
-    .doc("The allowable timestamp difference between the broker's timestamp and a later message timestamp."),
+    .doc("The allowable timestamp difference between the broker's timestamp and a later message timestamp.")
+        .dynamic(),
     topic_default("log.index.interval.bytes", Type::Int, "index.interval.bytes")
-        .doc("The interval with which we add an entry to the offset index."),
+        .doc("The interval with which we add an entry to the offset index.")
+        .dynamic(),
     topic_default("log.cleanup.policy", Type::List, "cleanup.policy")
-        .doc("The default cleanup policy for segments beyond the retention window. A comma separated list of valid policies."),
+        .doc("The default cleanup policy for segments beyond the retention window. A comma separated list of valid policies.")
+        .dynamic(),
+    topic_default("log.cleaner.min.cleanable.ratio", Type::Double, "min.cleanable.dirty.ratio")
+        .doc("The minimum ratio of dirty log to total log for a log to eligible for cleaning.")
+        .dynamic(),
+    topic_default("log.cleaner.delete.retention.ms", Type::Long, "delete.retention.ms")
+        .doc("The amount of time to retain tombstone message markers for log compacted topics.")
+        .dynamic(),
+    topic_default("log.cleaner.min.compaction.lag.ms", Type::Long, "min.compaction.lag.ms")
+        .doc("The minimum time a message will remain uncompacted in the log. Only applicable for logs that are being compacted.")
+        .dynamic(),
+    topic_default("log.cleaner.max.compaction.lag.ms", Type::Long, "max.compaction.lag.ms")
+        .doc("The maximum time a message will remain ineligible for compaction in the log. Only applicable for logs that are being compacted.")
+        .dynamic(),
     topic_default("min.insync.replicas", Type::Int, "min.insync.replicas")
-        .doc("The minimum number of replicas that must acknowledge a write for it to be considered successful when a producer sets acks to all."),
+        .doc("The minimum number of replicas that must acknowledge a write for it to be considered successful when a producer sets acks to all.")
+        .dynamic(),
     topic_default("compression.type", Type::String, "compression.type")
-        .doc("Specify the final compression type for a given topic."),
+        .doc("Specify the final compression type for a given topic.")
+        .dynamic(),
     topic_default("log.local.retention.ms", Type::Long, "local.retention.ms")
         .doc("The number of milliseconds to keep the local log segments before it gets eligible for deletion. -2: log.retention.ms is used.")
-        .answer(Answer::FromValue),
+        .dynamic(),
     topic_default("log.local.retention.bytes", Type::Long, "local.retention.bytes")
         .doc("The maximum size of local log segments that can grow for a partition before it gets eligible for deletion. -2: log.retention.bytes is used.")
-        .answer(Answer::FromValue),
+        .dynamic(),
+    topic_default("compression.gzip.level", Type::Int, "compression.gzip.level")
+        .doc("The compression level to use if compression.type is set to gzip.")
+        .dynamic(),
+    topic_default("compression.lz4.level", Type::Int, "compression.lz4.level")
+        .doc("The compression level to use if compression.type is set to lz4.")
+        .dynamic(),
+    topic_default("compression.zstd.level", Type::Int, "compression.zstd.level")
+        .doc("The compression level to use if compression.type is set to zstd.")
+        .dynamic(),
+    topic_default("log.segment.delete.delay.ms", Type::Long, "file.delete.delay.ms")
+        .doc("The amount of time to wait before deleting a file from the filesystem.")
+        .dynamic(),
+    topic_default("log.flush.interval.messages", Type::Long, "flush.messages")
+        .doc("The number of messages accumulated on a log partition before messages are flushed to disk.")
+        .dynamic(),
+    Setting {
+        default: KafkaDefault::Unset,
+        ..topic_default("log.flush.interval.ms", Type::Long, "flush.ms")
+    }
+    .doc("The maximum time in ms that a message in any topic is kept in memory before flushed to disk. If not set, the value in log.flush.scheduler.interval.ms is used")
+    .dynamic(),
+    topic_default("max.decompressed.message.bytes", Type::Int, "max.decompressed.message.bytes")
+        .doc("The largest size a record batch may have once decompressed, where the broker decompresses it.")
+        .dynamic(),
+    topic_default("log.preallocate", Type::Boolean, "preallocate")
+        .doc("Should pre allocate file when create new segment?")
+        .dynamic(),
+    topic_default("log.remote.copy.lag.bytes", Type::Long, "remote.copy.lag.bytes")
+        .doc("The default remote.copy.lag.bytes of topics.")
+        .dynamic(),
+    topic_default("log.remote.copy.lag.ms", Type::Long, "remote.copy.lag.ms")
+        .doc("The default remote.copy.lag.ms of topics.")
+        .dynamic(),
+    topic_default("log.index.size.max.bytes", Type::Int, "segment.index.bytes")
+        .doc("The maximum size in bytes of the offset index")
+        .dynamic(),
+    Setting {
+        default: KafkaDefault::Unset,
+        ..topic_default("log.roll.jitter.ms", Type::Long, "segment.jitter.ms")
+    }
+    .doc("The maximum jitter to subtract from logRollTimeMillis (in milliseconds). If not set, the value in log.roll.jitter.hours is used")
+    .dynamic(),
+    // Authorization (security/authorizer.rs).
+    setting(
+        "authorizer.class.name",
+        Type::String,
+        KafkaDefault::Is(""),
+        Valid::Check {
+            allowed: AUTHORIZERS,
+            parse: authorizer_class,
+        },
+    )
+    .doc("The authorizer: org.apache.kafka.metadata.authorizer.StandardAuthorizer or kafka.security.authorizer.AclAuthorizer (both are sluice's ACL authorizer); empty: no authorization.")
+    .broker(|c, v| c.authorizer.enabled = !v.str().is_empty()),
+    setting("super.users", Type::String, KafkaDefault::Is(""), Valid::Check {
+        allowed: &["User:admin;User:ANONYMOUS"],
+        parse: super_users,
+    })
+    .doc("A semicolon-separated list of principals (User:NAME) allowed every operation.")
+    .broker(|c, v| c.authorizer.super_users = v.list()),
+    boolean("allow.everyone.if.no.acl.found", "false")
+        .doc("When no ACL matches a resource, allow every principal (true) or only super users (false).")
+        .broker(|c, v| c.authorizer.allow_if_no_acl = v.bool()),
+    topic_default("unclean.leader.election.enable", Type::Boolean, "unclean.leader.election.enable")
+        .doc("Indicates whether to enable replicas not in the ISR set to be elected as leader as a last resort, even though doing so may result in data loss")
+        .dynamic(),
     // Coarser units of the above.
     topic_default_in("log.retention.minutes", KafkaDefault::Unset, "retention.ms", 60_000)
         .doc("The number of minutes to keep a log file before deleting it (in minutes), secondary to log.retention.ms property. If not set, the value in log.retention.hours is used"),
@@ -624,6 +973,37 @@ pub static BROKER: &[Setting] = &[
     topic_default_in("log.roll.hours", KafkaDefault::Is("168"), "segment.ms", 3_600_000)
         .doc("The maximum time before a new log segment is rolled out (in hours), secondary to log.roll.ms property"),
 ];
+
+const AUTHORIZERS: &[&str] = &[
+    "",
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "kafka.security.authorizer.AclAuthorizer",
+];
+
+fn authorizer_class(name: &str, value: &str) -> Result<Value> {
+    let v = value.trim();
+    if !AUTHORIZERS.contains(&v) {
+        bail!(
+            "{name}: '{v}' is not supported; use {} or leave it empty",
+            AUTHORIZERS[1..].join(" or ")
+        );
+    }
+    Ok(Value::Str(v.to_string()))
+}
+
+/// Kafka's list: principals separated by semicolons, each TYPE:NAME.
+fn super_users(name: &str, value: &str) -> Result<Value> {
+    let users: Vec<String> = value
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some(bad) = users.iter().find(|u| !u.contains(':')) {
+        bail!("{name}: '{bad}' is not a principal (expected User:NAME)");
+    }
+    Ok(Value::List(users))
+}
 
 const fn topic_config(
     name: &'static str,
@@ -641,37 +1021,83 @@ pub static TOPIC: &[Setting] = &[
         Type::List,
         "delete",
         Valid::Check {
-            allowed: &["delete"],
+            allowed: &["delete", "compact"],
             parse: cleanup_policy,
         },
     )
     .doc("This config designates the retention policy to use on log segments.")
-    .log(not_in_log),
+    .log(|c, v| {
+        let has = |p: &str| v.split(',').any(|q| q.trim() == p);
+        c.compact = has("compact");
+        c.delete = has("delete");
+    }),
     topic_config(
         "compression.type",
         Type::String,
         "producer",
-        Valid::Check {
-            allowed: &["producer"],
-            parse: compression_type,
-        },
+        Valid::OneOf(CODECS),
     )
-    .doc("Specify the final compression type for a given topic.")
-    .log(not_in_log),
+    .doc("Specify the final compression type for a given topic. 'producer' keeps the producer's codec; any other makes the broker recompress batches of another codec.")
+    .log(|c, v| {
+        c.compression = match v.trim() {
+            "uncompressed" => Some(0),
+            "gzip" => Some(1),
+            "snappy" => Some(2),
+            "lz4" => Some(3),
+            "zstd" => Some(4),
+            _ => None,
+        }
+    }),
+    topic_config("delete.retention.ms", Type::Long, "86400000", Valid::AtLeast(0))
+        .doc("The amount of time to retain delete tombstone markers for log compacted topics.")
+        .log(|c, v| c.delete_retention_ms = num(v).max(0)),
+    topic_config("compression.gzip.level", Type::Int, "-1", Valid::Check { allowed: &["-1", "1", "9"], parse: gzip_level })
+        .doc("The compression level to use if compression.type is set to gzip.")
+        .log(|c, v| c.compression_levels.gzip = num(v) as i32),
+    topic_config("compression.lz4.level", Type::Int, "9", Valid::Between(1, 17))
+        .doc("The compression level to use if compression.type is set to lz4.")
+        .log(|c, v| c.compression_levels.lz4 = num(v) as i32),
+    topic_config("compression.zstd.level", Type::Int, "3", Valid::Between(-131072, 22))
+        .doc("The compression level to use if compression.type is set to zstd.")
+        .log(|c, v| c.compression_levels.zstd = num(v) as i32),
+    topic_config("errors.deadletterqueue.group.enable", Type::Boolean, "false", Valid::Bool)
+        .doc("This configuration controls whether to create a dead-letter queue topic for a share group (Kafka's share groups; sluice has none).")
+        .log(not_in_log),
+    topic_config("file.delete.delay.ms", Type::Long, "60000", Valid::AtLeast(0))
+        .doc("The time to wait before deleting a file from the filesystem. sluice deletes a segment at once.")
+        .log(not_in_log),
+    // sluice's flusher fsyncs every group commit as soon as it is appended, so any flush
+    // interval is met already.
+    topic_config("flush.messages", Type::Long, "9223372036854775807", Valid::AtLeast(1))
+        .doc("The number of messages written to a log partition before it is forced to disk. sluice fsyncs each group commit at once, which meets any value.")
+        .log(not_in_log),
+    topic_config("flush.ms", Type::Long, "9223372036854775807", Valid::AtLeast(0))
+        .doc("The time a message may stay in the log before it is forced to disk. sluice fsyncs each group commit at once, which meets any value.")
+        .log(not_in_log),
+    topic_config("follower.replication.throttled.replicas", Type::List, "", Valid::Check { allowed: &["*"], parse: throttled_replicas })
+        .doc("A list of replicas for which log replication should be throttled on the follower side (no replication on a single node).")
+        .log(not_in_log),
+    topic_config("leader.replication.throttled.replicas", Type::List, "", Valid::Check { allowed: &["*"], parse: throttled_replicas })
+        .doc("A list of replicas for which log replication should be throttled on the leader side (no replication on a single node).")
+        .log(not_in_log),
     topic_config("index.interval.bytes", Type::Int, "4096", Valid::AtLeast(0))
         .doc("This setting controls how frequently Kafka adds entries to its offset index.")
         .log(|c, v| c.index_interval_bytes = num(v).max(0) as u64),
     topic_config("local.retention.bytes", Type::Long, "-2", Valid::AtLeast(-2))
         .doc("The maximum size of local log segments that can grow for a partition before it deletes the old segments. Default value is -2, it represents `retention.bytes` value to be used.")
-        .answer(Answer::FromValue)
         .log(|c, v| c.local_retention_bytes = num(v).max(-2)),
     topic_config("local.retention.ms", Type::Long, "-2", Valid::AtLeast(-2))
         .doc("The number of milliseconds to keep the local log segment before it gets deleted. Default value is -2, it represents `retention.ms` value is to be used.")
-        .answer(Answer::FromValue)
         .log(|c, v| c.local_retention_ms = num(v).max(-2)),
     topic_config("max.message.bytes", Type::Int, "1048588", Valid::AtLeast(0))
         .doc("The largest record batch size allowed by Kafka (after compression if compression is enabled).")
         .log(|c, v| c.max_message_bytes = num(v).max(0) as usize),
+    topic_config("max.compaction.lag.ms", Type::Long, "9223372036854775807", Valid::AtLeast(1))
+        .doc("The maximum time a message will remain ineligible for compaction in the log. Only applicable for logs that are being compacted.")
+        .log(|c, v| c.max_compaction_lag_ms = num(v).max(1)),
+    topic_config("max.decompressed.message.bytes", Type::Int, "2147483639", Valid::AtLeast(0))
+        .doc("The largest size a record batch may have once decompressed, where the broker decompresses it.")
+        .log(not_in_log),
     topic_config("message.timestamp.after.max.ms", Type::Long, "3600000", Valid::AtLeast(0))
         .doc("The allowable timestamp difference between the broker's timestamp and a later message timestamp.")
         .log(|c, v| c.timestamp_after_max_ms = num(v).max(0)),
@@ -691,8 +1117,37 @@ pub static TOPIC: &[Setting] = &[
     )
     .doc("Define whether the timestamp in the message is message create time or log append time.")
     .log(|c, v| c.log_append_time = v.trim() == "LogAppendTime"),
+    topic_config(
+        "min.cleanable.dirty.ratio",
+        Type::Double,
+        "0.5",
+        Valid::Check {
+            allowed: &["0.5"],
+            parse: ratio,
+        },
+    )
+    .doc("This configuration controls how frequently the log compactor will attempt to clean the log (assuming log compaction is enabled).")
+    .log(|c, v| c.min_cleanable_dirty_ratio = v.trim().parse().unwrap_or(0.5)),
+    topic_config("min.compaction.lag.ms", Type::Long, "0", Valid::AtLeast(0))
+        .doc("The minimum time a message will remain uncompacted in the log. Only applicable for logs that are being compacted.")
+        .log(|c, v| c.min_compaction_lag_ms = num(v).max(0)),
     topic_config("min.insync.replicas", Type::Int, "1", Valid::AtLeast(1))
         .doc("The minimum number of replicas that must acknowledge a write for it to be considered successful when a producer sets acks to all.")
+        .log(not_in_log),
+    topic_config("preallocate", Type::Boolean, "false", Valid::Bool)
+        .doc("True if we should preallocate the file on disk when creating a new log segment. sluice grows segments as it writes.")
+        .log(not_in_log),
+    topic_config("remote.copy.lag.bytes", Type::Long, "-1", Valid::AtLeast(-1))
+        .doc("The local bytes a partition may hold beyond what was copied to remote storage before copying starts; -1: copy as soon as a segment is sealed.")
+        .log(not_in_log),
+    topic_config("remote.copy.lag.ms", Type::Long, "0", Valid::AtLeast(-1))
+        .doc("How long a sealed segment waits before it is copied to remote storage.")
+        .log(not_in_log),
+    topic_config("remote.log.copy.disable", Type::Boolean, "false", Valid::Bool)
+        .doc("Disables copying of segments to remote storage while remote reads and remote retention go on.")
+        .log(|c, v| c.remote_copy_disabled = v.trim().eq_ignore_ascii_case("true")),
+    topic_config("remote.log.delete.on.disable", Type::Boolean, "false", Valid::Bool)
+        .doc("Determines whether tiered data for a topic should be deleted after tiered storage is disabled on a topic.")
         .log(not_in_log),
     // sluice tiers by default (Kafka: false).
     topic_config("remote.storage.enable", Type::Boolean, "true", Valid::Bool)
@@ -707,10 +1162,80 @@ pub static TOPIC: &[Setting] = &[
     topic_config("segment.bytes", Type::Int, "1073741824", Valid::Between(14, I32))
         .doc("This configuration controls the segment file size for the log.")
         .log(|c, v| c.segment_bytes = num(v).max(14) as u64),
+    topic_config("segment.index.bytes", Type::Int, "10485760", Valid::AtLeast(4))
+        .doc("This configuration controls the size of the index that maps offsets to file positions. sluice's sparse index grows as needed.")
+        .log(not_in_log),
+    topic_config("segment.jitter.ms", Type::Long, "0", Valid::AtLeast(0))
+        .doc("The maximum random jitter subtracted from the scheduled segment roll time to avoid thundering herds of segment rolling.")
+        .log(not_in_log),
     topic_config("segment.ms", Type::Long, "604800000", Valid::AtLeast(1))
         .doc("This configuration controls the period of time after which Kafka will force the log to roll even if the segment file isn't full.")
         .log(|c, v| c.segment_ms = num(v).max(1)),
+    topic_config("unclean.leader.election.enable", Type::Boolean, "false", Valid::Bool)
+        .doc("Indicates whether to enable replicas not in the ISR set to be elected as leader as a last resort (a single node has no other replica).")
+        .log(not_in_log),
 ];
+
+fn ssl(c: &mut BrokerConfig, name: &str, v: &Value) {
+    c.security.ssl.insert(name.to_string(), v.str());
+}
+
+/// A setting `listener.name.<listener>.` may prefix.
+pub fn listener_scoped(s: &Setting) -> bool {
+    s.name.starts_with("ssl.") || s.name == "sasl.enabled.mechanisms"
+}
+
+fn mechanisms(_: &str, value: &str) -> Result<Value> {
+    Ok(Value::List(
+        value
+            .split(',')
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+            .collect(),
+    ))
+}
+
+fn any_string(_: &str, value: &str) -> Result<Value> {
+    Ok(Value::Str(value.to_string()))
+}
+
+fn endpoints(name: &str, value: &str) -> Result<Value> {
+    match super::security::parse_endpoints(value) {
+        Ok(_) => Ok(Value::Str(value.trim().to_string())),
+        Err(e) => bail!("{name}: {e}"),
+    }
+}
+
+fn protocol_map(name: &str, value: &str) -> Result<Value> {
+    match super::security::parse_protocol_map(value) {
+        Ok(_) => Ok(Value::Str(value.trim().to_string())),
+        Err(e) => bail!("{name}: {e}"),
+    }
+}
+
+fn tls_protocols(name: &str, value: &str) -> Result<Value> {
+    let list: Vec<String> = value
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    for p in &list {
+        if p != "TLSv1.2" && p != "TLSv1.3" {
+            bail!("{name}: {p} is not supported (TLSv1.2 and TLSv1.3 are)");
+        }
+    }
+    if list.is_empty() {
+        bail!("{name}: at least one protocol is needed");
+    }
+    Ok(Value::List(list))
+}
+
+fn principal_rules(name: &str, value: &str) -> Result<Value> {
+    match crate::security::ssl_principal::Rules::parse(value) {
+        Ok(_) => Ok(Value::Str(value.trim().to_string())),
+        Err(e) => bail!("{name}: {e}"),
+    }
+}
 
 pub fn broker(name: &str) -> Option<&'static Setting> {
     BROKER.iter().find(|s| s.name == name)
@@ -726,6 +1251,34 @@ pub fn broker_synonym(topic_config: &str) -> Option<&'static Setting> {
     BROKER
         .iter()
         .find(|s| matches!(s.target, Target::TopicDefault(t) if t == topic_config))
+}
+
+/// The broker settings that supply topic config `topic`, finest unit first (log.retention.ms,
+/// .minutes, .hours), with the defaults Kafka lists for them.
+pub fn chain(topic: &str) -> Vec<(&'static str, Option<&'static str>)> {
+    let unit = |s: &Setting| match s.target {
+        Target::TopicDefaultIn { ms_per_unit, .. } => ms_per_unit,
+        _ => 1,
+    };
+    let mut settings: Vec<&'static Setting> = BROKER
+        .iter()
+        .filter(|s| s.topic_config() == Some(topic))
+        .collect();
+    settings.sort_by_key(|s| unit(s));
+    settings
+        .into_iter()
+        .map(|s| {
+            (
+                s.name,
+                s.effective_default().filter(|_| s.has_kafka_default()),
+            )
+        })
+        .collect()
+}
+
+/// A log cleaner setting (`BrokerConfig::cleaner`): applied by restarting the cleaner.
+pub fn cleaner_setting(s: &Setting) -> bool {
+    s.name.starts_with("log.cleaner.") && matches!(s.target, Target::Broker(_))
 }
 
 /// A setting's default, parsed (for filling the typed structs).
@@ -821,9 +1374,17 @@ mod tests {
         }
         for s in BROKER {
             assert!(names.insert(s.name), "{} declared twice", s.name);
-            assert!(
-                s.read_only,
-                "{}: broker settings apply at start only",
+            // Dynamic: the topic defaults, which every partition re-resolves when they change,
+            // and the cleaner's settings (a change restarts the cleaner, as in Kafka), and only
+            // where Kafka says so too.
+            let kafka = crate::config::kafka_broker::KAFKA_BROKER
+                .iter()
+                .find(|k| k.name == s.name);
+            assert_eq!(
+                !s.read_only,
+                (matches!(s.target, Target::TopicDefault(_)) || cleaner_setting(s))
+                    && kafka.is_none_or(|k| k.dynamic),
+                "{}: dynamic update mode",
                 s.name
             );
             assert!(!matches!(s.target, Target::Log(_)), "{}", s.name);

@@ -64,6 +64,16 @@ impl<R: StateRecord> StateLog<R> {
             remote_storage: false,
             local_retention_ms: -2,
             local_retention_bytes: -2,
+            // Its own snapshot compaction, not the log cleaner's.
+            compact: false,
+            delete: false,
+            delete_retention_ms: 0,
+            min_cleanable_dirty_ratio: 1.0,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            compression: None,
+            compression_levels: Default::default(),
+            remote_copy_disabled: false,
         };
         let log = Partition::open(name, 0, dir, config, flusher)?;
         Ok(StateLog {

@@ -8,6 +8,8 @@
 //! markers only through `Partition::append_marker`; plain `append` refuses both.
 
 pub mod batch;
+pub mod cleaner;
+pub mod compression;
 pub mod control;
 pub mod flush;
 pub mod partition;
@@ -16,7 +18,9 @@ pub mod records;
 pub mod segment;
 pub mod txn_index;
 
-pub use partition::{AppendError, AppendOutcome, Durability, Partition, ReadOutcome};
+pub use partition::{
+    AppendError, AppendOutcome, Durability, LogStartError, Partition, ReadOutcome,
+};
 pub use segment::SealedSegment;
 
 /// Per-partition log settings (resolved from topic configs and broker defaults).
@@ -42,12 +46,31 @@ pub struct LogConfig {
     /// -2: same as retention.ms / retention.bytes.
     pub local_retention_ms: i64,
     pub local_retention_bytes: i64,
+    /// remote.log.copy.disable: no more copies to the tier (remote reads and remote retention
+    /// go on); local segments then follow retention.ms / retention.bytes, as in Kafka.
+    pub remote_copy_disabled: bool,
+    /// cleanup.policy: `compact` keeps the latest record per key (the cleaner), `delete`
+    /// deletes old segments by retention; both may be set, or neither.
+    pub compact: bool,
+    pub delete: bool,
+    /// Tombstones (null values) stay this long after their segment's newest record.
+    pub delete_retention_ms: i64,
+    /// The cleaner picks a log once dirty bytes / all cleanable bytes reaches this.
+    pub min_cleanable_dirty_ratio: f64,
+    /// Records younger than this are not compacted yet.
+    pub min_compaction_lag_ms: i64,
+    /// A log whose oldest dirty record is older than this is cleaned whatever its ratio.
+    pub max_compaction_lag_ms: i64,
+    /// compression.type: the codec batches are stored with (0 uncompressed .. 4 zstd), the
+    /// broker recompressing those that differ; None: as the producer sent them.
+    pub compression: Option<i16>,
+    pub compression_levels: compression::Levels,
 }
 
 impl LogConfig {
     /// Local retention limits in effect: (ms, bytes); -1 means unlimited.
     pub fn local_limits(&self) -> (i64, i64) {
-        if !self.remote_storage {
+        if !self.remote_storage || self.remote_copy_disabled {
             return (self.retention_ms, self.retention_bytes);
         }
         let pick = |local: i64, total: i64| if local == -2 { total } else { local };

@@ -305,6 +305,15 @@ impl ProducerStates {
         views
     }
 
+    /// (producer id, last offset of its newest batch) of every producer remembered: the
+    /// batches compaction keeps, emptied if need be, so the producer state survives it.
+    pub fn last_batches(&self) -> Vec<(i64, i64)> {
+        self.producers
+            .iter()
+            .filter_map(|(&pid, e)| e.batches.back().map(|b| (pid, b.last_offset)))
+            .collect()
+    }
+
     /// Whether `producer_id` has a transaction open in this partition.
     pub fn in_transaction(&self, producer_id: i64) -> bool {
         !self.ongoing.is_empty()

@@ -192,6 +192,99 @@ pub fn walk_batch(
     }
 }
 
+/// The record section of a stored batch, decompressed when the batch is (at most
+/// `MAX_DECOMPRESSED` bytes). The cleaner and the compacted-topic key check read records whole.
+pub fn record_section(batch: &[u8]) -> Result<Vec<u8>, &'static str> {
+    let header = BatchHeader::parse(batch).map_err(|_| "bad batch header")?;
+    let body = batch
+        .get(HEADER_LEN..header.total_len)
+        .ok_or("batch shorter than its length")?;
+    fn read_all<R: Read>(r: R) -> Result<Vec<u8>, &'static str> {
+        let mut out = Vec::new();
+        r.take(MAX_DECOMPRESSED + 1)
+            .read_to_end(&mut out)
+            .map_err(|_| "cannot decompress records")?;
+        if out.len() as u64 > MAX_DECOMPRESSED {
+            return Err("decompressed records exceed the walk limit");
+        }
+        Ok(out)
+    }
+    match header.compression() {
+        0 => Ok(body.to_vec()),
+        1 => read_all(flate2::read::GzDecoder::new(body)),
+        2 => read_all(SnappyReader::new(body)?),
+        3 => read_all(lz4::Decoder::new(body).map_err(|_| "bad lz4 frame")?),
+        4 => {
+            read_all(zstd::stream::read::Decoder::with_buffer(body).map_err(|_| "bad zstd frame")?)
+        }
+        _ => Err("unknown compression codec"),
+    }
+}
+
+/// One record of an uncompressed record section, located by byte ranges into it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordView {
+    /// The whole record, its length varint included: copied as is when the record is kept.
+    pub bytes: std::ops::Range<usize>,
+    pub offset_delta: i32,
+    pub timestamp_delta: i64,
+    /// None for a record without a key (key length -1).
+    pub key: Option<std::ops::Range<usize>>,
+    /// A null value: the record is a tombstone.
+    pub tombstone: bool,
+}
+
+/// Splits an uncompressed record section into its records.
+pub fn parse_records(section: &[u8]) -> Result<Vec<RecordView>, &'static str> {
+    let mut out = Vec::new();
+    let mut src = SliceSource {
+        buf: section,
+        pos: 0,
+    };
+    loop {
+        let start = src.pos;
+        let mut unused = 0;
+        let Some(len) = varint(&mut src, &mut unused)? else {
+            return Ok(out);
+        };
+        if len < 3 || len as u64 > (section.len() - src.pos) as u64 {
+            return Err("bad record length");
+        }
+        let end = src.pos + len as usize;
+        src.skip(1)?; // attributes
+        let mut used = 0;
+        let timestamp_delta = varint(&mut src, &mut used)?.ok_or("truncated record")?;
+        let offset_delta = varint(&mut src, &mut used)?.ok_or("truncated record")?;
+        let offset_delta = i32::try_from(offset_delta).map_err(|_| "offset delta out of range")?;
+        let key_len = varint(&mut src, &mut used)?.ok_or("truncated record")?;
+        let key = if key_len < 0 {
+            None
+        } else {
+            let k = src.pos..src.pos + key_len as usize;
+            src.skip(key_len as u64)?;
+            Some(k)
+        };
+        let value_len = varint(&mut src, &mut used)?.ok_or("truncated record")?;
+        if src.pos > end || key.as_ref().is_some_and(|k| k.end > end) {
+            return Err("record fields run past the record length");
+        }
+        src.pos = end;
+        out.push(RecordView {
+            bytes: start..end,
+            offset_delta,
+            timestamp_delta,
+            key,
+            tombstone: value_len < 0,
+        });
+    }
+}
+
+/// Whether a batch holds a record without a key (refused on compacted topics, as Kafka does).
+pub fn has_keyless_record(batch: &[u8]) -> Result<bool, &'static str> {
+    let section = record_section(batch)?;
+    Ok(parse_records(&section)?.iter().any(|r| r.key.is_none()))
+}
+
 /// What the records inside a batch say, as far as the broker needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordStats {
@@ -376,20 +469,31 @@ impl Read for SnappyReader<'_> {
 
 /// (timestamp, offset) of the first record with timestamp >= `target` in a stored batch.
 pub fn first_at_or_after(batch: &[u8], target: i64) -> Result<Option<(i64, i64)>, &'static str> {
+    first_at_or_after_from(batch, target, i64::MIN)
+}
+
+/// `first_at_or_after` among the records at or after offset `from` (the log start, which a
+/// client may have set inside the batch).
+pub fn first_at_or_after_from(
+    batch: &[u8],
+    target: i64,
+    from: i64,
+) -> Result<Option<(i64, i64)>, &'static str> {
     let h = BatchHeader::parse(batch).map_err(|_| "bad batch header")?;
     if h.is_log_append_time() {
         // Every record carries the batch's append time.
-        return Ok((h.max_timestamp >= target).then_some((h.max_timestamp, h.base_offset)));
+        return Ok((h.max_timestamp >= target && h.last_offset() >= from)
+            .then_some((h.max_timestamp, h.base_offset.max(from))));
     }
     let mut found = None;
     let mut seen = 0i32;
     let last_delta = h.last_offset_delta.max(0) as i64;
     walk_batch(batch, |r| {
         let ts = h.base_timestamp.saturating_add(r.timestamp_delta);
-        if ts >= target {
-            // Consumers place records at base + delta; keep that inside the batch's range.
-            let delta = (r.offset_delta as i64).clamp(0, last_delta);
-            found = Some((ts, h.base_offset + delta));
+        // Consumers place records at base + delta; keep that inside the batch's range.
+        let offset = h.base_offset + (r.offset_delta as i64).clamp(0, last_delta);
+        if ts >= target && offset >= from {
+            found = Some((ts, offset));
         }
         seen += 1;
         found.is_none() && seen < h.records_count

@@ -447,6 +447,17 @@ impl Segment {
         true
     }
 
+    /// A cleaned segment keeps the offset range of the one it replaces, even when its last
+    /// records were compacted away (offsets are never reused).
+    pub fn keep_offsets_until(&mut self, next_offset: i64) {
+        self.next_offset = self.next_offset.max(next_offset);
+    }
+
+    /// After the segment's files were renamed into `dir` (a cleaned segment's swap).
+    pub fn moved_to(&mut self, dir: &Path) {
+        self.log_path = dir.join(file_name(self.base_offset, "log"));
+    }
+
     pub fn read_at(&self, position: u64, len: usize) -> io::Result<Bytes> {
         read_exact(&self.file, position, len)
     }

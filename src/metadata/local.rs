@@ -2,7 +2,7 @@
 //! blocks, persisted atomically as one JSON snapshot (write temp, fsync, rename, fsync the
 //! directory). This node leads every partition at epoch 0 with itself as the only replica.
 
-use super::{ClusterMetadata, PartitionState, TopicMeta};
+use super::{AclEntry, ClusterMetadata, PartitionState, TopicMeta};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -19,6 +19,11 @@ struct Snapshot {
     /// Producer ids below this may have been handed out; allocation resumes here after restart.
     producer_id_block_end: i64,
     topics: BTreeMap<String, TopicMeta>,
+    /// Dynamic broker configs by entity ("" the cluster default, else a node id).
+    #[serde(default)]
+    broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    acls: Vec<AclEntry>,
 }
 
 struct Inner {
@@ -52,6 +57,16 @@ fn new_cluster_id() -> String {
 
 impl LocalMetadata {
     pub fn open(data_dir: &Path, node_id: i32) -> Result<LocalMetadata> {
+        Self::open_formatting(data_dir, node_id, BTreeMap::new())
+    }
+
+    /// Opens the store; a new one starts with `cluster_configs` as the cluster-wide dynamic
+    /// broker configs, as Kafka's storage format writes min.insync.replicas.
+    pub fn open_formatting(
+        data_dir: &Path,
+        node_id: i32,
+        cluster_configs: BTreeMap<String, String>,
+    ) -> Result<LocalMetadata> {
         let dir = data_dir.join("meta");
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join("cluster.json");
@@ -66,6 +81,11 @@ impl LocalMetadata {
                     cluster_id: new_cluster_id(),
                     producer_id_block_end: 0,
                     topics: BTreeMap::new(),
+                    broker_configs: [(String::new(), cluster_configs)]
+                        .into_iter()
+                        .filter(|(_, c)| !c.is_empty())
+                        .collect(),
+                    acls: Vec::new(),
                 },
                 true,
             ),
@@ -100,6 +120,19 @@ impl LocalMetadata {
         fs::rename(&tmp, &self.path)?;
         File::open(self.path.parent().unwrap())?.sync_all()?;
         Ok(())
+    }
+
+    /// Applies `change` to a copy of the snapshot and persists it when it says so.
+    fn update(&self, change: impl FnOnce(&mut Snapshot) -> bool) -> Result<bool> {
+        let mut inner = self.lock();
+        let mut next = inner.snapshot.clone();
+        if !change(&mut next) {
+            return Ok(false);
+        }
+        self.persist(&next)?;
+        inner.snapshot = next;
+        self.changed();
+        Ok(true)
     }
 
     fn changed(&self) {
@@ -149,6 +182,67 @@ impl ClusterMetadata for LocalMetadata {
             self.changed();
         }
         Ok(removed)
+    }
+
+    fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<bool> {
+        self.update(|s| match s.topics.get_mut(name) {
+            Some(t) => {
+                t.configs = configs;
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn broker_configs(&self, entity: &str) -> BTreeMap<String, String> {
+        let inner = self.lock();
+        inner
+            .snapshot
+            .broker_configs
+            .get(entity)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn set_broker_configs(&self, entity: &str, configs: BTreeMap<String, String>) -> Result<()> {
+        self.update(|s| {
+            if configs.is_empty() {
+                s.broker_configs.remove(entity);
+            } else {
+                s.broker_configs.insert(entity.to_string(), configs);
+            }
+            true
+        })
+        .map(|_| ())
+    }
+
+    fn add_partitions(&self, name: &str, partitions: i32) -> Result<bool> {
+        let mut inner = self.lock();
+        let mut next = inner.snapshot.clone();
+        let Some(topic) = next.topics.get_mut(name) else {
+            return Ok(false);
+        };
+        anyhow::ensure!(
+            partitions >= topic.partitions,
+            "a topic's partitions are never removed"
+        );
+        topic.partitions = partitions;
+        self.persist(&next)?;
+        inner.snapshot = next;
+        self.changed();
+        Ok(true)
+    }
+
+    fn acls(&self) -> Vec<AclEntry> {
+        self.lock().snapshot.acls.clone()
+    }
+
+    fn set_acls(&self, acls: Vec<AclEntry>) -> Result<()> {
+        self.update(|s| {
+            s.acls = acls;
+            true
+        })
+        .map(|_| ())
     }
 
     /// A producer id never handed out before, even across restarts.
@@ -207,7 +301,36 @@ mod tests {
         assert_eq!(store.cluster_id(), cluster);
         assert_eq!(store.topics(), vec![topic]);
         assert!(store.allocate_producer_id().unwrap() > p2);
+        let configs = BTreeMap::from([("retention.ms".to_string(), "5".to_string())]);
+        assert!(store.set_topic_configs("a", configs.clone()).unwrap());
+        assert!(!store.set_topic_configs("b", configs.clone()).unwrap());
+        store.set_broker_configs("", configs.clone()).unwrap();
+        drop(store);
+        let store = LocalMetadata::open(dir.path(), 1).unwrap();
+        assert_eq!(store.topics()[0].configs, configs);
+        assert_eq!(store.broker_configs(""), configs);
+        assert!(store.broker_configs("1").is_empty());
+        assert!(store.add_partitions("a", 5).unwrap());
+        assert!(!store.add_partitions("nope", 5).unwrap());
+        assert!(store.add_partitions("a", 4).is_err());
+        drop(store);
+        let store = LocalMetadata::open(dir.path(), 1).unwrap();
+        assert_eq!(store.topics()[0].partitions, 5);
+        assert!(store.partition_state("a", 4).is_some());
         assert!(store.delete_topic("a").unwrap().is_some());
         assert!(store.topics().is_empty());
+        let acl = AclEntry {
+            resource_type: 2,
+            resource_name: "t".into(),
+            pattern_type: 3,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: 3,
+            permission: 3,
+        };
+        store.set_acls(vec![acl.clone()]).unwrap();
+        drop(store);
+        let store = LocalMetadata::open(dir.path(), 1).unwrap();
+        assert_eq!(store.acls(), vec![acl]);
     }
 }

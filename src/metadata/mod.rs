@@ -1,5 +1,5 @@
 //! What the cluster knows: brokers, topics (ids, configs), partitions (leader, leader epoch,
-//! partition epoch, replicas, ISR), producer-id blocks, and a change notification. Handlers and
+//! partition epoch, replicas, ISR), ACLs, producer-id blocks, and a change notification. Handlers and
 //! the broker see only `ClusterMetadata`; today the local JSON store implements it (this node
 //! leads everything at epoch 0), cluster mode will implement it on etcd.
 
@@ -20,6 +20,21 @@ pub struct TopicMeta {
     pub partitions: i32,
     /// Topic-level config overrides (Kafka names).
     pub configs: BTreeMap<String, String>,
+}
+
+/// One ACL binding as Kafka's AclBinding, with the protocol's codes (resource type,
+/// pattern type, operation, permission type). security/authorizer.rs gives them meaning.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AclEntry {
+    pub resource_type: i8,
+    pub resource_name: String,
+    pub pattern_type: i8,
+    /// "User:NAME" or "User:*".
+    pub principal: String,
+    /// A host or "*".
+    pub host: String,
+    pub operation: i8,
+    pub permission: i8,
 }
 
 /// Leadership of one partition, as Kafka's PartitionRegistration.
@@ -57,8 +72,22 @@ pub trait ClusterMetadata: Send + Sync {
     /// Adds a topic, durably, before returning.
     fn create_topic(&self, topic: TopicMeta) -> Result<()>;
     fn delete_topic(&self, name: &str) -> Result<Option<TopicMeta>>;
+    /// Replaces a topic's config overrides, durably, before returning. False: no such topic.
+    fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<bool>;
+    /// Dynamic broker configs (Kafka names) of an entity: "" is the cluster default, otherwise
+    /// a node id.
+    fn broker_configs(&self, entity: &str) -> BTreeMap<String, String>;
+    /// Replaces an entity's dynamic broker configs, durably, before returning.
+    fn set_broker_configs(&self, entity: &str, configs: BTreeMap<String, String>) -> Result<()>;
+    /// Raises a topic's partition count, durably, before returning (the new partitions get
+    /// the next indexes). False: no such topic.
+    fn add_partitions(&self, name: &str, partitions: i32) -> Result<bool>;
     /// None: no such topic or partition.
     fn partition_state(&self, topic: &str, partition: i32) -> Option<PartitionState>;
+    /// Every ACL binding.
+    fn acls(&self) -> Vec<AclEntry>;
+    /// Replaces the ACL bindings, durably, before returning.
+    fn set_acls(&self, acls: Vec<AclEntry>) -> Result<()>;
     /// A producer id never handed out before, even across restarts.
     fn allocate_producer_id(&self) -> Result<i64>;
     /// Changes whenever topics or partition states change.

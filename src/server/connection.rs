@@ -6,12 +6,14 @@ use super::frame::{read_frame, FrameError};
 use crate::api::chunked::ChunkedBuf;
 use crate::api::{self, api_versions, ApiEntry, Handled, Ordering, RequestContext, Session};
 use crate::broker::Broker;
+use crate::metrics::METRICS;
 use bytes::{BufMut, Bytes};
 use futures::future::BoxFuture;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::{mpsc, watch};
 
@@ -29,6 +31,8 @@ struct ResponseMeta {
     correlation_id: i32,
     api: &'static ApiEntry,
     api_version: i16,
+    /// When the request was read (its latency runs until the response is written).
+    received: Instant,
 }
 
 struct Pending {
@@ -50,14 +54,23 @@ pub async fn serve<R, W>(
     let mut session = Arc::new(session);
     let peer = session.peer;
     tracing::info!(%peer, listener = %session.listener.name, "connection opened");
+    METRICS.connection_opened();
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     let (written_tx, mut written) = watch::channel(0u64);
     let writer = tokio::spawn(write_responses(write_half, rx, peer, written_tx));
     let mut queued = 0u64;
-    let max_frame = broker.config.socket_request_max_bytes;
     let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
     loop {
+        // Until SASL authentication succeeds, frames are held to sasl.server.max.receive.size.
+        let max_frame = if session.awaiting_sasl() {
+            broker
+                .config
+                .sasl_server_max_receive_size
+                .min(broker.config.socket_request_max_bytes)
+        } else {
+            broker.config.socket_request_max_bytes
+        };
         let frame = tokio::select! {
             frame = tokio::time::timeout(idle, read_frame(&mut reader, max_frame)) => match frame {
                 Ok(frame) => frame,
@@ -81,6 +94,10 @@ pub async fn serve<R, W>(
             }
         };
         let outcome = match api_of(&frame) {
+            Ok(entry) if session.awaiting_sasl() && !entry.before_auth => Err(format!(
+                "unexpected {:?} request before SASL authentication",
+                entry.key
+            )),
             Ok(entry) => {
                 if entry.ordering == Ordering::AfterEarlierResponses {
                     while *written.borrow_and_update() < queued {
@@ -94,14 +111,20 @@ pub async fn serve<R, W>(
             Err(reason) => Err(reason),
         };
         match outcome {
-            Ok(Some(pending)) => {
+            Ok(Step::Reply(pending)) => {
                 queued += 1;
                 if tx.send(pending).await.is_err() {
                     break;
                 }
             }
-            Ok(None) => {}
+            Ok(Step::ReplyThenClose(pending, reason)) => {
+                tracing::info!(%peer, client_id = session.client(), "closing connection after the response: {reason}");
+                let _ = tx.send(pending).await;
+                break;
+            }
+            Ok(Step::Nothing) => {}
             Err(reason) => {
+                METRICS.request_refused();
                 tracing::warn!(%peer, client_id = session.client(), "closing connection: {reason}");
                 break;
             }
@@ -109,6 +132,7 @@ pub async fn serve<R, W>(
     }
     drop(tx);
     let _ = writer.await;
+    METRICS.connection_closed();
     tracing::info!(%peer, client_id = session.client(), "connection closed");
 }
 
@@ -125,6 +149,14 @@ fn api_of(frame: &Bytes) -> Result<&'static ApiEntry, String> {
     api::lookup(api_key).ok_or_else(|| format!("unknown or unsupported API key {api_key}"))
 }
 
+/// What a request leads to on the connection.
+enum Step {
+    Reply(Pending),
+    Nothing,
+    /// Send this response, then close (a failed SASL exchange).
+    ReplyThenClose(Pending, String),
+}
+
 /// Decodes and dispatches one request. `Err` closes the connection, as Kafka does for
 /// unsupported versions and undecodable requests.
 fn handle_request(
@@ -132,17 +164,19 @@ fn handle_request(
     session: &mut Arc<Session>,
     entry: &'static ApiEntry,
     frame: Bytes,
-) -> Result<Option<Pending>, String> {
+) -> Result<Step, String> {
+    let received = Instant::now();
     let api_version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     if api_version < entry.min_version || api_version > entry.max_version {
         if entry.key == ApiKey::ApiVersions {
             let response = api_versions::unsupported_version_response(broker);
-            return Ok(Some(Pending {
+            return Ok(Step::Reply(Pending {
                 meta: ResponseMeta {
                     correlation_id,
                     api: entry,
                     api_version: 0,
+                    received: Instant::now(),
                 },
                 reply: Reply::Ready(Box::new(ResponseKind::ApiVersions(response))),
             }));
@@ -178,20 +212,47 @@ fn handle_request(
     let handled = catch_unwind(AssertUnwindSafe(|| (entry.handle)(&ctx, &mut body)))
         .map_err(|_| format!("{:?} v{api_version} handler panicked", entry.key))?
         .map_err(|e| format!("undecodable {:?} v{api_version} request: {e}", entry.key))?;
+    let meta = ResponseMeta {
+        correlation_id,
+        api: entry,
+        api_version,
+        received,
+    };
     let reply = match handled {
         Handled::Ready(r) => Reply::Ready(r),
         Handled::Deferred(f) => Reply::Deferred(f),
-        Handled::NoResponse => return Ok(None),
+        Handled::NoResponse => {
+            METRICS.request(entry.key as i16, api_version, received.elapsed());
+            return Ok(Step::Nothing);
+        }
         Handled::Close(reason) => return Err(reason),
+        Handled::Sasl {
+            response,
+            sasl,
+            principal,
+            close,
+        } => {
+            let s = Arc::make_mut(session);
+            s.sasl = sasl;
+            if let Some(p) = principal {
+                s.principal = p;
+            }
+            match close {
+                None => Reply::Ready(response),
+                Some(delay) => {
+                    let reply = Reply::Deferred(Box::pin(async move {
+                        tokio::time::sleep(delay).await;
+                        *response
+                    }));
+                    return Ok(Step::ReplyThenClose(
+                        Pending { meta, reply },
+                        format!("{:?} failed", entry.key),
+                    ));
+                }
+            }
+        }
     };
-    Ok(Some(Pending {
-        meta: ResponseMeta {
-            correlation_id,
-            api: entry,
-            api_version,
-        },
-        reply,
-    }))
+    Ok(Step::Reply(Pending { meta, reply }))
 }
 
 /// Encodes the size-prefixed response. Large byte fields the entry names (a Fetch response's
@@ -253,6 +314,11 @@ async fn write_responses<W: AsyncWrite + Unpin>(
             }
         }
         written.send_modify(|n| *n += 1);
+        METRICS.request(
+            meta.api.key as i16,
+            meta.api_version,
+            meta.received.elapsed(),
+        );
     }
     let _ = out.flush().await;
     let _ = out.shutdown().await;
@@ -273,6 +339,7 @@ mod tests {
                     correlation_id: 7,
                     api: entry,
                     api_version: version,
+                    received: Instant::now(),
                 };
                 let response = (entry.sample_response)();
                 let chunks = encode_response(&meta, &response)
@@ -310,6 +377,7 @@ mod tests {
             correlation_id: 1,
             api: entry,
             api_version: 9,
+            received: Instant::now(),
         };
         let response = ResponseKind::Heartbeat(Default::default());
         assert!(encode_response(&meta, &response).is_err());

@@ -1,8 +1,11 @@
-//! Accept loops, one per listen address, and graceful shutdown of their connections.
+//! Accept loops, one per listener, and graceful shutdown of their connections. An SSL
+//! listener completes the TLS handshake before the connection task sees the stream.
 
 use super::connection;
+use super::tls::{self, TlsSource};
 use crate::api::{Listener, SecurityProtocol, Session};
 use crate::broker::Broker;
+use crate::config::security::ListenerConfig;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,27 +29,52 @@ fn machine_hostname() -> String {
 }
 
 /// What clients are told to connect to for a listener bound at `bound`.
-fn advertised_for(broker: &Broker, bound: SocketAddr) -> Listener {
-    if let Some((host, port)) = &broker.config.advertised {
-        return plaintext_listener(host.clone(), *port);
-    }
-    // Never advertise an empty or wildcard host: clients could not connect to it.
-    let host = if bound.ip().is_unspecified() {
-        machine_hostname()
-    } else {
-        bound.ip().to_string()
+fn advertised_for(config: &ListenerConfig, bound: SocketAddr) -> Listener {
+    let (advertised_host, advertised_port) = match &config.advertised {
+        Some((host, port)) => (host.clone(), *port),
+        // Never advertise an empty or wildcard host: clients could not connect to it.
+        None if bound.ip().is_unspecified() => (machine_hostname(), bound.port()),
+        None => (bound.ip().to_string(), bound.port()),
     };
-    plaintext_listener(host, bound.port())
-}
-
-/// Kafka's default listener: named after its protocol.
-fn plaintext_listener(advertised_host: String, advertised_port: u16) -> Listener {
     Listener {
-        name: SecurityProtocol::Plaintext.name().to_string(),
-        security_protocol: SecurityProtocol::Plaintext,
+        name: config.name.clone(),
+        security_protocol: config.protocol,
         advertised_host,
         advertised_port,
     }
+}
+
+/// A SASL listener's mechanisms: PLAIN only, with its users in
+/// listener.name.<name>.plain.sasl.jaas.config.
+fn check_sasl(broker: &Broker, listener: &str) -> Result<()> {
+    let sec = &broker.config.security;
+    let mechanisms = sec
+        .setting(listener, "sasl.enabled.mechanisms")
+        .unwrap_or("");
+    for m in mechanisms
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+    {
+        if m != "PLAIN" {
+            anyhow::bail!(
+                "sasl.enabled.mechanisms={mechanisms}: sluice serves PLAIN only (Kafka's default is GSSAPI; set sasl.enabled.mechanisms=PLAIN)"
+            );
+        }
+    }
+    if !mechanisms.contains("PLAIN") {
+        anyhow::bail!("sasl.enabled.mechanisms names no mechanism");
+    }
+    let jaas = sec
+        .setting(listener, "plain.sasl.jaas.config")
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no listener.name.{}.plain.sasl.jaas.config (the PLAIN users)",
+                listener.to_ascii_lowercase()
+            )
+        })?;
+    crate::security::sasl_plain::users(jaas).context("plain.sasl.jaas.config")?;
+    Ok(())
 }
 
 impl Listeners {
@@ -54,18 +82,34 @@ impl Listeners {
         let (shutdown_tx, _) = watch::channel(false);
         let (alive_tx, alive_rx) = mpsc::channel(1);
         let mut bound = Vec::new();
-        for addr in broker.config.listen.clone() {
+        for config in broker.config.listeners.clone() {
+            if matches!(
+                config.protocol,
+                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+            ) {
+                check_sasl(&broker, &config.name)
+                    .with_context(|| format!("listener {}", config.name))?;
+            }
+            let tls = match config.protocol {
+                SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext => None,
+                SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => Some(Arc::new(
+                    TlsSource::new(&broker.config.security, &config.name)
+                        .with_context(|| format!("listener {}", config.name))?,
+                )),
+            };
+            let addr = config.bind;
             let socket = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;
             let local = socket.local_addr()?;
             bound.push(local);
-            let listener = Arc::new(advertised_for(&broker, local));
-            tracing::info!(listen = %local, advertised = %format!("{}:{}", listener.advertised_host, listener.advertised_port), "listening");
+            let listener = Arc::new(advertised_for(&config, local));
+            tracing::info!(listener = %listener.name, protocol = listener.security_protocol.name(), listen = %local, advertised = %format!("{}:{}", listener.advertised_host, listener.advertised_port), "listening");
             tokio::spawn(accept_loop(
                 socket,
                 broker.clone(),
                 listener,
+                tls,
                 shutdown_tx.subscribe(),
                 alive_tx.clone(),
             ));
@@ -98,6 +142,7 @@ async fn accept_loop(
     socket: TcpListener,
     broker: Arc<Broker>,
     listener: Arc<Listener>,
+    tls: Option<Arc<TlsSource>>,
     mut shutdown: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
@@ -113,10 +158,17 @@ async fn accept_loop(
                 let broker = broker.clone();
                 let shutdown = shutdown.clone();
                 let alive = alive.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    // Owned halves: no lock between reader and writer, unlike a generic split.
-                    let (read_half, write_half) = stream.into_split();
-                    connection::serve(read_half, write_half, broker, session, shutdown).await;
+                    match tls {
+                        None => {
+                            // Owned halves: no lock between reader and writer.
+                            let (read_half, write_half) = stream.into_split();
+                            connection::serve(read_half, write_half, broker, session, shutdown)
+                                .await;
+                        }
+                        Some(tls) => serve_tls(stream, tls, broker, session, shutdown).await,
+                    }
                     drop(alive);
                 });
             }
@@ -127,4 +179,43 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// The TLS handshake, then the connection. A handshake that fails (not TLS, an untrusted or
+/// missing client certificate) or does not finish within connections.max.idle.ms closes the
+/// connection, as Kafka's idle timer does.
+async fn serve_tls(
+    stream: tokio::net::TcpStream,
+    source: Arc<TlsSource>,
+    broker: Arc<Broker>,
+    mut session: Session,
+    shutdown: watch::Receiver<bool>,
+) {
+    let peer = session.peer;
+    let (config, rules) = source.current();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
+    let stream = match tokio::time::timeout(idle, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::info!(%peer, listener = %session.listener.name, error = %e, "TLS handshake failed; closing connection");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, listener = %session.listener.name, "TLS handshake not finished within connections.max.idle.ms; closing connection");
+            return;
+        }
+    };
+    match tls::principal(stream.get_ref().1, &rules) {
+        Ok(principal) => {
+            tracing::info!(%peer, listener = %session.listener.name, principal = %format!("{}:{}", principal.principal_type, principal.name), "TLS connection authenticated");
+            session.principal = principal;
+        }
+        Err(e) => {
+            tracing::warn!(%peer, listener = %session.listener.name, error = %e, "SSL authentication failed: no principal for the client certificate; closing connection");
+            return;
+        }
+    }
+    let (read_half, write_half) = tokio::io::split(stream);
+    connection::serve(read_half, write_half, broker, session, shutdown).await;
 }

@@ -79,6 +79,14 @@ impl Manifest {
     }
 
     /// Adds the next segment; refuses one that does not continue the manifest.
+    /// Continues the copy at `offset`, past offsets no client can read any more (below a log
+    /// start set by DeleteRecords). Never moves back.
+    pub fn skip_to(&mut self, offset: i64) {
+        if self.copied_end.is_some_and(|end| end < offset) {
+            self.copied_end = Some(offset);
+        }
+    }
+
     pub fn push(&mut self, segment: RemoteSegment) -> bool {
         if self.end().is_some_and(|end| end != segment.base_offset) {
             return false;

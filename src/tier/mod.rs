@@ -48,6 +48,7 @@ enum TierError {
     ManifestRead(String),
     ManifestWrite(String),
     Upload(String),
+    Purge(String),
     LocalRead(String),
 }
 
@@ -57,6 +58,7 @@ impl std::fmt::Display for TierError {
             TierError::ManifestRead(e) => write!(f, "reading the manifest failed: {e}"),
             TierError::ManifestWrite(e) => write!(f, "writing the manifest failed: {e}"),
             TierError::Upload(e) => write!(f, "uploading a segment failed: {e}"),
+            TierError::Purge(e) => write!(f, "deleting remote data failed: {e}"),
             TierError::LocalRead(e) => write!(f, "reading the local segment failed: {e}"),
         }
     }
@@ -300,13 +302,14 @@ impl Tier {
             .map_err(|e| failed(e.to_string()))
     }
 
-    /// Reads every tiered partition's manifest (on start, before clients are served).
-    /// A manifest that cannot be read now is read again before that partition's next upload.
+    /// Reads every partition's manifest (on start, before clients are served): a tiered
+    /// partition's, and an untiered one's that a purge (`purge_partition`) did not finish.
+    /// A tiered manifest that cannot be read now is read again before the partition's next
+    /// upload; an untiered one on the next start.
     pub async fn load(&self, topics: &[Arc<Topic>]) {
         let work: Vec<(Arc<Topic>, Arc<Partition>)> = topics
             .iter()
             .flat_map(|t| t.partitions.iter().map(move |p| (t.clone(), p.clone())))
-            .filter(|(_, p)| p.config().remote_storage)
             .collect();
         let loaded = AtomicU64::new(0);
         let pending = work.len();

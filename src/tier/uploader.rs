@@ -28,7 +28,9 @@ impl Tier {
             let work: Vec<(Arc<Topic>, Arc<Partition>)> = topics()
                 .iter()
                 .flat_map(|t| t.partitions.iter().map(move |p| (t.clone(), p.clone())))
-                .filter(|(_, p)| p.config().remote_storage)
+                // A partition whose topic stopped tiering while the tier holds some of it:
+                // that data is purged (`purge_partition`).
+                .filter(|(_, p)| p.config().remote_storage || p.remote().is_some())
                 .collect();
             let lag = work.iter().fold((0u64, 0usize), |(b, n), (_, p)| {
                 let (pb, pn) = p.upload_lag();
@@ -87,7 +89,11 @@ impl Tier {
         if self.backoff.get(&key).is_some_and(|b| b.1 > Instant::now()) {
             return;
         }
-        match self.sync_partition(t, p).await {
+        let turn = match p.config().remote_storage {
+            true => self.sync_partition(t, p).await,
+            false => self.purge_partition(t, p).await,
+        };
+        match turn {
             Ok(()) => {
                 if self.backoff.remove(&key).is_some() {
                     tracing::info!(topic = %t.name, partition = p.index, "tier: uploads recovered");
@@ -130,7 +136,20 @@ impl Tier {
             guard.clone().expect("loaded above")
         };
         let from = m.end().unwrap_or(i64::MIN);
-        for seg in p.segments_to_upload(from) {
+        // remote.log.copy.disable: what the tier holds stays readable and under remote
+        // retention; nothing new is copied.
+        let to_upload = match p.config().remote_copy_disabled {
+            true => Vec::new(),
+            false => p.segments_to_upload(from),
+        };
+        for seg in to_upload {
+            if m.end().is_some_and(|end| {
+                end < seg.base_offset && seg.base_offset <= p.offsets().log_start
+            }) {
+                // DeleteRecords removed the local segments in between: gone for clients,
+                // nothing to copy. The copies below the log start go with remote retention.
+                m.skip_to(seg.base_offset);
+            }
             if m.end().is_some_and(|end| end != seg.base_offset) {
                 tracing::error!(topic = %t.name, partition = p.index, expected = m.end(), found = seg.base_offset, "tier: local segments do not continue the manifest; not copying");
                 break;
@@ -151,6 +170,50 @@ impl Tier {
             tracing::debug!(topic = %t.name, partition = p.index, base = seg.base_offset, bytes = seg.size, "tier: segment copied");
         }
         self.apply_remote_retention(t, p, &cell, m).await
+    }
+
+    /// Tiered storage was turned off for the partition's topic (remote.storage.enable=false
+    /// with remote.log.delete.on.disable=true, or cleanup.policy compact; the config change is
+    /// refused without the consent while the tier holds data): the remote copies are deleted,
+    /// as Kafka's RemoteLogManager does, then the manifest, last, so a purge cut short is
+    /// picked up again after a restart (`Tier::load` reads such a manifest too). Only then does
+    /// the log start move up to the local start.
+    async fn purge_partition(&self, t: &Topic, p: &Partition) -> Result<(), TierError> {
+        let cell = self.cell((t.id, p.index));
+        let mut guard = cell.lock().await;
+        let m = match guard.take() {
+            Some(m) => m,
+            None => self.read_manifest(t, p.index).await?,
+        };
+        for seg in &m.segments {
+            let txn_index = (seg.aborted_txns > 0).then_some("txnindex");
+            for ext in ["log", "index"].into_iter().chain(txn_index) {
+                let object = self.segment_object(t, p.index, &seg.stem(), ext);
+                match self.store.delete(&object).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => {
+                        *guard = Some(m.clone());
+                        return Err(TierError::Purge(format!("{object}: {e}")));
+                    }
+                }
+                self.indexes.remove(object.as_ref());
+                self.txn_indexes.remove(object.as_ref());
+            }
+        }
+        match self.store.delete(&self.manifest_object(t, p.index)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                *guard = Some(Manifest::default());
+                return Err(TierError::Purge(e.to_string()));
+            }
+        }
+        *guard = None;
+        p.set_remote(None);
+        self.stats
+            .segments_deleted
+            .fetch_add(m.segments.len() as u64, Ordering::Relaxed);
+        tracing::info!(topic = %t.name, partition = p.index, segments = m.segments.len(), "tier: remote storage disabled; deleted the partition's remote data");
+        Ok(())
     }
 
     async fn upload_segment(
@@ -302,8 +365,8 @@ impl Tier {
         }
     }
 
-    /// retention.ms / retention.bytes over everything (remote and not yet copied): the
-    /// oldest remote segments leave the manifest, then their objects are deleted.
+    /// retention.ms / retention.bytes over everything (remote and not yet copied), and the
+    /// log start: the oldest remote segments leave the manifest, then their objects are deleted.
     async fn apply_remote_retention(
         &self,
         t: &Topic,
@@ -314,6 +377,7 @@ impl Tier {
         let cfg = p.config();
         let now = crate::log::now_ms();
         let mut total = m.bytes() + p.upload_lag().0;
+        let log_start = p.offsets().log_start;
         let mut next = m;
         let mut doomed = Vec::new();
         while let Some(first) = next.segments.first() {
@@ -322,7 +386,10 @@ impl Tier {
                 && now - first.max_timestamp > cfg.retention_ms;
             let by_size =
                 cfg.retention_bytes >= 0 && total - first.size >= cfg.retention_bytes as u64;
-            if !(by_time || by_size) {
+            // Wholly below a log start a client set (DeleteRecords), as Kafka's
+            // RemoteLogManager deletes them.
+            let below_start = first.next_offset <= log_start;
+            if !(by_time || by_size || below_start) {
                 break;
             }
             total -= first.size;

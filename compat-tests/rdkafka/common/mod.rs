@@ -148,6 +148,10 @@ impl Broker {
             let level = std::env::var("SLUICE_TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into());
             cmd.arg("--log-level").arg(level);
         }
+        // Many brokers run at once: the admin listener only where a test asks for it.
+        if !self.extra_args.iter().any(|a| a == "--admin-listen") {
+            cmd.arg("--admin-listen").arg("none");
+        }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().expect("clone log fd")))
             .stderr(Stdio::from(log));
@@ -673,6 +677,43 @@ pub async fn assert_broker_serves_clients(broker: &mut Broker) {
 
 pub mod groups;
 pub mod objstore;
+
+/// One IncrementalAlterConfigs v1 request for one resource: (error code, message).
+pub fn incremental_alter(
+    addr: std::net::SocketAddr,
+    ty: i8,
+    name: &str,
+    ops: &[(&str, i8, Option<&str>)],
+    validate_only: bool,
+) -> (i16, String) {
+    let request = kafka_protocol::messages::IncrementalAlterConfigsRequest::default()
+        .with_validate_only(validate_only)
+        .with_resources(vec![kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(ty)
+            .with_resource_name(kafka_protocol::protocol::StrBytes::from_string(name.into()))
+            .with_configs(
+                ops.iter()
+                    .map(|(n, op, v)| {
+                        kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig::default()
+                            .with_name(kafka_protocol::protocol::StrBytes::from_string(n.to_string()))
+                            .with_config_operation(*op)
+                            .with_value(v.map(|v| kafka_protocol::protocol::StrBytes::from_string(v.into())))
+                    })
+                    .collect(),
+            )]);
+    let mut s = wire::connect(addr, Duration::from_secs(15));
+    std::io::Write::write_all(&mut s, &wire::request(1, 7, &request)).unwrap();
+    let (_, response) = wire::response::<kafka_protocol::messages::IncrementalAlterConfigsRequest>(
+        1,
+        wire::read_frame(&mut s).expect("IncrementalAlterConfigs response"),
+    );
+    assert_eq!(response.responses.len(), 1);
+    let r = &response.responses[0];
+    (
+        r.error_code,
+        r.error_message.as_deref().unwrap_or_default().to_string(),
+    )
+}
 
 pub mod wire {
     use super::*;

@@ -11,6 +11,7 @@
 
 use super::{AppendError, AppendOutcome, Partition, State};
 use crate::log::batch::{self, BatchHeader, HEADER_LEN};
+use crate::log::compression;
 use crate::log::control::{self, EndTxnMarker};
 use crate::log::now_ms;
 use crate::log::producer_state::{MarkerError, SequenceCheck, SequenceError};
@@ -98,8 +99,40 @@ impl Partition {
         // (78 bytes, built here) is never refused for a topic's max.message.bytes: a
         // transaction that cannot end would hold the LSO forever.
         let is_marker = matches!(origin, Origin::Coordinator(_));
-        if !is_marker && batch.len() > self.lock().config.max_message_bytes {
+        let (max_message_bytes, compact, recompress) = {
+            let st = self.lock();
+            let c = &st.config;
+            let recompress = c.compression.map(|codec| (codec, c.compression_levels));
+            (c.max_message_bytes, c.compact, recompress)
+        };
+        if !is_marker && batch.len() > max_message_bytes {
             return Err(AppendError::TooLarge);
+        }
+        // compression.type other than producer: batches of another codec are stored
+        // recompressed (Kafka's LogValidator does the same), and must still fit.
+        let recompressed;
+        let (batch, header) = match recompress {
+            Some((codec, levels)) if !is_marker && header.compression() != codec => {
+                recompressed = compression::recompress_batch(batch, &header, codec, &levels)
+                    .map_err(|e| AppendError::Batch(batch::BatchError::Corrupt(e)))?;
+                if recompressed.len() > max_message_bytes {
+                    return Err(AppendError::TooLarge);
+                }
+                let h = batch::validate(&recompressed).map_err(AppendError::Batch)?;
+                (&recompressed[..], h)
+            }
+            _ => (batch, header),
+        };
+        // A compacted log keeps the latest record per key, so every record needs one; the one
+        // place the hot path decompresses (as Kafka's LogValidator does for these topics).
+        if compact && !is_marker {
+            let keyless = records::has_keyless_record(batch)
+                .map_err(|e| AppendError::Batch(batch::BatchError::Corrupt(e)))?;
+            if keyless {
+                return Err(AppendError::Batch(batch::BatchError::Invalid(
+                    "Compacted topic cannot accept message without key",
+                )));
+            }
         }
         let stats = records::check_records(batch, &header).map_err(AppendError::Batch)?;
         let mut st = self.lock();

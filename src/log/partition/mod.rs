@@ -16,10 +16,14 @@
 //! - `durability` fsync, publishing the durable offset, page-cache bookkeeping
 //! - `read`       fetch reads, lookups by timestamp, aborted transactions for read_committed
 //! - `retention`  deleting old segments
+//! - `compaction` what the log cleaner may clean, and swapping cleaned segments in
+//! - `log_start`  a log start set by a client (DeleteRecords), persisted
 //! - `tier`       what tiered storage may copy and already holds
 
 mod append;
+mod compaction;
 mod durability;
+mod log_start;
 mod read;
 mod recovery;
 mod retention;
@@ -33,6 +37,8 @@ use super::producer_state::{ProducerStates, SequenceError};
 use super::segment::Segment;
 use super::LogConfig;
 use bytes::Bytes;
+pub use compaction::{CleanableSegment, CompactionPlan};
+pub use log_start::LogStartError;
 use recovery::Recovered;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -111,8 +117,11 @@ pub struct Durability {
 
 struct State {
     segments: BTreeMap<i64, Segment>,
-    /// First offset readable anywhere: the tier's start when it holds older data.
+    /// First offset readable anywhere: the tier's start when it holds older data, never
+    /// below `log_start_floor`.
     log_start: i64,
+    /// The log start a client set (DeleteRecords), persisted; i64::MIN when none was.
+    log_start_floor: i64,
     /// Offsets [start, end) copied to the tier and named by its manifest.
     remote: Option<(i64, i64)>,
     /// Offsets below this are visible to consumers; single node: everything fsynced (the
@@ -136,6 +145,8 @@ struct State {
     flush_queued: bool,
     deleted: bool,
     failed: bool,
+    /// Offsets below this were compacted by the cleaner at least once.
+    first_dirty_offset: i64,
 }
 
 impl State {
@@ -170,13 +181,15 @@ impl State {
             None => self.high_watermark,
         }
     }
-    /// The log start follows the local segments, or the tier when it reaches further back.
+    /// The log start follows the local segments, or the tier when it reaches further back,
+    /// but never below what a client set.
     fn refresh_log_start(&mut self) {
         let local = self.local_start();
         self.log_start = match self.remote {
             Some((start, end)) if start < local && end >= local => start,
             _ => local,
-        };
+        }
+        .max(self.log_start_floor);
     }
 }
 
@@ -189,6 +202,8 @@ pub struct Partition {
     /// Serializes flushes (flusher thread vs. shutdown) so the high watermark never passes an
     /// fsync still in progress.
     flush_lock: Mutex<()>,
+    /// Serializes client moves of the log start (each writes its checkpoint).
+    log_start_lock: Mutex<()>,
     flusher: Flusher,
     /// Written into every appended batch (its partition leader epoch field); set by whoever
     /// knows leadership.
@@ -215,9 +230,13 @@ impl Partition {
         };
         // Recovery fsynced everything it kept: every marker found is below the high watermark.
         producers.on_high_watermark(high_watermark);
-        let state = State {
+        // Never past the log end, even if recovery found less than the checkpoint promised.
+        let log_start_floor =
+            log_start::read_checkpoint(&dir)?.map_or(i64::MIN, |f| f.min(high_watermark));
+        let mut state = State {
             segments,
             log_start,
+            log_start_floor,
             remote: None,
             high_watermark,
             hw_segment,
@@ -231,14 +250,16 @@ impl Partition {
             flush_queued: false,
             deleted: false,
             failed: false,
+            first_dirty_offset: compaction::load_first_dirty(&dir),
         };
+        state.refresh_log_start();
         let (durability, _) = watch::channel(Durability {
             durable_offset: high_watermark,
             high_watermark,
             last_stable_offset: state.last_stable_offset(),
             failed: false,
         });
-        Ok(Arc::new(Partition {
+        let partition = Arc::new(Partition {
             topic: topic.to_string(),
             index,
             leader_epoch: AtomicI32::new(0),
@@ -246,8 +267,11 @@ impl Partition {
             state: Mutex::new(state),
             durability,
             flush_lock: Mutex::new(()),
+            log_start_lock: Mutex::new(()),
             flusher,
-        }))
+        });
+        partition.drop_segments_below_log_start();
+        Ok(partition)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -281,6 +305,11 @@ impl Partition {
             last_stable_offset: st.last_stable_offset(),
             log_end: st.log_end(),
         }
+    }
+
+    /// Bytes of the local segments (Kafka's log size: DescribeLogDirs).
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().segments.values().map(|s| s.size()).sum()
     }
 
     /// Watches the durable offset and the watermarks: wakes acks=all producers and long-poll

@@ -32,16 +32,36 @@ impl Partition {
     /// least one batch when `min_one`), never past the high watermark. Offsets between the
     /// high watermark and the log end read as empty, as in Kafka.
     pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> io::Result<ReadOutcome> {
-        let (file, mut position, limit, cold_below) = {
+        let mut at = offset;
+        loop {
+            match self.read_segment(at, max_bytes, min_one)? {
+                Ok(outcome) => return Ok(outcome),
+                // A compacted segment can end in a gap (its last records were cleaned away):
+                // the read goes on at the next segment's start.
+                Err(next_segment) => at = next_segment,
+            }
+        }
+    }
+
+    /// `read` within the segment holding `offset`; Err(base of the next segment) when no
+    /// batch of this sealed segment reaches `offset`.
+    fn read_segment(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> io::Result<Result<ReadOutcome, i64>> {
+        let ok = |o| Ok(Ok(o));
+        let (file, mut position, limit, cold_below, next_segment) = {
             let st = self.lock();
             if offset < st.log_start || offset > st.log_end() {
-                return Ok(ReadOutcome::OutOfRange);
+                return ok(ReadOutcome::OutOfRange);
             }
             if offset < st.local_start() {
-                return Ok(ReadOutcome::Remote);
+                return ok(ReadOutcome::Remote);
             }
             if offset >= st.high_watermark {
-                return Ok(ReadOutcome::Records(Bytes::new()));
+                return ok(ReadOutcome::Records(Bytes::new()));
             }
             let mut seg = st.segments.range(..=offset).next_back().map(|(_, s)| s);
             if let Some(s) = seg {
@@ -50,19 +70,30 @@ impl Partition {
                 }
             }
             let Some(seg) = seg else {
-                return Ok(ReadOutcome::Records(Bytes::new()));
+                return ok(ReadOutcome::Records(Bytes::new()));
             };
+            let limit = st.readable_limit(seg);
+            let next_segment = st
+                .segments
+                .range(seg.base_offset() + 1..)
+                .next()
+                .filter(|_| limit == seg.size())
+                .map(|(base, _)| *base);
             (
                 seg.file().clone(),
                 seg.lookup(offset),
-                st.readable_limit(seg),
+                limit,
                 seg.cache_dropped_to(),
+                next_segment,
             )
         };
         // Find the first batch whose last offset reaches `offset`.
         let start = loop {
             if position >= limit {
-                return Ok(ReadOutcome::Records(Bytes::new()));
+                return match next_segment {
+                    Some(next) => Ok(Err(next)),
+                    None => ok(ReadOutcome::Records(Bytes::new())),
+                };
             }
             let chunk = read_exact(&file, position, SCAN_CHUNK.min((limit - position) as usize))?;
             let mut found = None;
@@ -93,7 +124,7 @@ impl Partition {
         let whole: usize = batch::headers(&data).map(|(_, h)| h.total_len).sum();
         if whole == 0 {
             if !min_one {
-                return Ok(ReadOutcome::Records(Bytes::new()));
+                return ok(ReadOutcome::Records(Bytes::new()));
             }
             let head = read_exact(&file, start, HEADER_LEN.min(available))?;
             let h = BatchHeader::parse(&head)
@@ -111,7 +142,7 @@ impl Partition {
                 end / PAGE_SIZE * PAGE_SIZE,
             );
         }
-        Ok(ReadOutcome::Records(data))
+        ok(ReadOutcome::Records(data))
     }
 
     /// A read_committed fetch (Kafka's FetchIsolation.TXN_COMMITTED): like `read`, but
@@ -214,21 +245,28 @@ impl Partition {
 
     /// (timestamp, offset) of the first record with timestamp >= `ts` (ListOffsets by time).
     pub fn offset_for_timestamp(&self, ts: i64) -> io::Result<Option<(i64, i64)>> {
+        // Records below the log start (DeleteRecords may set it inside a batch) are not
+        // answered, as Kafka's findOffsetByTimestamp(ts, logStartOffset).
+        let log_start = std::cell::Cell::new(i64::MIN);
         let start = |st: &State| {
+            log_start.set(st.log_start);
             st.segments
                 .values()
+                .filter(|s| s.next_offset() > st.log_start)
                 .find(|s| s.max_timestamp() >= ts)
                 .map(|s| (s.base_offset(), s.lookup_time(ts)))
         };
         self.scan_batches(start, |h, file, at| {
-            if h.max_timestamp < ts {
+            if h.max_timestamp < ts || h.last_offset() < log_start.get() {
                 return Ok(None);
             }
             let batch = read_exact(file, at, h.total_len)?;
             // Only this one batch is walked: if its records do not bear out its header (a
             // compressed batch is stored unwalked), the answer is the offset after it rather
             // than an unbounded scan through more batches.
-            let found = records::first_at_or_after(&batch, ts).ok().flatten();
+            let found = records::first_at_or_after_from(&batch, ts, log_start.get())
+                .ok()
+                .flatten();
             Ok(Some(
                 found.unwrap_or((h.max_timestamp, h.last_offset() + 1)),
             ))

@@ -36,6 +36,7 @@ pub(super) fn recover(
     config: &LogConfig,
 ) -> io::Result<Recovered> {
     fs::create_dir_all(dir)?;
+    super::compaction::finish_interrupted_swaps(dir)?;
     let bases = list_bases(dir)?;
     let mut segments = BTreeMap::new();
     let mut producers = ProducerStates::default();

@@ -23,10 +23,17 @@ impl Partition {
             }
             let expiration = st.config.producer_expiration_ms;
             st.producers.expire(now, expiration);
-            let (retention_ms, retention_bytes) = st.config.local_limits();
+            let (retention_ms, retention_bytes) = match st.config.local_limits() {
+                // cleanup.policy without `delete` keeps every segment (a tiered log still
+                // lets go of local copies the tier holds).
+                _ if !st.config.delete && !st.config.remote_storage => (-1, -1),
+                limits => limits,
+            };
             // Without remote storage everything is deletable; with it, only what the tier holds.
             let deletable_below = match (st.config.remote_storage, st.remote) {
                 (false, _) => i64::MAX,
+                // Nothing more will be copied: local segments go by the whole log's retention.
+                (true, _) if st.config.remote_copy_disabled => i64::MAX,
                 (true, Some((_, end))) => end,
                 (true, None) => i64::MIN,
             };
@@ -151,5 +158,30 @@ mod tests {
                 .base_offset,
             3
         );
+    }
+
+    #[test]
+    fn with_copies_disabled_local_segments_follow_the_whole_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config();
+        c.remote_storage = true;
+        c.local_retention_bytes = -2;
+        c.retention_bytes = 1;
+        let p =
+            Partition::open("t", 0, dir.path().join("t-0"), c.clone(), Flusher::start()).unwrap();
+        let mut last = 0;
+        for _ in 0..40 {
+            last = p
+                .append(&make_batch(2, now_ms(), None))
+                .unwrap()
+                .last_offset;
+        }
+        wait_hw(&p, last + 1);
+        // Tiered and nothing copied yet: nothing may go.
+        assert_eq!(p.apply_retention(now_ms()), 0);
+        c.remote_copy_disabled = true;
+        p.set_config(c);
+        assert!(p.apply_retention(now_ms()) > 0);
+        assert!(p.offsets().log_start > 0);
     }
 }

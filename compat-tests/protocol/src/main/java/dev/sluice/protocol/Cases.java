@@ -25,7 +25,7 @@ import java.util.function.Function;
  */
 final class Cases {
     final String rid;
-    final String ta, tb, tdi, group, simpleGroup;
+    final String ta, tb, tdi, tcfg, group, simpleGroup;
     /**
      * Record timestamps: the start of the previous hour, the same for both brokers in a run. Not a
      * fixed date: records older than retention.ms (7 days) are deleted by Kafka's first retention
@@ -41,6 +41,7 @@ final class Cases {
         ta = "pd-" + rid + "-a";        // 3 partitions; p0 holds 5 records, p1 takes the produce cases
         tb = "pd-" + rid + "-b";        // 1 partition, retention.ms=3600000
         tdi = "pd-" + rid + "-di";      // deleted by topic id (DeleteTopics v6)
+        tcfg = "pd-" + rid + "-cfg";    // 1 partition, its configs altered by (Incremental)AlterConfigs
         group = "pd-" + rid + "-g";     // classic group, one stable member subscribed to ta
         simpleGroup = "pd-" + rid + "-s"; // offsets committed with generation -1 (no members)
     }
@@ -175,6 +176,7 @@ final class Cases {
         topics.add(creatable(ta, 3));
         topics.add(creatable(tb, 1, "retention.ms", "3600000"));
         topics.add(creatable(tdi, 1));
+        topics.add(creatable(tcfg, 1));
         for (int v = 1; v <= 6; v++) topics.add(creatable(deleteTopic(v), 1));
         Broker.Outcome o = b.send(ApiKeys.CREATE_TOPICS, (short) 7,
             new CreateTopicsRequestData().setTopics(topics).setTimeoutMs(30000));
@@ -299,6 +301,8 @@ final class Cases {
             case OFFSET_FOR_LEADER_EPOCH -> offsetForLeaderEpochCases(cs, v);
             case DESCRIBE_CLUSTER -> describeClusterCases(cs, v);
             case DESCRIBE_CONFIGS -> describeConfigsCases(cs, v);
+            case ALTER_CONFIGS -> alterConfigsCases(cs, v);
+            case INCREMENTAL_ALTER_CONFIGS -> incrementalAlterConfigsCases(cs, v);
             case FIND_COORDINATOR -> findCoordinatorCases(cs, v);
             case JOIN_GROUP -> joinGroupCases(cs, v);
             case SYNC_GROUP -> syncGroupCases(cs, v);
@@ -322,12 +326,15 @@ final class Cases {
             case DESCRIBE_TRANSACTIONS -> describeTransactionsCases(cs, v);
             case LIST_TRANSACTIONS -> listTransactionsCases(cs, v);
             case DESCRIBE_PRODUCERS -> describeProducersCases(cs, v);
-            default -> { }
+            case CREATE_PARTITIONS -> createPartitionsCases(cs, v);
+            case DELETE_RECORDS -> deleteRecordsCases(cs, v);
+            case DESCRIBE_LOG_DIRS -> describeLogDirsCases(cs, v);
+            default -> ClusterCases.add(this, cs, api, v);
         }
         return cs;
     }
 
-    private static Case c(List<Case> cs, ApiKeys api, short v, String name, Function<Broker, ApiMessage> build) {
+    static Case c(List<Case> cs, ApiKeys api, short v, String name, Function<Broker, ApiMessage> build) {
         Case k = new Case(api, v, name, build);
         cs.add(k);
         return k;
@@ -367,6 +374,10 @@ final class Cases {
         else c(cs, A, v, "unknown_topic", b -> fetch(b, v, missing("f"), null, 0, 0, -1));
         c(cs, A, v, "unknown_partition", b -> fetch(b, v, ta, null, 99, 0, -1));
         c(cs, A, v, "offset_out_of_range", b -> fetch(b, v, ta, null, 0, 1000, -1));
+        // After DeleteRecords moved the log start to 3, inside the only batch (offsets 0-4).
+        String purged = "pd-" + rid + "-fp" + v;
+        c(cs, A, v, "below_log_start", b -> fetch(b, v, purged, null, 0, 2, -1)).pre(b -> purgedTopicFor(b, purged, 3));
+        c(cs, A, v, "at_log_start", b -> fetch(b, v, purged, null, 0, 3, -1));
         if (v >= 9) {
             c(cs, A, v, "current_epoch_0", b -> fetch(b, v, ta, null, 0, 0, 0));
             c(cs, A, v, "future_epoch", b -> fetch(b, v, ta, null, 0, 0, 7));
@@ -394,6 +405,11 @@ final class Cases {
         if (v >= 8) c(cs, A, v, "local_log_start", b -> listOffsets(v, ta, 0, -4, -1, (byte) 0));
         if (v >= 9) c(cs, A, v, "tiered_offset", b -> listOffsets(v, ta, 0, -5, -1, (byte) 0));
         c(cs, A, v, "unknown_topic", b -> listOffsets(v, missing("lo"), 0, -1, -1, (byte) 0));
+        // After DeleteRecords moved the log start to 3, inside the only batch (offsets 0-4).
+        String purged = "pd-" + rid + "-lp" + v;
+        c(cs, A, v, "earliest_after_delete_records", b -> listOffsets(v, purged, 0, -2, -1, (byte) 0)).pre(b -> purgedTopicFor(b, purged, 3));
+        if (v >= 8) c(cs, A, v, "local_log_start_after_delete_records", b -> listOffsets(v, purged, 0, -4, -1, (byte) 0));
+        c(cs, A, v, "by_timestamp_below_log_start", b -> listOffsets(v, purged, 0, TS0, -1, (byte) 0));
         c(cs, A, v, "unknown_partition", b -> listOffsets(v, ta, 99, -1, -1, (byte) 0));
         if (v >= 4) c(cs, A, v, "future_epoch", b -> listOffsets(v, ta, 0, -1, 7, (byte) 0));
         c(cs, A, v, "empty", b -> new ListOffsetsRequestData().setReplicaId(-1));
@@ -414,6 +430,12 @@ final class Cases {
         ApiKeys A = ApiKeys.METADATA;
         c(cs, A, v, "valid", b -> metadata(v, List.of(ta, tb), false));
         if (v >= 1) c(cs, A, v, "all_topics", b -> metadata(v, null, false)).runOnly("topics");
+        String grown = "pd-" + rid + "-mg" + v;
+        c(cs, A, v, "after_create_partitions", b -> metadata(v, List.of(grown), false)).pre(b -> {
+            topicFor(b, grown, 1, 0);
+            b.send(ApiKeys.CREATE_PARTITIONS, (short) 3, createPartitions(false, grow(grown, 3)));
+            sleep(500); // Kafka's broker learns the new partitions from the controller a moment later
+        });
         if (v >= 4) {
             c(cs, A, v, "unknown_topic", b -> metadata(v, List.of(missing("m" + v)), false));
             c(cs, A, v, "auto_create", b -> metadata(v, List.of(missing("auto" + v)), true));
@@ -471,6 +493,124 @@ final class Cases {
         if (v >= 4) c(cs, A, v, "broker_defaults", b -> createTopics(v, false, creatable(n + "-def", -1).setReplicationFactor((short) -1)));
         c(cs, A, v, "empty", b -> createTopics(v, false));
         c(cs, A, v, "mixed", b -> createTopics(v, false, creatable(n + "-m1", 1), creatable(ta, 1), creatable(n + "-m2", 1, "segment.bytes", "1")));
+    }
+
+    /**
+     * A topic of its own for a case's `pre` (identical on both brokers, not compared): created,
+     * led, and `records` records (timestamps TS0..) produced to p0.
+     */
+    void topicFor(Broker b, String name, int partitions, int records) {
+        Broker.Outcome c = b.send(ApiKeys.CREATE_TOPICS, (short) 7, createTopics((short) 7, false, creatable(name, partitions)));
+        if (c.ok()) for (var r : ((CreateTopicsResponseData) c.body).topics()) b.state.put("tid:" + r.name(), r.topicId());
+        long deadline = System.currentTimeMillis() + 15000;
+        while (System.currentTimeMillis() < deadline) {
+            Broker.Outcome m = b.send(ApiKeys.METADATA, (short) 12, metadata((short) 12, List.of(name), false));
+            boolean ready = m.ok();
+            if (ready) for (var t : ((MetadataResponseData) m.body).topics()) {
+                if (t.errorCode() != 0 || t.partitions().size() != partitions) ready = false;
+                for (var pp : t.partitions()) if (pp.leaderId() < 0 || pp.errorCode() != 0) ready = false;
+            }
+            if (ready) break;
+            sleep(100);
+        }
+        for (int attempt = 0; records > 0 && attempt < 50; attempt++) {
+            Broker.Outcome o = b.send(ApiKeys.PRODUCE, (short) 9, produce(name, null, 0, records(records, TS0, 0), (short) -1));
+            boolean done = o.ok();
+            if (done) for (var t : ((ProduceResponseData) o.body).responses())
+                for (var pr : t.partitionResponses()) if (pr.errorCode() != 0) done = false;
+            if (done) break;
+            sleep(100);
+        }
+    }
+
+    /** topicFor, then DeleteRecords below `logStart` on p0 (for the ListOffsets and Fetch cases after it). */
+    void purgedTopicFor(Broker b, String name, long logStart) {
+        topicFor(b, name, 1, 5);
+        b.send(ApiKeys.DELETE_RECORDS, (short) 2, deleteRecords(name, 0, logStart));
+    }
+
+    // CreatePartitions -----------------------------------------------------------------------
+    static CreatePartitionsRequestData.CreatePartitionsTopic grow(String topic, int count, Integer... assigned) {
+        CreatePartitionsRequestData.CreatePartitionsTopic t = new CreatePartitionsRequestData.CreatePartitionsTopic()
+            .setName(topic).setCount(count);
+        if (assigned.length == 0) t.setAssignments(null); // the generated default is an empty list, which Kafka checks
+        else t.setAssignments(list(assigned.length, i -> new CreatePartitionsRequestData.CreatePartitionsAssignment()
+            .setBrokerIds(assigned[i] < 0 ? List.of() : assigned[i] == 11 ? List.of(1, 1) : List.of(assigned[i]))));
+        return t;
+    }
+
+    static CreatePartitionsRequestData createPartitions(boolean validateOnly, CreatePartitionsRequestData.CreatePartitionsTopic... ts) {
+        CreatePartitionsRequestData.CreatePartitionsTopicCollection tc = new CreatePartitionsRequestData.CreatePartitionsTopicCollection();
+        for (var t : ts) tc.add(t);
+        return new CreatePartitionsRequestData().setTopics(tc).setTimeoutMs(30000).setValidateOnly(validateOnly);
+    }
+
+    private void createPartitionsCases(List<Case> cs, short v) {
+        ApiKeys A = ApiKeys.CREATE_PARTITIONS;
+        String t = "pd-" + rid + "-cp" + v;
+        // Assignment codes for grow(): a broker id, -1 an empty replica list, 11 broker 1 twice.
+        c(cs, A, v, "valid", b -> createPartitions(false, grow(t, 3))).pre(b -> topicFor(b, t, 1, 0));
+        c(cs, A, v, "validate_only", b -> createPartitions(true, grow(t, 6)));
+        c(cs, A, v, "no_change", b -> createPartitions(false, grow(t, 3)));
+        c(cs, A, v, "decrease", b -> createPartitions(false, grow(t, 2)));
+        c(cs, A, v, "validate_only_decrease", b -> createPartitions(true, grow(t, 1)));
+        c(cs, A, v, "after_validate_only", b -> createPartitions(false, grow(t, 4)));
+        c(cs, A, v, "unknown_topic", b -> createPartitions(false, grow(missing("cp" + v), 3)));
+        c(cs, A, v, "duplicate_topic", b -> createPartitions(false, grow(t, 5), grow(t, 6), grow(ta, 4)));
+        c(cs, A, v, "assignments_empty_list", b -> createPartitions(false, grow(t, 5).setAssignments(List.of())));
+        c(cs, A, v, "assignment_unknown_broker", b -> createPartitions(false, grow(t, 5, 2)));
+        c(cs, A, v, "assignment_count_mismatch", b -> createPartitions(false, grow(t, 6, 1)));
+        c(cs, A, v, "assignment_empty_replicas", b -> createPartitions(false, grow(t, 5, -1)));
+        c(cs, A, v, "assignment_broker_twice", b -> createPartitions(false, grow(t, 5, 11)));
+        c(cs, A, v, "assignment_valid", b -> createPartitions(false, grow(t, 6, 1, 1)));
+        c(cs, A, v, "after_assignment", b -> createPartitions(false, grow(t, 6)));
+        c(cs, A, v, "empty", b -> createPartitions(false));
+        c(cs, A, v, "huge_unknown_topics", b -> createPartitions(false, list(HUGE, i -> grow(missing("h" + i), 2))
+            .toArray(new CreatePartitionsRequestData.CreatePartitionsTopic[0])));
+    }
+
+    // DeleteRecords --------------------------------------------------------------------------
+    static DeleteRecordsRequestData deleteRecords(String topic, int partition, long offset) {
+        return new DeleteRecordsRequestData().setTimeoutMs(30000).setTopics(List.of(new DeleteRecordsRequestData.DeleteRecordsTopic()
+            .setName(topic).setPartitions(List.of(new DeleteRecordsRequestData.DeleteRecordsPartition()
+                .setPartitionIndex(partition).setOffset(offset)))));
+    }
+
+    private void deleteRecordsCases(List<Case> cs, short v) {
+        ApiKeys A = ApiKeys.DELETE_RECORDS;
+        String t = "pd-" + rid + "-dr" + v;
+        // The topic's p0 holds 5 records; each case sees what the ones before it left.
+        c(cs, A, v, "valid", b -> deleteRecords(t, 0, 2)).pre(b -> topicFor(b, t, 2, 5));
+        c(cs, A, v, "lower", b -> deleteRecords(t, 0, 1));
+        c(cs, A, v, "above_high_watermark", b -> deleteRecords(t, 0, 6));
+        c(cs, A, v, "negative", b -> deleteRecords(t, 0, -7));
+        c(cs, A, v, "high_watermark", b -> deleteRecords(t, 0, -1));
+        c(cs, A, v, "empty_partition", b -> deleteRecords(t, 1, -1));
+        c(cs, A, v, "unknown_topic", b -> deleteRecords(missing("dr" + v), 0, 1));
+        c(cs, A, v, "unknown_partition", b -> deleteRecords(t, 99, 1));
+        c(cs, A, v, "internal_topic", b -> deleteRecords("__consumer_offsets", 0, 0));
+        c(cs, A, v, "empty", b -> new DeleteRecordsRequestData().setTimeoutMs(30000));
+        c(cs, A, v, "huge_unknown_topics", b -> new DeleteRecordsRequestData().setTimeoutMs(30000).setTopics(list(HUGE, i ->
+            new DeleteRecordsRequestData.DeleteRecordsTopic().setName(missing("h" + i)).setPartitions(List.of(
+                new DeleteRecordsRequestData.DeleteRecordsPartition().setPartitionIndex(0).setOffset(0))))));
+    }
+
+    // DescribeLogDirs ------------------------------------------------------------------------
+    static DescribeLogDirsRequestData logDirs(String topic, Integer... partitions) {
+        DescribeLogDirsRequestData.DescribableLogDirTopicCollection tc = new DescribeLogDirsRequestData.DescribableLogDirTopicCollection();
+        if (topic != null) tc.add(new DescribeLogDirsRequestData.DescribableLogDirTopic().setTopic(topic).setPartitions(List.of(partitions)));
+        return new DescribeLogDirsRequestData().setTopics(tc);
+    }
+
+    private void describeLogDirsCases(List<Case> cs, short v) {
+        ApiKeys A = ApiKeys.DESCRIBE_LOG_DIRS;
+        // The directory and the file system's sizes are the machine's, not the broker's.
+        String[] machine = {"results[*].logDir", "results[*].totalBytes", "results[*].usableBytes"};
+        c(cs, A, v, "valid", b -> logDirs(ta, 0, 1, 2)).ignore(machine);
+        c(cs, A, v, "all", b -> new DescribeLogDirsRequestData().setTopics(null)).ignore(machine).runOnly("topics");
+        c(cs, A, v, "unknown_topic", b -> logDirs(missing("ld" + v), 0)).ignore(machine);
+        c(cs, A, v, "unknown_partition", b -> logDirs(ta, 99)).ignore(machine);
+        c(cs, A, v, "empty", b -> logDirs(null)).ignore(machine);
     }
 
     // DeleteTopics ---------------------------------------------------------------------------
@@ -655,6 +795,8 @@ final class Cases {
         c(cs, A, v, "valid", b -> describeConfigs(v, (byte) 2, tb, null, false));
         c(cs, A, v, "topic_synonyms", b -> describeConfigs(v, (byte) 2, tb, null, true));
         c(cs, A, v, "topic_keys", b -> describeConfigs(v, (byte) 2, ta, List.of("retention.ms", "cleanup.policy", "no.such.key"), true));
+        c(cs, A, v, "broker_synonyms", b -> describeConfigs(v, (byte) 4, "1", List.of("log.retention.ms", "log.retention.hours", "log.segment.bytes", "min.insync.replicas", "log.cleaner.threads", "num.io.threads", "ssl.key.password"), true));
+        c(cs, A, v, "broker_default_all", b -> describeConfigs(v, (byte) 4, "", null, true));
         c(cs, A, v, "broker_keys", b -> describeConfigs(v, (byte) 4, "1", List.of("message.max.bytes", "num.partitions", "auto.create.topics.enable", "no.such.key"), false));
         c(cs, A, v, "broker_all", b -> describeConfigs(v, (byte) 4, "1", null, false)).ignore("results[*].configs*");
         c(cs, A, v, "broker_default", b -> describeConfigs(v, (byte) 4, "", List.of("message.max.bytes"), false));
@@ -666,6 +808,86 @@ final class Cases {
         c(cs, A, v, "empty", b -> new DescribeConfigsRequestData().setResources(List.of()));
         c(cs, A, v, "huge_unknown_topics", b -> new DescribeConfigsRequestData().setResources(list(HUGE, i ->
             new DescribeConfigsRequestData.DescribeConfigsResource().setResourceType((byte) 2).setResourceName(missing("h" + i)).setConfigurationKeys(null))));
+    }
+
+    // IncrementalAlterConfigs / AlterConfigs --------------------------------------------------
+    // Topic changes go to tcfg; broker changes are validate_only (the brokers may be shared),
+    // except one SET and DELETE of a harmless cluster default.
+    static final byte SET = 0, DELETE = 1, APPEND = 2, SUBTRACT = 3;
+
+    /** One resource: type, name, then (name, op, value) triples. */
+    static IncrementalAlterConfigsRequestData.AlterConfigsResource iResource(byte type, String name, Object... ops) {
+        IncrementalAlterConfigsRequestData.AlterableConfigCollection cc = new IncrementalAlterConfigsRequestData.AlterableConfigCollection();
+        for (int i = 0; i < ops.length; i += 3)
+            cc.mustAdd(new IncrementalAlterConfigsRequestData.AlterableConfig().setName((String) ops[i])
+                .setConfigOperation((Byte) ops[i + 1]).setValue((String) ops[i + 2]));
+        return new IncrementalAlterConfigsRequestData.AlterConfigsResource().setResourceType(type).setResourceName(name).setConfigs(cc);
+    }
+
+    static IncrementalAlterConfigsRequestData incremental(boolean validateOnly, IncrementalAlterConfigsRequestData.AlterConfigsResource... rs) {
+        IncrementalAlterConfigsRequestData.AlterConfigsResourceCollection c = new IncrementalAlterConfigsRequestData.AlterConfigsResourceCollection();
+        for (var r : rs) c.mustAdd(r);
+        return new IncrementalAlterConfigsRequestData().setValidateOnly(validateOnly).setResources(c);
+    }
+
+    private void incrementalAlterConfigsCases(List<Case> cs, short v) {
+        ApiKeys A = ApiKeys.INCREMENTAL_ALTER_CONFIGS;
+        byte T = 2, B = 4, L = 8;
+        c(cs, A, v, "valid", b -> incremental(false, iResource(T, tcfg, "retention.ms", SET, "7200000", "segment.ms", SET, "3600000")));
+        c(cs, A, v, "append_subtract", b -> incremental(false, iResource(T, tcfg,
+            "leader.replication.throttled.replicas", APPEND, "0:1,1:1", "follower.replication.throttled.replicas", SUBTRACT, "0:1")));
+        c(cs, A, v, "append_not_list", b -> incremental(false, iResource(T, tcfg, "retention.ms", APPEND, "1")));
+        c(cs, A, v, "delete", b -> incremental(false, iResource(T, tcfg, "segment.ms", DELETE, null)));
+        c(cs, A, v, "validate_only", b -> incremental(true, iResource(T, tcfg, "retention.bytes", SET, "1000")));
+        c(cs, A, v, "invalid_value", b -> incremental(false, iResource(T, tcfg, "retention.ms", SET, "abc")));
+        c(cs, A, v, "below_minimum", b -> incremental(false, iResource(T, tcfg, "retention.ms", SET, "-5")));
+        c(cs, A, v, "bad_codec", b -> incremental(false, iResource(T, tcfg, "compression.type", SET, "brotli")));
+        c(cs, A, v, "any_codec", b -> incremental(false, iResource(T, tcfg, "compression.type", SET, "zstd")));
+        c(cs, A, v, "unknown_config", b -> incremental(false, iResource(T, tcfg, "no.such.config", SET, "1")));
+        c(cs, A, v, "unknown_topic", b -> incremental(false, iResource(T, missing("iac"), "retention.ms", SET, "1")));
+        c(cs, A, v, "null_value", b -> incremental(false, iResource(T, tcfg, "retention.ms", SET, null)));
+        c(cs, A, v, "duplicate_keys", b -> incremental(false, iResource(T, tcfg, "retention.ms", SET, "1", "retention.ms", DELETE, null)));
+        c(cs, A, v, "duplicate_resource", b -> incremental(false, iResource(T, tcfg, "retention.ms", SET, "1"), iResource(T, tcfg, "segment.ms", SET, "1")));
+        c(cs, A, v, "broker", b -> incremental(true, iResource(B, "1", "log.retention.ms", SET, "1000", "message.max.bytes", SET, "2000000")));
+        c(cs, A, v, "broker_default", b -> incremental(true, iResource(B, "", "log.segment.bytes", SET, "1048576")));
+        c(cs, A, v, "broker_default_set_delete", b -> incremental(false, iResource(B, "", "log.roll.jitter.ms", SET, "5")));
+        c(cs, A, v, "broker_default_delete", b -> incremental(false, iResource(B, "", "log.roll.jitter.ms", DELETE, null)));
+        c(cs, A, v, "broker_read_only", b -> incremental(true, iResource(B, "1", "num.partitions", SET, "3")));
+        c(cs, A, v, "broker_bad_value", b -> incremental(true, iResource(B, "", "log.retention.ms", SET, "abc")));
+        c(cs, A, v, "broker_append_not_list", b -> incremental(true, iResource(B, "1", "log.retention.ms", APPEND, "1")));
+        c(cs, A, v, "broker_wrong_id", b -> incremental(true, iResource(B, "999", "log.retention.ms", SET, "1")));
+        c(cs, A, v, "broker_not_a_number", b -> incremental(true, iResource(B, "one", "log.retention.ms", SET, "1")));
+        c(cs, A, v, "broker_logger", b -> incremental(true, iResource(L, "1", "root", SET, "INFO")));
+        c(cs, A, v, "broker_logger_bad_level", b -> incremental(true, iResource(L, "1", "root", SET, "LOUD")));
+        c(cs, A, v, "broker_logger_append", b -> incremental(true, iResource(L, "1", "root", APPEND, "INFO")));
+        c(cs, A, v, "broker_logger_delete_root", b -> incremental(true, iResource(L, "1", "root", DELETE, null)));
+        c(cs, A, v, "unknown_resource_type", b -> incremental(false, iResource((byte) 99, "x", "a", SET, "1")));
+        c(cs, A, v, "empty", b -> incremental(false));
+    }
+
+    static AlterConfigsRequestData legacy(boolean validateOnly, byte type, String name, String... kv) {
+        AlterConfigsRequestData.AlterableConfigCollection cc = new AlterConfigsRequestData.AlterableConfigCollection();
+        for (int i = 0; i < kv.length; i += 2) cc.mustAdd(new AlterConfigsRequestData.AlterableConfig().setName(kv[i]).setValue(kv[i + 1]));
+        AlterConfigsRequestData.AlterConfigsResourceCollection rc = new AlterConfigsRequestData.AlterConfigsResourceCollection();
+        rc.mustAdd(new AlterConfigsRequestData.AlterConfigsResource().setResourceType(type).setResourceName(name).setConfigs(cc));
+        return new AlterConfigsRequestData().setValidateOnly(validateOnly).setResources(rc);
+    }
+
+    private void alterConfigsCases(List<Case> cs, short v) {
+        ApiKeys A = ApiKeys.ALTER_CONFIGS;
+        byte T = 2, B = 4, L = 8;
+        c(cs, A, v, "valid", b -> legacy(false, T, tcfg, "retention.ms", "3600000", "max.message.bytes", "2000000"));
+        c(cs, A, v, "validate_only", b -> legacy(true, T, tcfg, "segment.bytes", "1048576"));
+        c(cs, A, v, "invalid_value", b -> legacy(false, T, tcfg, "segment.ms", "abc"));
+        c(cs, A, v, "unknown_config", b -> legacy(false, T, tcfg, "no.such.config", "1"));
+        c(cs, A, v, "unknown_topic", b -> legacy(false, T, missing("ac"), "retention.ms", "1"));
+        c(cs, A, v, "null_value", b -> legacy(false, T, tcfg, "retention.ms", null));
+        c(cs, A, v, "broker", b -> legacy(true, B, "1", "log.retention.ms", "1000"));
+        c(cs, A, v, "broker_default", b -> legacy(true, B, "", "log.retention.ms", "1000", "min.insync.replicas", "1"));
+        c(cs, A, v, "broker_read_only", b -> legacy(true, B, "1", "auto.create.topics.enable", "false"));
+        c(cs, A, v, "broker_wrong_id", b -> legacy(true, B, "999", "log.retention.ms", "1"));
+        c(cs, A, v, "broker_logger", b -> legacy(true, L, "1", "root", "INFO"));
+        c(cs, A, v, "empty", b -> new AlterConfigsRequestData());
     }
 
     // FindCoordinator ------------------------------------------------------------------------

@@ -893,6 +893,16 @@ public final class JavaCompat {
         all.put("txn_consume_transform_produce", Transactions::consumeTransformProduce);
         all.put("txn_zombie_fence", Transactions::zombieFence);
         all.put("txn_timeout", Transactions::timeout);
+        all.put("admin_create_partitions", AdminScenarios::createPartitions);
+        all.put("admin_delete_records", AdminScenarios::deleteRecords);
+        all.put("admin_incremental_alter_configs", AdminScenarios::incrementalAlterConfigs);
+        all.put("admin_describe_log_dirs", AdminScenarios::describeLogDirs);
+        all.put("admin_describe_features", AdminScenarios::describeFeatures);
+        all.put("admin_describe_cluster", AdminScenarios::describeCluster);
+        all.put("admin_elect_leaders", AdminScenarios::electLeaders);
+        all.put("admin_list_partition_reassignments", AdminScenarios::listPartitionReassignments);
+        all.put("admin_describe_metadata_quorum", AdminScenarios::describeMetadataQuorum);
+        all.put("compacted_topic", AdminScenarios::compactedTopic);
 
         Set<String> only = new HashSet<>();
         for (String x : System.getenv().getOrDefault("COMPAT_SCENARIOS", "").split(",")) if (!x.isEmpty()) only.add(x);

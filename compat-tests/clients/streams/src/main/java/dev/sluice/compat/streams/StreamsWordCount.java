@@ -13,17 +13,21 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.common.serialization.Serdes;
+import org.apache.kafka.common.utils.Bytes;
 import org.apache.kafka.common.utils.internals.AppInfoParser;
 import org.apache.kafka.streams.CloseOptions;
 import org.apache.kafka.streams.KafkaStreams;
+import org.apache.kafka.streams.KeyValue;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.state.KeyValueStore;
 
 /**
  * The kafka-streams column's application: WordCount with exactly_once_v2.
@@ -36,7 +40,11 @@ import org.apache.kafka.streams.kstream.Produced;
  * APPLICATION_ID-words-repartition), counted into the persistent store "counts" (RocksDB, changelog
  * APPLICATION_ID-counts-changelog) and every new count is written to OUTPUT as word -> count (String,
  * Long). Record caching is off, so each input word yields exactly one output record and the counts
- * of a word on OUTPUT are 1, 2, 3, ... Trailing NAME=VALUE arguments override Streams settings.
+ * of a word on OUTPUT are 1, 2, 3, ... The counts table is also re-keyed by each word's first two
+ * letters (the table repartition topic APPLICATION_ID-prefixes-repartition) and summed into the
+ * store "prefix-sums" (changelog APPLICATION_ID-prefix-sums-changelog), written to OUTPUT-prefixes
+ * as prefix -> sum: its last value per prefix is the total occurrences of that prefix's words.
+ * Trailing NAME=VALUE arguments override Streams settings.
  *
  * It talks to its driver (compat-tests/clients/kafka_streams_client.py) over stdio. On stdout, one
  * line each: {@code VERSION v}, {@code STATE NEW OLD} on every state change, {@code FATAL chain} when a
@@ -66,14 +74,22 @@ public final class StreamsWordCount {
 
     static Topology topology(String input, String output) {
         StreamsBuilder b = new StreamsBuilder();
-        b.stream(input, Consumed.with(Serdes.String(), Serdes.String()))
+        KTable<String, Long> counts = b.stream(input, Consumed.with(Serdes.String(), Serdes.String()))
             .flatMapValues(line -> Arrays.stream(line.split(" +")).filter(w -> !w.isEmpty()).toList())
             .groupBy((key, word) -> word, Grouped.with("words", Serdes.String(), Serdes.String()))
-            .count(Materialized.<String, Long, org.apache.kafka.streams.state.KeyValueStore<
-                    org.apache.kafka.common.utils.Bytes, byte[]>>as("counts")
-                .withKeySerde(Serdes.String()).withValueSerde(Serdes.Long()).withCachingDisabled())
+            .count(Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as("counts")
+                .withKeySerde(Serdes.String()).withValueSerde(Serdes.Long()).withCachingDisabled());
+        counts.toStream().to(output, Produced.with(Serdes.String(), Serdes.Long()));
+        // The table re-keyed by the word's first two letters (a table repartition topic carrying
+        // each count change as a subtraction of the old and an addition of the new) and summed
+        // into a second store: per prefix, the words' total occurrences.
+        counts.groupBy((word, n) -> KeyValue.pair(word.substring(0, Math.min(2, word.length())), n),
+                Grouped.with("prefixes", Serdes.String(), Serdes.Long()))
+            .reduce(Long::sum, (sum, old) -> sum - old,
+                Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as("prefix-sums")
+                    .withKeySerde(Serdes.String()).withValueSerde(Serdes.Long()).withCachingDisabled())
             .toStream()
-            .to(output, Produced.with(Serdes.String(), Serdes.Long()));
+            .to(output + "-prefixes", Produced.with(Serdes.String(), Serdes.Long()));
         return b.build();
     }
 

@@ -1,0 +1,98 @@
+//! ElectLeaders (`kafka-leader-election`): this broker is every partition's only replica and
+//! leads it, so it is always the preferred leader and no partition ever needs an election.
+//! Answered as Kafka's controller answers (ReplicationControlManager.electLeaders).
+
+use super::{str_bytes, Handled, RequestContext};
+use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+use kafka_protocol::messages::{
+    ElectLeadersRequest, ElectLeadersResponse, ResponseKind, TopicName,
+};
+use kafka_protocol::ResponseError;
+
+const PREFERRED: i8 = 0;
+const UNCLEAN: i8 = 1;
+
+fn result(partition: i32, error: ResponseError, message: String) -> PartitionResult {
+    PartitionResult::default()
+        .with_partition_id(partition)
+        .with_error_code(error.code())
+        .with_error_message(Some(str_bytes(&message)))
+}
+
+pub fn handle(ctx: &RequestContext, request: ElectLeadersRequest) -> Handled {
+    let broker = &ctx.broker;
+    // v0 has no election type: preferred.
+    let election_type = if ctx.api_version >= 1 {
+        request.election_type
+    } else {
+        PREFERRED
+    };
+    if election_type != PREFERRED && election_type != UNCLEAN {
+        // Kafka's error response: every partition asked for, and the top-level code, carry it.
+        let error = ResponseError::InvalidRequest;
+        let message = format!("Unknown election type {election_type}");
+        let results = request
+            .topic_partitions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| {
+                ReplicaElectionResult::default()
+                    .with_topic(t.topic)
+                    .with_partition_result(
+                        t.partitions
+                            .iter()
+                            .map(|&p| result(p, error, message.clone()))
+                            .collect(),
+                    )
+            })
+            .collect();
+        return Handled::ready(ResponseKind::ElectLeaders(
+            ElectLeadersResponse::default()
+                .with_error_code(error.code())
+                .with_replica_election_results(results),
+        ));
+    }
+    let results = match request.topic_partitions {
+        // Null asks for every partition; Kafka lists each topic but only the partitions that
+        // needed an election: none here.
+        None => broker
+            .topics()
+            .iter()
+            .map(|t| ReplicaElectionResult::default().with_topic(TopicName(str_bytes(&t.name))))
+            .collect(),
+        Some(topics) => topics
+            .into_iter()
+            .map(|t| {
+                let topic = broker.topic(&t.topic.0);
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|&p| match &topic {
+                        None => result(
+                            p,
+                            ResponseError::UnknownTopicOrPartition,
+                            format!("No such topic as {}", t.topic.0.as_str()),
+                        ),
+                        Some(topic) if p < 0 || p as usize >= topic.states.len() => result(
+                            p,
+                            ResponseError::UnknownTopicOrPartition,
+                            format!("No such partition as {}-{p}", t.topic.0.as_str()),
+                        ),
+                        // Preferred: the leader is the first replica. Unclean: there is a leader.
+                        Some(_) => result(
+                            p,
+                            ResponseError::ElectionNotNeeded,
+                            "Leader election not needed for topic partition.".to_string(),
+                        ),
+                    })
+                    .collect();
+                ReplicaElectionResult::default()
+                    .with_topic(t.topic)
+                    .with_partition_result(partitions)
+            })
+            .collect(),
+    };
+    Handled::ready(ResponseKind::ElectLeaders(
+        ElectLeadersResponse::default().with_replica_election_results(results),
+    ))
+}

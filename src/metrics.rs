@@ -1,0 +1,303 @@
+//! Prometheus metrics, served on the admin listener (`admin_http`). The hot path only does
+//! relaxed atomic increments on counters that exist from the start (a fixed table per API
+//! key and version, latency buckets per API); everything else (partitions, the process) is
+//! read when /metrics is scraped. prometheus-client encodes the text format.
+
+use crate::api;
+use crate::broker::Broker;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+/// API keys and versions the table has room for (Kafka's keys are below 100, versions below 20).
+const KEYS: usize = 100;
+const VERSIONS: usize = 20;
+/// Upper bounds of the request latency buckets, in seconds (the last bucket is +Inf).
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+struct ApiLatency {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+/// Process-wide request and connection counters.
+pub struct Metrics {
+    requests: [[AtomicU64; VERSIONS]; KEYS],
+    latency: [ApiLatency; KEYS],
+    /// Connections closed because of a bad request (unknown API, unsupported version,
+    /// undecodable or oversized frame).
+    requests_refused: AtomicU64,
+    connections_open: AtomicI64,
+    connections_opened: AtomicU64,
+}
+
+pub static METRICS: Metrics = Metrics {
+    requests: [const { [const { AtomicU64::new(0) }; VERSIONS] }; KEYS],
+    latency: [const {
+        ApiLatency {
+            buckets: [const { AtomicU64::new(0) }; LATENCY_BUCKETS.len() + 1],
+            sum_micros: AtomicU64::new(0),
+        }
+    }; KEYS],
+    requests_refused: AtomicU64::new(0),
+    connections_open: AtomicI64::new(0),
+    connections_opened: AtomicU64::new(0),
+};
+
+impl Metrics {
+    /// One request answered (or, without a response, handled) after `took`.
+    pub fn request(&self, api_key: i16, api_version: i16, took: Duration) {
+        let (Ok(key), Ok(version)) = (usize::try_from(api_key), usize::try_from(api_version))
+        else {
+            return;
+        };
+        if key >= KEYS || version >= VERSIONS {
+            return;
+        }
+        self.requests[key][version].fetch_add(1, Relaxed);
+        let secs = took.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        let l = &self.latency[key];
+        l.buckets[bucket].fetch_add(1, Relaxed);
+        l.sum_micros.fetch_add(took.as_micros() as u64, Relaxed);
+    }
+
+    pub fn request_refused(&self) {
+        self.requests_refused.fetch_add(1, Relaxed);
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_opened.fetch_add(1, Relaxed);
+        self.connections_open.fetch_add(1, Relaxed);
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Encodes everything on a scrape: the counters above, each partition's offsets and size,
+/// and the process.
+#[derive(Debug)]
+pub struct Scrape {
+    pub broker: &'static OnceLock<Weak<Broker>>,
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: &[(Vec<(&'static str, String)>, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    if let [(labels, v)] = series {
+        if labels.is_empty() {
+            return ConstCounter::new(*v).encode(family);
+        }
+    }
+    for (labels, v) in series {
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        ConstCounter::new(*v).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: &[(Vec<(&'static str, String)>, i64)],
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    if let [(labels, v)] = series {
+        if labels.is_empty() {
+            return ConstGauge::new(*v).encode(family);
+        }
+    }
+    for (labels, v) in series {
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        ConstGauge::new(*v).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn api_name(key: usize) -> Option<String> {
+    api::lookup(key as i16).map(|e| format!("{:?}", e.key))
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let m = &METRICS;
+        let mut requests = Vec::new();
+        for (key, versions) in m.requests.iter().enumerate() {
+            for (version, n) in versions.iter().enumerate() {
+                let n = n.load(Relaxed);
+                if let (Some(api), true) = (api_name(key), n > 0) {
+                    requests.push((vec![("api", api), ("version", version.to_string())], n));
+                }
+            }
+        }
+        counter(
+            &mut encoder,
+            "sluice_requests",
+            "Requests handled, by API and version.",
+            &requests,
+        )?;
+        {
+            let mut family = encoder.encode_descriptor(
+                "sluice_request_latency_seconds",
+                "Time from a request's arrival to its response's write, by API.",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (key, l) in m.latency.iter().enumerate() {
+                let Some(api) = api_name(key) else { continue };
+                let counts: Vec<u64> = l.buckets.iter().map(|b| b.load(Relaxed)).collect();
+                let total: u64 = counts.iter().sum();
+                if total == 0 {
+                    continue;
+                }
+                // Per-bucket counts: the encoder makes them cumulative.
+                let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+                    .iter()
+                    .copied()
+                    .chain([f64::INFINITY])
+                    .zip(counts)
+                    .collect();
+                let sum = l.sum_micros.load(Relaxed) as f64 / 1e6;
+                family
+                    .encode_family(&[("api", api.as_str())])?
+                    .encode_histogram::<Vec<(String, String)>>(sum, total, &buckets, None)?;
+            }
+        }
+        counter(
+            &mut encoder,
+            "sluice_requests_refused",
+            "Requests that closed their connection (unknown API, unsupported version, undecodable).",
+            &[(vec![], m.requests_refused.load(Relaxed))],
+        )?;
+        gauge(
+            &mut encoder,
+            "sluice_connections_open",
+            "Client connections open now.",
+            &[(vec![], m.connections_open.load(Relaxed))],
+        )?;
+        counter(
+            &mut encoder,
+            "sluice_connections_opened",
+            "Client connections accepted since start.",
+            &[(vec![], m.connections_opened.load(Relaxed))],
+        )?;
+        if let Some(broker) = self.broker.get().and_then(Weak::upgrade) {
+            encode_partitions(&mut encoder, &broker)?;
+        }
+        encode_process(&mut encoder)
+    }
+}
+
+fn encode_partitions(
+    encoder: &mut DescriptorEncoder,
+    broker: &Arc<Broker>,
+) -> Result<(), std::fmt::Error> {
+    let mut start = Vec::new();
+    let mut end = Vec::new();
+    let mut hw = Vec::new();
+    let mut size = Vec::new();
+    for t in broker.topics() {
+        for p in &t.partitions {
+            let labels = vec![
+                ("topic", t.name.clone()),
+                ("partition", p.index.to_string()),
+            ];
+            let o = p.offsets();
+            start.push((labels.clone(), o.log_start));
+            end.push((labels.clone(), o.log_end));
+            hw.push((labels.clone(), o.high_watermark));
+            size.push((labels, p.size_bytes() as i64));
+        }
+    }
+    let per_partition = [
+        (
+            "sluice_partition_log_start_offset",
+            "First offset of the log.",
+            start,
+        ),
+        (
+            "sluice_partition_log_end_offset",
+            "Offset the next record gets.",
+            end,
+        ),
+        (
+            "sluice_partition_high_watermark",
+            "Offsets below it are readable (durable).",
+            hw,
+        ),
+        (
+            "sluice_partition_size_bytes",
+            "Bytes of the partition's local segments.",
+            size,
+        ),
+    ];
+    for (name, help, series) in per_partition {
+        gauge(encoder, name, help, &series)?;
+    }
+    Ok(())
+}
+
+/// RSS, CPU time and open files from /proc/self (Linux; nothing elsewhere).
+fn encode_process(encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    let page = 4096i64;
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<i64>().ok())
+        .map(|pages| pages * page);
+    // utime and stime, fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second).
+    let cpu = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(") ")?.1;
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            let ticks =
+                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            Some(ticks as f64 / 100.0)
+        });
+    let open_fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as i64)
+        .ok();
+    if let Some(rss) = rss {
+        gauge(
+            encoder,
+            "process_resident_memory_bytes",
+            "Resident memory.",
+            &[(vec![], rss)],
+        )?;
+    }
+    if let Some(cpu) = cpu {
+        let family = encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "User and system CPU time.",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(cpu).encode(family)?;
+    }
+    if let Some(fds) = open_fds {
+        gauge(
+            encoder,
+            "process_open_fds",
+            "Open file descriptors.",
+            &[(vec![], fds)],
+        )?;
+    }
+    Ok(())
+}

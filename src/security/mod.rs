@@ -1,0 +1,11 @@
+//! Security below the API layer: authentication (the principal of a TLS client certificate by
+//! ssl.principal.mapping.rules, SASL/PLAIN) and the ACL authorizer. Knows principals, resources
+//! and ACL bindings; no protocol message types.
+
+pub mod authorizer;
+pub mod sasl_plain;
+pub mod ssl_principal;
+
+pub use authorizer::{
+    AclBindingFilter, Authorizer, Operation, PatternType, Permission, ResourceType,
+};
