@@ -29,12 +29,34 @@ struct Cli {
 enum Command {
     /// Run the broker (the default).
     Serve(ServeArgs),
+    /// Prepare a data directory before the broker starts: create its metadata store and seed
+    /// SCRAM users, as Kafka's `kafka-storage format --add-scram`. The broker must be stopped.
+    Format(FormatArgs),
+}
+
+#[derive(clap::Args)]
+struct FormatArgs {
+    /// A SCRAM user: 'SCRAM-SHA-256=[name=alice,password=alice-secret]' (or SCRAM-SHA-512;
+    /// optional iterations=N, 4096 to 16384). Repeatable; an existing user's credential for
+    /// that mechanism is replaced.
+    #[arg(long = "add-scram", value_name = "MECHANISM=[name=..,password=..]")]
+    add_scram: Vec<String>,
+    /// The broker's settings (--data-dir, --node-id, --config, --set) find the data directory.
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 fn main() {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Format(args)) => {
+            if let Err(e) = format(args) {
+                eprintln!("sluice format: {e:#}");
+                std::process::exit(1);
+            }
+            return;
+        }
         None => cli.serve,
     };
     let config = match BrokerConfig::resolve(&args) {
@@ -58,7 +80,36 @@ fn main() {
     }
 }
 
+/// `sluice format`: opens (or creates) the metadata store and adds the SCRAM users.
+fn format(args: FormatArgs) -> Result<()> {
+    use sluice::metadata::{ClusterMetadata, LocalMetadata};
+    let config = BrokerConfig::resolve(&args.serve)?;
+    let _lock = sluice::broker::lock_data_dir(&config.data_dir)?;
+    let users = args
+        .add_scram
+        .iter()
+        .map(|spec| sluice::security::sasl_scram::parse_add_scram(spec))
+        .collect::<Result<Vec<_>>>()?;
+    let store = LocalMetadata::open(&config.data_dir, config.node_id)?;
+    let mut credentials = store.scram_credentials();
+    for (mechanism, user, credential) in users {
+        credentials
+            .entry(user.clone())
+            .or_default()
+            .insert(mechanism.name().to_string(), credential);
+        println!("added {} credential for user {user}", mechanism.name());
+    }
+    store.set_scram_credentials(credentials)?;
+    println!(
+        "formatted {} (cluster id {})",
+        config.data_dir.display(),
+        store.cluster_id()
+    );
+    Ok(())
+}
+
 async fn serve(config: BrokerConfig) -> Result<()> {
+    let _data_dir_lock = sluice::broker::lock_data_dir(&config.data_dir)?;
     let retention_every = Duration::from_millis(config.retention_check_interval_ms);
     if let Some(admin) = config.admin_listen {
         sluice::admin_http::start(admin).await?;

@@ -65,6 +65,8 @@ pub enum SaslState {
     Handshaken {
         mechanism: String,
     },
+    /// SCRAM: the server-first message went out; the client-final message is next.
+    ScramFinal(Box<crate::security::sasl_scram::ServerFirst>),
     Authenticated,
 }
 

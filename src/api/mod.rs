@@ -7,6 +7,7 @@ pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod chunked;
 pub mod consumer_group_describe;
@@ -27,6 +28,7 @@ pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
 pub mod errors;
@@ -377,6 +379,21 @@ pub static APIS: &[ApiEntry] = &[
     api!(DescribeAcls, 1, 3, describe_acls, DescribeAclsRequest),
     api!(CreateAcls, 1, 3, create_acls, CreateAclsRequest),
     api!(DeleteAcls, 1, 3, delete_acls, DeleteAclsRequest),
+    // SCRAM credentials (security/sasl_scram.rs), kept in the metadata.
+    api!(
+        DescribeUserScramCredentials,
+        0,
+        0,
+        describe_user_scram_credentials,
+        DescribeUserScramCredentialsRequest
+    ),
+    api!(
+        AlterUserScramCredentials,
+        0,
+        0,
+        alter_user_scram_credentials,
+        AlterUserScramCredentialsRequest
+    ),
     // Cluster administration, as a single-broker KRaft Kafka (combined broker+controller).
     api!(
         DescribeTopicPartitions,

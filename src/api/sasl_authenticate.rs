@@ -1,65 +1,129 @@
-//! SaslAuthenticate: one PLAIN exchange after SaslHandshake v1. A failed authentication is
-//! answered SASL_AUTHENTICATION_FAILED after connection.failed.authentication.delay.ms, then
-//! the connection closes, as in Kafka. Re-authentication (KIP-368) is not served.
+//! SaslAuthenticate: the SASL exchange after SaslHandshake v1. PLAIN takes one round;
+//! SCRAM-SHA-256/512 two (client-first, then client-final), checked against the credentials
+//! AlterUserScramCredentials or `sluice scram` stored. A failed authentication is answered
+//! SASL_AUTHENTICATION_FAILED after connection.failed.authentication.delay.ms, then the
+//! connection closes, as in Kafka. Re-authentication (KIP-368) is not served.
 
 use super::{Handled, Principal, RequestContext, SaslState};
 use crate::security::sasl_plain;
+use crate::security::sasl_scram::{self, ScramMechanism};
+use bytes::Bytes;
 use kafka_protocol::messages::{ResponseKind, SaslAuthenticateRequest, SaslAuthenticateResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use std::time::Duration;
 
 pub fn handle(ctx: &RequestContext, request: SaslAuthenticateRequest) -> Handled {
-    let fail = |e: ResponseError, message: String, delay: Duration| Handled::Sasl {
+    match &ctx.session.sasl {
+        SaslState::Handshaken { mechanism } if mechanism == "PLAIN" => plain(ctx, &request),
+        SaslState::Handshaken { mechanism } => match ScramMechanism::from_name(mechanism) {
+            Some(m) => scram_first(ctx, m, &request),
+            None => illegal_state(ctx),
+        },
+        SaslState::ScramFinal(state) => scram_final(ctx, state, &request),
+        _ => illegal_state(ctx),
+    }
+}
+
+fn illegal_state(ctx: &RequestContext) -> Handled {
+    Handled::Sasl {
         response: Box::new(ResponseKind::SaslAuthenticate(
             SaslAuthenticateResponse::default()
-                .with_error_code(e.code())
+                .with_error_code(ResponseError::IllegalSaslState.code())
+                .with_error_message(Some(StrBytes::from_string(format!(
+                    "Unexpected SaslAuthenticate request in SASL state {:?}",
+                    ctx.session.sasl
+                )))),
+        )),
+        sasl: ctx.session.sasl.clone(),
+        principal: None,
+        close: Some(Duration::ZERO),
+    }
+}
+
+/// SASL_AUTHENTICATION_FAILED with Kafka's message, after the failed-authentication delay.
+fn failed(ctx: &RequestContext, message: String, reason: &str) -> Handled {
+    tracing::info!(peer = %ctx.session.peer, listener = %ctx.session.listener.name, reason, "SASL authentication failed");
+    Handled::Sasl {
+        response: Box::new(ResponseKind::SaslAuthenticate(
+            SaslAuthenticateResponse::default()
+                .with_error_code(ResponseError::SaslAuthenticationFailed.code())
                 .with_error_message(Some(StrBytes::from_string(message))),
         )),
         sasl: ctx.session.sasl.clone(),
         principal: None,
-        close: Some(delay),
-    };
-    match &ctx.session.sasl {
-        SaslState::Handshaken { mechanism } if mechanism == "PLAIN" => {}
-        state => {
-            return fail(
-                ResponseError::IllegalSaslState,
-                format!("Unexpected SaslAuthenticate request in SASL state {state:?}"),
-                Duration::ZERO,
-            )
-        }
+        close: Some(Duration::from_millis(
+            ctx.broker.config.failed_authentication_delay_ms,
+        )),
     }
-    let listener = &ctx.session.listener.name;
+}
+
+fn authenticated(ctx: &RequestContext, mechanism: &str, user: String, reply: Bytes) -> Handled {
+    tracing::info!(peer = %ctx.session.peer, listener = %ctx.session.listener.name, principal = %format!("User:{user}"), mechanism, "SASL authentication succeeded");
+    Handled::Sasl {
+        response: Box::new(ResponseKind::SaslAuthenticate(
+            SaslAuthenticateResponse::default().with_auth_bytes(reply),
+        )),
+        sasl: SaslState::Authenticated,
+        principal: Some(Principal {
+            principal_type: "User".to_string(),
+            name: user,
+        }),
+        close: None,
+    }
+}
+
+fn plain(ctx: &RequestContext, request: &SaslAuthenticateRequest) -> Handled {
     let users = ctx
         .broker
         .config
         .security
-        .setting(listener, "plain.sasl.jaas.config")
+        .setting(&ctx.session.listener.name, "plain.sasl.jaas.config")
         .and_then(|jaas| sasl_plain::users(jaas).ok())
         .unwrap_or_default();
     match sasl_plain::authenticate(&request.auth_bytes, &users) {
-        Ok(user) => {
-            tracing::info!(peer = %ctx.session.peer, listener = %listener, principal = %format!("User:{user}"), mechanism = "PLAIN", "SASL authentication succeeded");
-            Handled::Sasl {
-                response: Box::new(ResponseKind::SaslAuthenticate(
-                    SaslAuthenticateResponse::default(),
-                )),
-                sasl: SaslState::Authenticated,
-                principal: Some(Principal {
-                    principal_type: "User".to_string(),
-                    name: user,
-                }),
-                close: None,
-            }
-        }
-        Err(message) => {
-            tracing::info!(peer = %ctx.session.peer, listener = %listener, reason = %message, "SASL authentication failed");
-            fail(
-                ResponseError::SaslAuthenticationFailed,
-                message,
-                Duration::from_millis(ctx.broker.config.failed_authentication_delay_ms),
-            )
-        }
+        Ok(user) => authenticated(ctx, "PLAIN", user, Bytes::new()),
+        Err(message) => failed(ctx, message.clone(), &message),
+    }
+}
+
+fn scram_first(
+    ctx: &RequestContext,
+    mechanism: ScramMechanism,
+    request: &SaslAuthenticateRequest,
+) -> Handled {
+    let lookup = |user: &str| {
+        ctx.broker
+            .metadata
+            .scram_credentials()
+            .get(user)
+            .and_then(|by_mechanism| by_mechanism.get(mechanism.name()).cloned())
+    };
+    match sasl_scram::client_first(mechanism, &request.auth_bytes, lookup) {
+        Ok((state, reply)) => Handled::Sasl {
+            response: Box::new(ResponseKind::SaslAuthenticate(
+                SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(reply)),
+            )),
+            sasl: SaslState::ScramFinal(Box::new(state)),
+            principal: None,
+            close: None,
+        },
+        Err(e) => failed(ctx, e.client_message(mechanism), e.reason()),
+    }
+}
+
+fn scram_final(
+    ctx: &RequestContext,
+    state: &sasl_scram::ServerFirst,
+    request: &SaslAuthenticateRequest,
+) -> Handled {
+    match sasl_scram::client_final(state, &request.auth_bytes) {
+        Ok(reply) => authenticated(
+            ctx,
+            state.mechanism.name(),
+            state.user.clone(),
+            Bytes::from(reply),
+        ),
+        Err(e) => failed(ctx, e.client_message(state.mechanism), e.reason()),
     }
 }

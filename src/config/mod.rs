@@ -641,12 +641,13 @@ impl BrokerConfig {
             let (listener, key) = rest
                 .split_once('.')
                 .ok_or_else(|| anyhow!("expected listener.name.<listener>.<setting>"))?;
-            // <mechanism>.sasl.jaas.config: the JAAS options of one mechanism (PLAIN's users).
+            // <mechanism>.sasl.jaas.config: the JAAS options of one mechanism (PLAIN's users;
+            // SCRAM's needs none on the broker, as Kafka's ScramLoginModule, but must parse).
             if let Some(mechanism) = key.strip_suffix(".sasl.jaas.config") {
-                if mechanism != "plain" {
-                    bail!("sluice serves SASL/PLAIN only");
+                if !["plain", "scram-sha-256", "scram-sha-512"].contains(&mechanism) {
+                    bail!("sluice serves SASL/PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512");
                 }
-                crate::security::sasl_plain::users(value)?;
+                crate::security::sasl_plain::jaas_options(value)?;
                 self.security
                     .per_listener
                     .entry(listener.to_ascii_lowercase())

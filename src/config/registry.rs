@@ -694,11 +694,11 @@ pub static BROKER: &[Setting] = &[
         Type::List,
         KafkaDefault::Is("GSSAPI"),
         Valid::Check {
-            allowed: &["GSSAPI", "PLAIN"],
+            allowed: &["GSSAPI", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
             parse: mechanisms,
         },
     )
-    .doc("The SASL mechanisms enabled on SASL listeners. sluice serves PLAIN; a SASL listener needs it set (Kafka's default is GSSAPI).")
+    .doc("The SASL mechanisms enabled on SASL listeners. sluice serves PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; a SASL listener needs it set (Kafka's default is GSSAPI).")
     .broker(|c, v| ssl(c, "sasl.enabled.mechanisms", v)),
     int("connection.failed.authentication.delay.ms", "100", 0, I32)
         .doc("Connection close delay on failed authentication: the time by which the answer and the close are delayed.")

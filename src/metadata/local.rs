@@ -2,7 +2,7 @@
 //! blocks, persisted atomically as one JSON snapshot (write temp, fsync, rename, fsync the
 //! directory). This node leads every partition at epoch 0 with itself as the only replica.
 
-use super::{AclEntry, ClusterMetadata, PartitionState, TopicMeta};
+use super::{AclEntry, ClusterMetadata, PartitionState, ScramCredentials, TopicMeta};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -24,6 +24,8 @@ struct Snapshot {
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     acls: Vec<AclEntry>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    scram_credentials: ScramCredentials,
 }
 
 struct Inner {
@@ -86,6 +88,7 @@ impl LocalMetadata {
                         .filter(|(_, c)| !c.is_empty())
                         .collect(),
                     acls: Vec::new(),
+                    scram_credentials: BTreeMap::new(),
                 },
                 true,
             ),
@@ -240,6 +243,18 @@ impl ClusterMetadata for LocalMetadata {
     fn set_acls(&self, acls: Vec<AclEntry>) -> Result<()> {
         self.update(|s| {
             s.acls = acls;
+            true
+        })
+        .map(|_| ())
+    }
+
+    fn scram_credentials(&self) -> ScramCredentials {
+        self.lock().snapshot.scram_credentials.clone()
+    }
+
+    fn set_scram_credentials(&self, credentials: ScramCredentials) -> Result<()> {
+        self.update(|s| {
+            s.scram_credentials = credentials;
             true
         })
         .map(|_| ())

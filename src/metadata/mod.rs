@@ -1,5 +1,5 @@
 //! What the cluster knows: brokers, topics (ids, configs), partitions (leader, leader epoch,
-//! partition epoch, replicas, ISR), ACLs, producer-id blocks, and a change notification. Handlers and
+//! partition epoch, replicas, ISR), ACLs, SCRAM credentials, producer-id blocks, and a change notification. Handlers and
 //! the broker see only `ClusterMetadata`; today the local JSON store implements it (this node
 //! leads everything at epoch 0), cluster mode will implement it on etcd.
 
@@ -35,6 +35,48 @@ pub struct AclEntry {
     pub host: String,
     pub operation: i8,
     pub permission: i8,
+}
+
+/// What the broker keeps of one user's password for one SCRAM mechanism (RFC 5802): the salt,
+/// StoredKey, ServerKey and iteration count, never the password. security/sasl_scram.rs
+/// computes and checks them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredential {
+    #[serde(with = "base64_bytes")]
+    pub salt: Vec<u8>,
+    #[serde(with = "base64_bytes")]
+    pub stored_key: Vec<u8>,
+    #[serde(with = "base64_bytes")]
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for ScramCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ScramCredential(iterations={}, keys hidden)",
+            self.iterations
+        )
+    }
+}
+
+/// SCRAM credentials by user, then by mechanism name (SCRAM-SHA-256, SCRAM-SHA-512).
+pub type ScramCredentials = BTreeMap<String, BTreeMap<String, ScramCredential>>;
+
+mod base64_bytes {
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&BASE64.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        BASE64.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Leadership of one partition, as Kafka's PartitionRegistration.
@@ -88,6 +130,10 @@ pub trait ClusterMetadata: Send + Sync {
     fn acls(&self) -> Vec<AclEntry>;
     /// Replaces the ACL bindings, durably, before returning.
     fn set_acls(&self, acls: Vec<AclEntry>) -> Result<()>;
+    /// Every SCRAM credential.
+    fn scram_credentials(&self) -> ScramCredentials;
+    /// Replaces the SCRAM credentials, durably, before returning.
+    fn set_scram_credentials(&self, credentials: ScramCredentials) -> Result<()>;
     /// A producer id never handed out before, even across restarts.
     fn allocate_producer_id(&self) -> Result<i64>;
     /// Changes whenever topics or partition states change.

@@ -1,11 +1,20 @@
 //! Security below the API layer: authentication (the principal of a TLS client certificate by
-//! ssl.principal.mapping.rules, SASL/PLAIN) and the ACL authorizer. Knows principals, resources
+//! ssl.principal.mapping.rules, SASL/PLAIN and SCRAM) and the ACL authorizer. Knows principals, resources
 //! and ACL bindings; no protocol message types.
 
 pub mod authorizer;
 pub mod sasl_plain;
+pub mod sasl_scram;
 pub mod ssl_principal;
 
 pub use authorizer::{
     AclBindingFilter, Authorizer, Operation, PatternType, Permission, ResourceType,
 };
+
+/// Compares secrets without an early exit a timing attack could measure.
+fn equal_constant_time(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

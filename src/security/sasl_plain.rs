@@ -73,13 +73,6 @@ pub fn users(jaas: &str) -> Result<BTreeMap<String, String>> {
         .collect())
 }
 
-fn equal_constant_time(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Checks a PLAIN message `[authzid] NUL authcid NUL passwd`; Ok(user) or Kafka's message.
 pub fn authenticate(token: &[u8], users: &BTreeMap<String, String>) -> Result<String, String> {
     let parts: Vec<&[u8]> = token.split(|b| *b == 0).collect();
@@ -100,7 +93,7 @@ pub fn authenticate(token: &[u8], users: &BTreeMap<String, String>) -> Result<St
     }
     let ok = users
         .get(&user)
-        .is_some_and(|p| equal_constant_time(p.as_bytes(), password.as_bytes()));
+        .is_some_and(|p| super::equal_constant_time(p.as_bytes(), password.as_bytes()));
     if !ok {
         return Err(INVALID_CREDENTIALS.to_string());
     }

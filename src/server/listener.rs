@@ -6,6 +6,7 @@ use super::tls::{self, TlsSource};
 use crate::api::{Listener, SecurityProtocol, Session};
 use crate::broker::Broker;
 use crate::config::security::ListenerConfig;
+use crate::security::sasl_scram::ScramMechanism;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,36 +45,41 @@ fn advertised_for(config: &ListenerConfig, bound: SocketAddr) -> Listener {
     }
 }
 
-/// A SASL listener's mechanisms: PLAIN only, with its users in
-/// listener.name.<name>.plain.sasl.jaas.config.
+/// A SASL listener's mechanisms: PLAIN (its users in
+/// listener.name.<name>.plain.sasl.jaas.config) and SCRAM-SHA-256/512 (users in the metadata).
 fn check_sasl(broker: &Broker, listener: &str) -> Result<()> {
     let sec = &broker.config.security;
-    let mechanisms = sec
+    let mechanisms: Vec<&str> = sec
         .setting(listener, "sasl.enabled.mechanisms")
-        .unwrap_or("");
-    for m in mechanisms
+        .unwrap_or("")
         .split(',')
         .map(str::trim)
         .filter(|m| !m.is_empty())
-    {
-        if m != "PLAIN" {
+        .collect();
+    for m in &mechanisms {
+        if *m != "PLAIN" && ScramMechanism::from_name(m).is_none() {
             anyhow::bail!(
-                "sasl.enabled.mechanisms={mechanisms}: sluice serves PLAIN only (Kafka's default is GSSAPI; set sasl.enabled.mechanisms=PLAIN)"
+                "sasl.enabled.mechanisms={}: sluice serves PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (Kafka's default is GSSAPI)",
+                mechanisms.join(",")
             );
         }
     }
-    if !mechanisms.contains("PLAIN") {
-        anyhow::bail!("sasl.enabled.mechanisms names no mechanism");
+    if mechanisms.is_empty() {
+        anyhow::bail!(
+            "sasl.enabled.mechanisms names no mechanism (Kafka's default, GSSAPI, is not served)"
+        );
     }
-    let jaas = sec
-        .setting(listener, "plain.sasl.jaas.config")
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "no listener.name.{}.plain.sasl.jaas.config (the PLAIN users)",
-                listener.to_ascii_lowercase()
-            )
-        })?;
-    crate::security::sasl_plain::users(jaas).context("plain.sasl.jaas.config")?;
+    if mechanisms.contains(&"PLAIN") {
+        let jaas = sec
+            .setting(listener, "plain.sasl.jaas.config")
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no listener.name.{}.plain.sasl.jaas.config (the PLAIN users)",
+                    listener.to_ascii_lowercase()
+                )
+            })?;
+        crate::security::sasl_plain::users(jaas).context("plain.sasl.jaas.config")?;
+    }
     Ok(())
 }
 

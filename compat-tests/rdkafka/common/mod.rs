@@ -677,6 +677,7 @@ pub async fn assert_broker_serves_clients(broker: &mut Broker) {
 
 pub mod groups;
 pub mod objstore;
+pub mod pki;
 
 /// One IncrementalAlterConfigs v1 request for one resource: (error code, message).
 pub fn incremental_alter(
