@@ -110,12 +110,16 @@ def answers(port):
 class Kafka:
     """One single-node KRaft Kafka (broker and controller in one process) in DIR."""
 
-    def __init__(self, directory, port=0, settings=(), heap=None):
+    def __init__(self, directory, port=0, settings=(), heap=None, listeners=(), format_args=()):
         self.dir = os.path.abspath(directory)
         self.heap = heap or HEAP  # JVM heap flags, e.g. "-Xmx1g -Xms1g" (default $KAFKA_HEAP)
         self.port = port or free_port()
         self.addr = f"127.0.0.1:{self.port}"
         self.settings = list(settings)
+        # Listeners besides PLAINTEXT, e.g. "SASL_SSL://127.0.0.1:9094" (their ssl.*/sasl.* in settings).
+        self.listeners = list(listeners)
+        # Extra StorageTool format arguments, e.g. ["--add-scram", "SCRAM-SHA-512=[name=u,password=p]"].
+        self.format_args = list(format_args)
         self.proc = None
 
     def properties(self, controller_port):
@@ -123,10 +127,12 @@ class Kafka:
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": ",".join([f"PLAINTEXT://127.0.0.1:{self.port}", *self.listeners,
+                                   f"CONTROLLER://127.0.0.1:{controller_port}"]),
+            "advertised.listeners": ",".join([f"PLAINTEXT://127.0.0.1:{self.port}", *self.listeners]),
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,"
+                                              "SASL_PLAINTEXT:SASL_PLAINTEXT",
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": os.path.join(self.dir, "data"),
             # A single node: every internal topic has one replica.
@@ -152,7 +158,8 @@ class Kafka:
             cluster_id = "-"
             while cluster_id.startswith("-"):  # StorageTool would take "-t -abc..." for an option
                 cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            subprocess.run(java_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", conf),
+            subprocess.run(java_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", conf,
+                                    *self.format_args),
                            check=True, stdout=subprocess.DEVNULL)
         self.log = open(os.path.join(self.dir, "kafka.log"), "ab")
         argv = [JAVA, *self.heap.split(), "-XX:+UseG1GC", "-Djava.awt.headless=true",

@@ -627,7 +627,8 @@ func main() {
 		{Name: "idempotent_producer", Run: sIdempotent}, {Name: "missing_topic", Run: sMissingTopic},
 		{Name: "oversize_record", Run: sOversize},
 		{Name: "txn_commit_abort", Run: sTxnCommitAbort}, {Name: "txn_consume_transform_produce", Run: sTxnConsumeTransformProduce},
-		{Name: "txn_zombie_fence", Run: sTxnZombieFence}, {Name: "txn_timeout", Run: sTxnTimeout}}...)
+		{Name: "txn_zombie_fence", Run: sTxnZombieFence}, {Name: "txn_timeout", Run: sTxnTimeout},
+		{Name: "secure_scram_sasl_ssl", Run: sScramSaslSsl}}...)
 	compat.Run(compat.Program{
 		Client:    client,
 		Header:    "# franz-go v1.22.3 kadm v1.20.0",

@@ -319,6 +319,7 @@ final class Cases {
             case DESCRIBE_ACLS -> describeAclsCases(cs, v);
             case CREATE_ACLS -> createAclsCases(cs, v);
             case DELETE_ACLS -> deleteAclsCases(cs, v);
+            case DESCRIBE_USER_SCRAM_CREDENTIALS, ALTER_USER_SCRAM_CREDENTIALS -> SecurityCases.add(this, cs, api, v);
             case ADD_PARTITIONS_TO_TXN -> addPartitionsToTxnCases(cs, v);
             case ADD_OFFSETS_TO_TXN -> addOffsetsToTxnCases(cs, v);
             case END_TXN -> endTxnCases(cs, v);

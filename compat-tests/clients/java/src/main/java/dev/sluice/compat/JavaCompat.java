@@ -903,6 +903,9 @@ public final class JavaCompat {
         all.put("admin_list_partition_reassignments", AdminScenarios::listPartitionReassignments);
         all.put("admin_describe_metadata_quorum", AdminScenarios::describeMetadataQuorum);
         all.put("compacted_topic", AdminScenarios::compactedTopic);
+        all.put("secure_scram_sasl_ssl", SecurityScenarios::scramSaslSsl);
+        all.put("secure_scram_admin_user", SecurityScenarios::scramAdminUser);
+        all.put("secure_mtls", SecurityScenarios::mtls);
 
         Set<String> only = new HashSet<>();
         for (String x : System.getenv().getOrDefault("COMPAT_SCENARIOS", "").split(",")) if (!x.isEmpty()) only.add(x);
