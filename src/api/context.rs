@@ -67,6 +67,8 @@ pub enum SaslState {
     },
     /// SCRAM: the server-first message went out; the client-final message is next.
     ScramFinal(Box<crate::security::sasl_scram::ServerFirst>),
+    /// OAUTHBEARER: the token was refused with the error JSON; the client's `\x01` ends it.
+    OAuthBearerRefused,
     Authenticated,
 }
 

@@ -1,10 +1,12 @@
 //! SaslAuthenticate: the SASL exchange after SaslHandshake v1. PLAIN takes one round;
 //! SCRAM-SHA-256/512 two (client-first, then client-final), checked against the credentials
-//! AlterUserScramCredentials or `sluice scram` stored. A failed authentication is answered
+//! AlterUserScramCredentials or `sluice format --add-scram` stored; OAUTHBEARER one (two when the
+//! token is refused: the error JSON, then the client's acknowledgement). A failed authentication is answered
 //! SASL_AUTHENTICATION_FAILED after connection.failed.authentication.delay.ms, then the
 //! connection closes, as in Kafka. Re-authentication (KIP-368) is not served.
 
 use super::{Handled, Principal, RequestContext, SaslState};
+use crate::security::sasl_oauthbearer::{self, Validator};
 use crate::security::sasl_plain;
 use crate::security::sasl_scram::{self, ScramMechanism};
 use bytes::Bytes;
@@ -16,6 +18,15 @@ use std::time::Duration;
 pub fn handle(ctx: &RequestContext, request: SaslAuthenticateRequest) -> Handled {
     match &ctx.session.sasl {
         SaslState::Handshaken { mechanism } if mechanism == "PLAIN" => plain(ctx, &request),
+        SaslState::Handshaken { mechanism } if mechanism == "OAUTHBEARER" => {
+            oauthbearer(ctx, &request)
+        }
+        SaslState::OAuthBearerRefused if request.auth_bytes.as_ref() == b"\x01" => failed(
+            ctx,
+            sasl_oauthbearer::INVALID_TOKEN.to_string(),
+            "the client acknowledged the token error",
+        ),
+        SaslState::OAuthBearerRefused => oauthbearer(ctx, &request),
         SaslState::Handshaken { mechanism } => match ScramMechanism::from_name(mechanism) {
             Some(m) => scram_first(ctx, m, &request),
             None => illegal_state(ctx),
@@ -125,5 +136,85 @@ fn scram_final(
             Bytes::from(reply),
         ),
         Err(e) => failed(ctx, e.client_message(state.mechanism), e.reason()),
+    }
+}
+
+/// The listener's token validator: signed (JWKS) when its server callback handler is Kafka's
+/// OAuthBearerValidatorCallbackHandler, else Kafka's default, the unsecured one.
+fn oauthbearer_validator(ctx: &RequestContext) -> Result<Validator, String> {
+    let sec = &ctx.broker.config.security;
+    let listener = &ctx.session.listener.name;
+    let handler = sec.setting(listener, "oauthbearer.sasl.server.callback.handler.class");
+    if !handler.is_some_and(|h| sasl_oauthbearer::SIGNED_VALIDATOR_CLASSES.contains(&h)) {
+        let options = sec
+            .setting(listener, "oauthbearer.sasl.jaas.config")
+            .map(|jaas| sasl_plain::jaas_options(jaas).map_err(|e| e.to_string()))
+            .transpose()?
+            .unwrap_or_default();
+        return Validator::unsecured(&options);
+    }
+    let url = sec
+        .setting(listener, "sasl.oauthbearer.jwks.endpoint.url")
+        .ok_or("sasl.oauthbearer.jwks.endpoint.url is not set")?;
+    let path = url
+        .strip_prefix("file://")
+        .ok_or("sasl.oauthbearer.jwks.endpoint.url: sluice reads file:// JWKS only")?;
+    // Read per authentication: a rotated key file applies at once.
+    let jwks =
+        std::fs::read_to_string(path).map_err(|e| format!("reading the JWKS {path}: {e}"))?;
+    let setting =
+        |name: &str, default: &str| sec.setting(listener, name).unwrap_or(default).to_string();
+    Ok(Validator::Signed {
+        jwks,
+        issuer: sec
+            .setting(listener, "sasl.oauthbearer.expected.issuer")
+            .map(str::to_string),
+        audience: sec
+            .setting(listener, "sasl.oauthbearer.expected.audience")
+            .map(|a| {
+                a.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        sub_claim: setting("sasl.oauthbearer.sub.claim.name", "sub"),
+        scope_claim: setting("sasl.oauthbearer.scope.claim.name", "scope"),
+        skew_s: setting("sasl.oauthbearer.clock.skew.seconds", "30")
+            .parse()
+            .unwrap_or(30),
+    })
+}
+
+fn oauthbearer(ctx: &RequestContext, request: &SaslAuthenticateRequest) -> Handled {
+    let generic = "Authentication failed during authentication due to invalid credentials with SASL mechanism OAUTHBEARER";
+    let initial = match sasl_oauthbearer::parse_initial(&request.auth_bytes) {
+        Ok(i) => i,
+        Err(reason) => return failed(ctx, generic.to_string(), &reason),
+    };
+    let outcome =
+        oauthbearer_validator(ctx).and_then(|v| sasl_oauthbearer::validate(&v, &initial.token));
+    match outcome {
+        Ok(principal) if !initial.authzid.is_empty() && initial.authzid != principal => failed(
+            ctx,
+            format!(
+                "Authentication failed: Client requested an authorization id ({}) that is different from the token's principal name ({principal})",
+                initial.authzid
+            ),
+            "authorization id differs from the principal",
+        ),
+        Ok(principal) => authenticated(ctx, "OAUTHBEARER", principal, Bytes::new()),
+        Err(reason) => {
+            tracing::info!(peer = %ctx.session.peer, listener = %ctx.session.listener.name, reason, "OAUTHBEARER token refused");
+            Handled::Sasl {
+                response: Box::new(ResponseKind::SaslAuthenticate(
+                    SaslAuthenticateResponse::default()
+                        .with_auth_bytes(Bytes::from_static(sasl_oauthbearer::INVALID_TOKEN.as_bytes())),
+                )),
+                sasl: SaslState::OAuthBearerRefused,
+                principal: None,
+                close: None,
+            }
+        }
     }
 }

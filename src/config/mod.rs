@@ -644,10 +644,26 @@ impl BrokerConfig {
             // <mechanism>.sasl.jaas.config: the JAAS options of one mechanism (PLAIN's users;
             // SCRAM's needs none on the broker, as Kafka's ScramLoginModule, but must parse).
             if let Some(mechanism) = key.strip_suffix(".sasl.jaas.config") {
-                if !["plain", "scram-sha-256", "scram-sha-512"].contains(&mechanism) {
-                    bail!("sluice serves SASL/PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512");
+                if !["plain", "scram-sha-256", "scram-sha-512", "oauthbearer"].contains(&mechanism)
+                {
+                    bail!("sluice serves SASL/PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER");
                 }
                 crate::security::sasl_plain::jaas_options(value)?;
+                self.security
+                    .per_listener
+                    .entry(listener.to_ascii_lowercase())
+                    .or_default()
+                    .insert(key.to_string(), value.to_string());
+                return Ok(());
+            }
+            // oauthbearer.sasl.server.callback.handler.class: which token validator (Kafka's classes).
+            if key == "oauthbearer.sasl.server.callback.handler.class" {
+                use crate::security::sasl_oauthbearer as oauth;
+                if value != oauth::UNSECURED_VALIDATOR_CLASS
+                    && !oauth::SIGNED_VALIDATOR_CLASSES.contains(&value)
+                {
+                    bail!("sluice serves Kafka's OAuthBearerValidatorCallbackHandler and OAuthBearerUnsecuredValidatorCallbackHandler only");
+                }
                 self.security
                     .per_listener
                     .entry(listener.to_ascii_lowercase())

@@ -694,12 +694,30 @@ pub static BROKER: &[Setting] = &[
         Type::List,
         KafkaDefault::Is("GSSAPI"),
         Valid::Check {
-            allowed: &["GSSAPI", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
+            allowed: &["GSSAPI", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"],
             parse: mechanisms,
         },
     )
-    .doc("The SASL mechanisms enabled on SASL listeners. sluice serves PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; a SASL listener needs it set (Kafka's default is GSSAPI).")
+    .doc("The SASL mechanisms enabled on SASL listeners. sluice serves PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER; a SASL listener needs it set (Kafka's default is GSSAPI).")
     .broker(|c, v| ssl(c, "sasl.enabled.mechanisms", v)),
+    setting("sasl.oauthbearer.jwks.endpoint.url", Type::String, KafkaDefault::Unset, Valid::Check { allowed: &["file:///path"], parse: any_string })
+        .doc("The JWKS (JSON Web Key Set) that signed OAUTHBEARER tokens are verified against, with Kafka's OAuthBearerValidatorCallbackHandler. sluice reads a file:// URL, re-read on every authentication.")
+        .broker(|c, v| ssl(c, "sasl.oauthbearer.jwks.endpoint.url", v)),
+    setting("sasl.oauthbearer.expected.audience", Type::List, KafkaDefault::Unset, Valid::Check { allowed: &["aud"], parse: any_string })
+        .doc("Audiences one of which a signed token's aud claim must name; unset, aud is not checked.")
+        .broker(|c, v| ssl(c, "sasl.oauthbearer.expected.audience", v)),
+    setting("sasl.oauthbearer.expected.issuer", Type::String, KafkaDefault::Unset, Valid::Check { allowed: &["iss"], parse: any_string })
+        .doc("The iss claim a signed token must carry; unset, iss is not checked.")
+        .broker(|c, v| ssl(c, "sasl.oauthbearer.expected.issuer", v)),
+    setting("sasl.oauthbearer.sub.claim.name", Type::String, KafkaDefault::Is("sub"), Valid::Check { allowed: &["sub"], parse: any_string })
+        .doc("The claim of a signed token that names the principal.")
+        .broker(|c, v| ssl(c, "sasl.oauthbearer.sub.claim.name", v)),
+    setting("sasl.oauthbearer.scope.claim.name", Type::String, KafkaDefault::Is("scope"), Valid::Check { allowed: &["scope"], parse: any_string })
+        .doc("The claim of a signed token that holds its scopes.")
+        .broker(|c, v| ssl(c, "sasl.oauthbearer.scope.claim.name", v)),
+    int("sasl.oauthbearer.clock.skew.seconds", "30", 0, I32)
+        .doc("The clock difference allowed when checking a signed token's exp and nbf.")
+        .broker(|c, v| ssl(c, "sasl.oauthbearer.clock.skew.seconds", v)),
     int("connection.failed.authentication.delay.ms", "100", 0, I32)
         .doc("Connection close delay on failed authentication: the time by which the answer and the close are delayed.")
         .broker(|c, v| c.failed_authentication_delay_ms = v.int() as u64),

@@ -1,8 +1,9 @@
 //! Security below the API layer: authentication (the principal of a TLS client certificate by
-//! ssl.principal.mapping.rules, SASL/PLAIN and SCRAM) and the ACL authorizer. Knows principals, resources
+//! ssl.principal.mapping.rules, SASL/PLAIN, SCRAM and OAUTHBEARER) and the ACL authorizer. Knows principals, resources
 //! and ACL bindings; no protocol message types.
 
 pub mod authorizer;
+pub mod sasl_oauthbearer;
 pub mod sasl_plain;
 pub mod sasl_scram;
 pub mod ssl_principal;

@@ -46,7 +46,8 @@ fn advertised_for(config: &ListenerConfig, bound: SocketAddr) -> Listener {
 }
 
 /// A SASL listener's mechanisms: PLAIN (its users in
-/// listener.name.<name>.plain.sasl.jaas.config) and SCRAM-SHA-256/512 (users in the metadata).
+/// listener.name.<name>.plain.sasl.jaas.config), SCRAM-SHA-256/512 (users in the metadata) and
+/// OAUTHBEARER (tokens checked per listener, see security/sasl_oauthbearer.rs).
 fn check_sasl(broker: &Broker, listener: &str) -> Result<()> {
     let sec = &broker.config.security;
     let mechanisms: Vec<&str> = sec
@@ -57,9 +58,9 @@ fn check_sasl(broker: &Broker, listener: &str) -> Result<()> {
         .filter(|m| !m.is_empty())
         .collect();
     for m in &mechanisms {
-        if *m != "PLAIN" && ScramMechanism::from_name(m).is_none() {
+        if !["PLAIN", "OAUTHBEARER"].contains(m) && ScramMechanism::from_name(m).is_none() {
             anyhow::bail!(
-                "sasl.enabled.mechanisms={}: sluice serves PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (Kafka's default is GSSAPI)",
+                "sasl.enabled.mechanisms={}: sluice serves PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER (Kafka's default is GSSAPI)",
                 mechanisms.join(",")
             );
         }
