@@ -305,8 +305,10 @@ fn alter(
     out
 }
 
-/// DescribeUserScramCredentials: (user, error code, [(mechanism, iterations)]).
-fn describe(addr: SocketAddr, users: Option<&[&str]>) -> Vec<(String, i16, Vec<(i8, i32)>)> {
+/// One DescribeUserScramCredentials row: (user, error code, [(mechanism, iterations)]).
+type Described = (String, i16, Vec<(i8, i32)>);
+
+fn describe(addr: SocketAddr, users: Option<&[&str]>) -> Vec<Described> {
     let mut s = wire::connect(addr, Duration::from_secs(10));
     let request = DescribeUserScramCredentialsRequest::default().with_users(users.map(|u| {
         u.iter()

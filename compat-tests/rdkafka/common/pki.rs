@@ -9,7 +9,7 @@ use rcgen::{
 };
 
 pub struct Ca {
-    cert: rcgen::Certificate,
+    pub cert: rcgen::Certificate,
     key: KeyPair,
 }
 
