@@ -126,6 +126,7 @@ final class SecurityScenarios {
 
     static String failureMessage(Properties p) {
         p.put("default.api.timeout.ms", "8000");
+        p.put("request.timeout.ms", "5000");
         Admin a = Admin.create(p);
         try {
             a.describeCluster().nodes().get(10, TimeUnit.SECONDS);
