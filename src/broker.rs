@@ -55,6 +55,22 @@ pub enum TopicError {
     Storage(String),
 }
 
+/// Opens the data directory's metadata store, creating it as Kafka's storage format does: with
+/// min.insync.replicas as a cluster-wide dynamic default (for eligible leader replicas).
+/// `sluice format` and the broker both create it here, so either may come first.
+pub fn open_metadata(config: &BrokerConfig) -> Result<LocalMetadata> {
+    let min_isr = config
+        .topic_defaults
+        .get("min.insync.replicas")
+        .cloned()
+        .unwrap_or_else(|| "1".to_string());
+    LocalMetadata::open_formatting(
+        &config.data_dir,
+        config.node_id,
+        BTreeMap::from([("min.insync.replicas".to_string(), min_isr)]),
+    )
+}
+
 /// Holds `DIR/.lock` (flock) for the life of the process, as Kafka's log-dir lock: a second
 /// broker, or `sluice format`, on a directory in use fails instead of corrupting it.
 pub fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File> {
@@ -142,18 +158,7 @@ impl Broker {
         std::fs::File::open(&config.data_dir)
             .and_then(|d| d.sync_all())
             .with_context(|| format!("syncing {}", config.data_dir.display()))?;
-        // Kafka's storage format writes min.insync.replicas as a cluster-wide dynamic default
-        // (for eligible leader replicas); a new sluice store does the same.
-        let min_isr = config
-            .topic_defaults
-            .get("min.insync.replicas")
-            .cloned()
-            .unwrap_or_else(|| "1".to_string());
-        let metadata: Arc<dyn ClusterMetadata> = Arc::new(LocalMetadata::open_formatting(
-            &config.data_dir,
-            config.node_id,
-            BTreeMap::from([("min.insync.replicas".to_string(), min_isr)]),
-        )?);
+        let metadata: Arc<dyn ClusterMetadata> = Arc::new(open_metadata(&config)?);
         let dynamic = RwLock::new((
             metadata.broker_configs(""),
             metadata.broker_configs(&config.node_id.to_string()),

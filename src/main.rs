@@ -82,7 +82,7 @@ fn main() {
 
 /// `sluice format`: opens (or creates) the metadata store and adds the SCRAM users.
 fn format(args: FormatArgs) -> Result<()> {
-    use sluice::metadata::{ClusterMetadata, LocalMetadata};
+    use sluice::metadata::ClusterMetadata;
     let config = BrokerConfig::resolve(&args.serve)?;
     let _lock = sluice::broker::lock_data_dir(&config.data_dir)?;
     let users = args
@@ -90,7 +90,7 @@ fn format(args: FormatArgs) -> Result<()> {
         .iter()
         .map(|spec| sluice::security::sasl_scram::parse_add_scram(spec))
         .collect::<Result<Vec<_>>>()?;
-    let store = LocalMetadata::open(&config.data_dir, config.node_id)?;
+    let store = sluice::broker::open_metadata(&config)?;
     let mut credentials = store.scram_credentials();
     for (mechanism, user, credential) in users {
         credentials
