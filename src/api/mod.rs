@@ -5,6 +5,7 @@
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
@@ -19,6 +20,7 @@ pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_acls;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -95,6 +97,9 @@ pub struct ApiEntry {
     /// Byte fields of the response worth sending by reference rather than copied (Fetch's
     /// record batches).
     pub shared_bytes: fn(&ResponseKind) -> Vec<Bytes>,
+    /// Puts a quota's throttle time into the response (no-op for APIs whose response sluice
+    /// does not throttle-stamp; the connection is muted all the same).
+    pub set_throttle: fn(&mut ResponseKind, i32),
     /// Served on a SASL listener before the client authenticated (anything else closes the
     /// connection there, as in Kafka).
     pub before_auth: bool,
@@ -105,6 +110,19 @@ pub struct ApiEntry {
 
 fn nothing_shared(_: &ResponseKind) -> Vec<Bytes> {
     Vec::new()
+}
+
+fn no_throttle_field(_: &mut ResponseKind, _: i32) {}
+
+/// `set_throttle` of an API whose response has throttle_time_ms.
+macro_rules! throttle_field {
+    ($key:ident) => {
+        |response: &mut ResponseKind, ms: i32| {
+            if let ResponseKind::$key(r) = response {
+                r.throttle_time_ms = ms;
+            }
+        }
+    };
 }
 
 macro_rules! api {
@@ -137,6 +155,7 @@ macro_rules! api {
                     )),
                 },
                 shared_bytes: nothing_shared,
+                set_throttle: no_throttle_field,
                 before_auth: false,
                 #[cfg(test)]
                 sample_response: || ResponseKind::$key(Default::default()),
@@ -148,17 +167,39 @@ macro_rules! api {
 /// Every API and version served. Versions are all those the kafka-protocol crate (Kafka 4.1
 /// schemas) decodes for the API, so old clients (librdkafka 2.0) and new ones both fit.
 pub static APIS: &[ApiEntry] = &[
-    api!(Produce, 3, 13, produce, ProduceRequest),
+    api!(
+        Produce,
+        3,
+        13,
+        produce,
+        ProduceRequest,
+        set_throttle = throttle_field!(Produce)
+    ),
     api!(
         Fetch,
         4,
         18,
         fetch,
         FetchRequest,
-        shared_bytes = fetch::record_batches
+        shared_bytes = fetch::record_batches,
+        set_throttle = throttle_field!(Fetch)
     ),
-    api!(ListOffsets, 1, 10, list_offsets, ListOffsetsRequest),
-    api!(Metadata, 0, 13, metadata, MetadataRequest),
+    api!(
+        ListOffsets,
+        1,
+        10,
+        list_offsets,
+        ListOffsetsRequest,
+        set_throttle = throttle_field!(ListOffsets)
+    ),
+    api!(
+        Metadata,
+        0,
+        13,
+        metadata,
+        MetadataRequest,
+        set_throttle = throttle_field!(Metadata)
+    ),
     api!(
         ApiVersions,
         0,
@@ -377,6 +418,25 @@ pub static APIS: &[ApiEntry] = &[
     api!(DescribeAcls, 1, 3, describe_acls, DescribeAclsRequest),
     api!(CreateAcls, 1, 3, create_acls, CreateAclsRequest),
     api!(DeleteAcls, 1, 3, delete_acls, DeleteAclsRequest),
+    // Client quotas (security/quotas.rs): stored in the metadata, applied by the connection.
+    api!(
+        DescribeClientQuotas,
+        0,
+        1,
+        describe_client_quotas,
+        DescribeClientQuotasRequest,
+        set_throttle = throttle_field!(DescribeClientQuotas)
+    ),
+    // After earlier responses, so a describe after an alter on one connection sees it.
+    api!(
+        AlterClientQuotas,
+        0,
+        1,
+        alter_client_quotas,
+        AlterClientQuotasRequest,
+        ordering = Ordering::AfterEarlierResponses,
+        set_throttle = throttle_field!(AlterClientQuotas)
+    ),
     // Cluster administration, as a single-broker KRaft Kafka (combined broker+controller).
     api!(
         DescribeTopicPartitions,

@@ -2,7 +2,7 @@
 //! blocks, persisted atomically as one JSON snapshot (write temp, fsync, rename, fsync the
 //! directory). This node leads every partition at epoch 0 with itself as the only replica.
 
-use super::{AclEntry, ClusterMetadata, PartitionState, TopicMeta};
+use super::{AclEntry, ClientQuota, ClusterMetadata, PartitionState, TopicMeta};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -24,6 +24,8 @@ struct Snapshot {
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     acls: Vec<AclEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    client_quotas: Vec<ClientQuota>,
 }
 
 struct Inner {
@@ -86,6 +88,7 @@ impl LocalMetadata {
                         .filter(|(_, c)| !c.is_empty())
                         .collect(),
                     acls: Vec::new(),
+                    client_quotas: Vec::new(),
                 },
                 true,
             ),
@@ -245,6 +248,18 @@ impl ClusterMetadata for LocalMetadata {
         .map(|_| ())
     }
 
+    fn client_quotas(&self) -> Vec<ClientQuota> {
+        self.lock().snapshot.client_quotas.clone()
+    }
+
+    fn set_client_quotas(&self, quotas: Vec<ClientQuota>) -> Result<()> {
+        self.update(|s| {
+            s.client_quotas = quotas;
+            true
+        })
+        .map(|_| ())
+    }
+
     /// A producer id never handed out before, even across restarts.
     fn allocate_producer_id(&self) -> Result<i64> {
         let mut inner = self.lock();
@@ -332,5 +347,13 @@ mod tests {
         drop(store);
         let store = LocalMetadata::open(dir.path(), 1).unwrap();
         assert_eq!(store.acls(), vec![acl]);
+        let quota = ClientQuota {
+            entity: BTreeMap::from([("user".to_string(), None)]),
+            values: BTreeMap::from([("producer_byte_rate".to_string(), 1024.0)]),
+        };
+        store.set_client_quotas(vec![quota.clone()]).unwrap();
+        drop(store);
+        let store = LocalMetadata::open(dir.path(), 1).unwrap();
+        assert_eq!(store.client_quotas(), vec![quota]);
     }
 }

@@ -1,5 +1,5 @@
 //! What the cluster knows: brokers, topics (ids, configs), partitions (leader, leader epoch,
-//! partition epoch, replicas, ISR), ACLs, producer-id blocks, and a change notification. Handlers and
+//! partition epoch, replicas, ISR), ACLs, client quotas, producer-id blocks, and a change notification. Handlers and
 //! the broker see only `ClusterMetadata`; today the local JSON store implements it (this node
 //! leads everything at epoch 0), cluster mode will implement it on etcd.
 
@@ -35,6 +35,14 @@ pub struct AclEntry {
     pub host: String,
     pub operation: i8,
     pub permission: i8,
+}
+
+/// The client quotas of one entity, as Kafka's ClientQuotaRecord: entity type ("user",
+/// "client-id", "ip") -> name (None: the default entity), and quota key -> value.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClientQuota {
+    pub entity: BTreeMap<String, Option<String>>,
+    pub values: BTreeMap<String, f64>,
 }
 
 /// Leadership of one partition, as Kafka's PartitionRegistration.
@@ -88,6 +96,10 @@ pub trait ClusterMetadata: Send + Sync {
     fn acls(&self) -> Vec<AclEntry>;
     /// Replaces the ACL bindings, durably, before returning.
     fn set_acls(&self, acls: Vec<AclEntry>) -> Result<()>;
+    /// Every entity's client quotas.
+    fn client_quotas(&self) -> Vec<ClientQuota>;
+    /// Replaces the client quotas, durably, before returning.
+    fn set_client_quotas(&self, quotas: Vec<ClientQuota>) -> Result<()>;
     /// A producer id never handed out before, even across restarts.
     fn allocate_producer_id(&self) -> Result<i64>;
     /// Changes whenever topics or partition states change.

@@ -1,8 +1,9 @@
 //! Security below the API layer: authentication (the principal of a TLS client certificate by
-//! ssl.principal.mapping.rules, SASL/PLAIN) and the ACL authorizer. Knows principals, resources
+//! ssl.principal.mapping.rules, SASL/PLAIN) the ACL authorizer and client quotas. Knows principals, resources
 //! and ACL bindings; no protocol message types.
 
 pub mod authorizer;
+pub mod quotas;
 pub mod sasl_plain;
 pub mod ssl_principal;
 
