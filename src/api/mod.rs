@@ -97,8 +97,8 @@ pub struct ApiEntry {
     /// Byte fields of the response worth sending by reference rather than copied (Fetch's
     /// record batches).
     pub shared_bytes: fn(&ResponseKind) -> Vec<Bytes>,
-    /// Puts a quota's throttle time into the response (no-op for APIs whose response sluice
-    /// does not throttle-stamp; the connection is muted all the same).
+    /// Puts a quota's throttle time into the response's throttle_time_ms (a no-op for the
+    /// few responses without one).
     pub set_throttle: fn(&mut ResponseKind, i32),
     /// Served on a SASL listener before the client authenticated (anything else closes the
     /// connection there, as in Kafka).
@@ -114,7 +114,8 @@ fn nothing_shared(_: &ResponseKind) -> Vec<Bytes> {
 
 fn no_throttle_field(_: &mut ResponseKind, _: i32) {}
 
-/// `set_throttle` of an API whose response has throttle_time_ms.
+/// `set_throttle` of an API whose response has throttle_time_ms (every entry's unless marked
+/// `no_throttle:`; the compiler says which).
 macro_rules! throttle_field {
     ($key:ident) => {
         |response: &mut ResponseKind, ms: i32| {
@@ -126,7 +127,14 @@ macro_rules! throttle_field {
 }
 
 macro_rules! api {
-    ($key:ident, $min:expr, $max:expr, $module:ident, $request:ty $(, $field:ident = $value:expr)*) => {
+    // The few responses without throttle_time_ms (DescribeQuorum, WriteTxnMarkers, SASL).
+    (no_throttle: $key:ident, $($rest:tt)*) => {
+        api!(@entry no_throttle_field, $key, $($rest)*)
+    };
+    ($key:ident, $($rest:tt)*) => {
+        api!(@entry throttle_field!($key), $key, $($rest)*)
+    };
+    (@entry $throttle:expr, $key:ident, $min:expr, $max:expr, $module:ident, $request:ty $(, $field:ident = $value:expr)*) => {
         ApiEntry {
             $($field: $value,)*
             ..ApiEntry {
@@ -155,7 +163,7 @@ macro_rules! api {
                     )),
                 },
                 shared_bytes: nothing_shared,
-                set_throttle: no_throttle_field,
+                set_throttle: $throttle,
                 before_auth: false,
                 #[cfg(test)]
                 sample_response: || ResponseKind::$key(Default::default()),
@@ -167,39 +175,17 @@ macro_rules! api {
 /// Every API and version served. Versions are all those the kafka-protocol crate (Kafka 4.1
 /// schemas) decodes for the API, so old clients (librdkafka 2.0) and new ones both fit.
 pub static APIS: &[ApiEntry] = &[
-    api!(
-        Produce,
-        3,
-        13,
-        produce,
-        ProduceRequest,
-        set_throttle = throttle_field!(Produce)
-    ),
+    api!(Produce, 3, 13, produce, ProduceRequest),
     api!(
         Fetch,
         4,
         18,
         fetch,
         FetchRequest,
-        shared_bytes = fetch::record_batches,
-        set_throttle = throttle_field!(Fetch)
+        shared_bytes = fetch::record_batches
     ),
-    api!(
-        ListOffsets,
-        1,
-        10,
-        list_offsets,
-        ListOffsetsRequest,
-        set_throttle = throttle_field!(ListOffsets)
-    ),
-    api!(
-        Metadata,
-        0,
-        13,
-        metadata,
-        MetadataRequest,
-        set_throttle = throttle_field!(Metadata)
-    ),
+    api!(ListOffsets, 1, 10, list_offsets, ListOffsetsRequest),
+    api!(Metadata, 0, 13, metadata, MetadataRequest),
     api!(
         ApiVersions,
         0,
@@ -209,7 +195,7 @@ pub static APIS: &[ApiEntry] = &[
         before_auth = true
     ),
     api!(
-        SaslHandshake,
+        no_throttle: SaslHandshake,
         0,
         1,
         sasl_handshake,
@@ -217,7 +203,7 @@ pub static APIS: &[ApiEntry] = &[
         before_auth = true
     ),
     api!(
-        SaslAuthenticate,
+        no_throttle: SaslAuthenticate,
         0,
         2,
         sasl_authenticate,
@@ -408,7 +394,7 @@ pub static APIS: &[ApiEntry] = &[
         DescribeProducersRequest
     ),
     api!(
-        WriteTxnMarkers,
+        no_throttle: WriteTxnMarkers,
         1,
         1,
         write_txn_markers,
@@ -424,8 +410,7 @@ pub static APIS: &[ApiEntry] = &[
         0,
         1,
         describe_client_quotas,
-        DescribeClientQuotasRequest,
-        set_throttle = throttle_field!(DescribeClientQuotas)
+        DescribeClientQuotasRequest
     ),
     // After earlier responses, so a describe after an alter on one connection sees it.
     api!(
@@ -434,8 +419,7 @@ pub static APIS: &[ApiEntry] = &[
         1,
         alter_client_quotas,
         AlterClientQuotasRequest,
-        ordering = Ordering::AfterEarlierResponses,
-        set_throttle = throttle_field!(AlterClientQuotas)
+        ordering = Ordering::AfterEarlierResponses
     ),
     // Cluster administration, as a single-broker KRaft Kafka (combined broker+controller).
     api!(
@@ -460,7 +444,7 @@ pub static APIS: &[ApiEntry] = &[
         alter_partition_reassignments,
         AlterPartitionReassignmentsRequest
     ),
-    api!(DescribeQuorum, 0, 2, describe_quorum, DescribeQuorumRequest),
+    api!(no_throttle: DescribeQuorum, 0, 2, describe_quorum, DescribeQuorumRequest),
     api!(UpdateFeatures, 0, 2, update_features, UpdateFeaturesRequest),
     api!(
         ListConfigResources,

@@ -903,6 +903,7 @@ public final class JavaCompat {
         all.put("admin_list_partition_reassignments", AdminScenarios::listPartitionReassignments);
         all.put("admin_describe_metadata_quorum", AdminScenarios::describeMetadataQuorum);
         all.put("compacted_topic", AdminScenarios::compactedTopic);
+        all.put("admin_client_quotas", AdminScenarios::clientQuotas);
 
         Set<String> only = new HashSet<>();
         for (String x : System.getenv().getOrDefault("COMPAT_SCENARIOS", "").split(",")) if (!x.isEmpty()) only.add(x);
