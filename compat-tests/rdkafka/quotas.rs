@@ -17,8 +17,9 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
 use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
 use kafka_protocol::messages::{
-    produce_request, AlterClientQuotasRequest, AlterClientQuotasResponse, ApiVersionsRequest,
-    DescribeClientQuotasRequest, DescribeClientQuotasResponse, ProduceRequest, TopicName,
+    fetch_request, produce_request, AlterClientQuotasRequest, AlterClientQuotasResponse,
+    ApiVersionsRequest, BrokerId, DescribeClientQuotasRequest, DescribeClientQuotasResponse,
+    FetchRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use rdkafka::producer::FutureRecord;
@@ -284,6 +285,68 @@ async fn a_producer_is_held_to_its_byte_rate() {
         rate > quota * 0.6 && rate < quota * 1.4,
         "steady rate {rate:.0} B/s should be within 40% of the quota {quota} B/s"
     );
+}
+
+fn fetch_request(topic: &str, offset: i64) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(100)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(TopicName(s(topic)))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(-1)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])])
+}
+
+/// A consumer over its consumer_byte_rate: one fetch returns at most quota x (samples - 1) x
+/// window bytes, and once the rate is over the quota a fetch answers no data with its
+/// throttle time, as Kafka's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_is_held_to_its_byte_rate() {
+    let broker = Broker::start(&[
+        "--set",
+        "quota.window.num=3",
+        "--set",
+        "quota.window.size.seconds=1",
+    ]);
+    common::create_topic(&broker.bootstrap(), "fetched", 1, &[]).await;
+    let mut conn = wire::connect(broker.addr(), Duration::from_secs(30));
+    for _ in 0..10 {
+        let r = call_on(&mut conn, 9, &produce_request("fetched", 20_000));
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+    // 20 kB/s: at most 40 kB per fetch.
+    set(
+        &broker,
+        &[("client-id", Some(wire::CLIENT_ID))],
+        &[("consumer_byte_rate", Some(20_000.0))],
+    );
+    let first = call_on(&mut conn, 12, &fetch_request("fetched", 0));
+    let p = &first.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    let records = p.records.clone().expect("records");
+    assert!(
+        !records.is_empty() && records.len() <= 41_000,
+        "bounded by the quota window: {} bytes",
+        records.len()
+    );
+    let next = wire::decode_batches(records).len() as i64;
+    let mut throttled = None;
+    for _ in 0..3 {
+        let r = call_on(&mut conn, 12, &fetch_request("fetched", next));
+        if r.throttle_time_ms > 0 {
+            throttled = Some(r);
+            break;
+        }
+    }
+    let r = throttled.expect("a fetch over the quota is throttled");
+    assert!(r.responses.is_empty(), "a throttled fetch answers no data");
+    assert_eq!(r.error_code, 0);
 }
 
 /// (b) Quotas survive a clean restart and kill -9, and still throttle afterwards.
