@@ -713,3 +713,34 @@ async fn connections_over_the_per_ip_limit_are_closed() {
     );
     broker.assert_alive();
 }
+
+/// max.connections: at the limit the broker stops accepting (Kafka's acceptor blocks); the
+/// waiting connection is served once another closes.
+#[tokio::test(flavor = "multi_thread")]
+async fn max_connections_holds_new_connections_until_one_closes() {
+    let broker = Broker::start(&["--set", "max.connections=2"]);
+    let addr = broker.addr();
+    let mut open: Vec<TcpStream> = (0..2).map(|_| accepted(addr)).collect();
+    let mut waiting = wire::connect(addr, Duration::from_millis(1500));
+    let request = ApiVersionsRequest::default()
+        .with_client_software_name(s("t"))
+        .with_client_software_version(s("1"));
+    waiting.write_all(&wire::request(3, 1, &request)).unwrap();
+    let early = wire::read_frame(&mut waiting);
+    assert!(
+        matches!(&early, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "not served while two are open: {early:?}"
+    );
+    for c in &mut open {
+        assert!(api_versions_ok(c), "the open ones keep working");
+    }
+    drop(open.pop());
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let frame = wire::read_frame(&mut waiting).expect("served once one closed");
+    assert_eq!(
+        wire::response::<ApiVersionsRequest>(3, frame).1.error_code,
+        0
+    );
+}
