@@ -715,12 +715,17 @@ async fn connections_over_the_per_ip_limit_are_closed() {
 }
 
 /// max.connections: at the limit the broker stops accepting (Kafka's acceptor blocks); the
-/// waiting connection is served once another closes.
+/// waiting connection is served once another closes. Broker-wide and per listener.
 #[tokio::test(flavor = "multi_thread")]
 async fn max_connections_holds_new_connections_until_one_closes() {
-    let broker = Broker::start(&["--set", "max.connections=2"]);
+    holds_until_one_closes(&["--set", "max.connections=2"], 2);
+    holds_until_one_closes(&["--set", "listener.name.plaintext.max.connections=1"], 1);
+}
+
+fn holds_until_one_closes(args: &[&str], max: usize) {
+    let broker = Broker::start(args);
     let addr = broker.addr();
-    let mut open: Vec<TcpStream> = (0..2).map(|_| accepted(addr)).collect();
+    let mut open: Vec<TcpStream> = (0..max).map(|_| accepted(addr)).collect();
     let mut waiting = wire::connect(addr, Duration::from_millis(1500));
     let request = ApiVersionsRequest::default()
         .with_client_software_name(s("t"))
@@ -729,7 +734,7 @@ async fn max_connections_holds_new_connections_until_one_closes() {
     let early = wire::read_frame(&mut waiting);
     assert!(
         matches!(&early, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
-        "not served while two are open: {early:?}"
+        "{args:?}: not served while {max} are open: {early:?}"
     );
     for c in &mut open {
         assert!(api_versions_ok(c), "the open ones keep working");

@@ -1214,7 +1214,11 @@ fn ssl(c: &mut BrokerConfig, name: &str, v: &Value) {
 
 /// A setting `listener.name.<listener>.` may prefix.
 pub fn listener_scoped(s: &Setting) -> bool {
-    s.name.starts_with("ssl.") || s.name == "sasl.enabled.mechanisms"
+    s.name.starts_with("ssl.")
+        || matches!(
+            s.name,
+            "sasl.enabled.mechanisms" | "max.connections" | "max.connection.creation.rate"
+        )
 }
 
 fn mechanisms(_: &str, value: &str) -> Result<Value> {

@@ -1,6 +1,6 @@
 //! Security below the API layer: authentication (the principal of a TLS client certificate by
-//! ssl.principal.mapping.rules, SASL/PLAIN) the ACL authorizer and client quotas. Knows principals, resources
-//! and ACL bindings; no protocol message types.
+//! ssl.principal.mapping.rules, SASL/PLAIN), the ACL authorizer and client quotas. Knows
+//! principals, resources, ACL bindings and quota rates; no protocol message types.
 
 pub mod authorizer;
 pub mod quotas;

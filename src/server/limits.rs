@@ -3,7 +3,9 @@
 //! connection over the limit is logged and closed), max.connection.creation.rate (new
 //! connections wait until the rate is back under it, at most one quota window) and the ip
 //! entities' connection_creation_rate quotas (a throttled connection is closed after its delay).
-//! Counted over every listener; changes apply to the next connections.
+//! Counted over every listener, and per listener where `listener.name.<l>.max.connections` or
+//! `listener.name.<l>.max.connection.creation.rate` is set; changes apply to the next
+//! connections.
 
 use crate::config::ConnectionLimitsConfig;
 use crate::security::quotas::{Rate, Window};
@@ -96,14 +98,83 @@ pub enum Admission {
     Throttled(Duration),
 }
 
+/// One listener's own max.connections and max.connection.creation.rate (static).
+pub struct ListenerLimits {
+    max: usize,
+    creation_rate: f64,
+    open: Mutex<usize>,
+    created: Mutex<Rate>,
+    freed: Notify,
+    window: Window,
+    epoch: Instant,
+}
+
+impl ListenerLimits {
+    /// None when the listener sets neither.
+    pub fn new(
+        max: Option<i64>,
+        creation_rate: Option<i64>,
+        window: Window,
+    ) -> Option<Arc<ListenerLimits>> {
+        if max.is_none() && creation_rate.is_none() {
+            return None;
+        }
+        Some(Arc::new(ListenerLimits {
+            max: max.unwrap_or(i32::MAX as i64).max(0) as usize,
+            creation_rate: creation_rate.unwrap_or(i32::MAX as i64) as f64,
+            open: Mutex::new(0),
+            created: Mutex::new(Rate::default()),
+            freed: Notify::new(),
+            window,
+            epoch: Instant::now(),
+        }))
+    }
+
+    fn open(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub async fn wait_for_slot(&self) {
+        loop {
+            let freed = self.freed.notified();
+            if *self.open() < self.max {
+                return;
+            }
+            freed.await;
+        }
+    }
+
+    pub fn creation_delay(&self) -> Duration {
+        if self.creation_rate >= i32::MAX as f64 {
+            return Duration::ZERO;
+        }
+        let now = self.epoch.elapsed().as_millis() as i64;
+        let mut rate = self.created.lock().unwrap_or_else(|p| p.into_inner());
+        let ms = rate.record_and_throttle(
+            &self.window,
+            1.0,
+            self.creation_rate.max(f64::MIN_POSITIVE),
+            now,
+        );
+        Duration::from_millis(ms.min(self.window.window_ms as u64))
+    }
+}
+
 /// A counted connection; dropping it frees its place.
 pub struct Slot {
     limits: Arc<ConnectionLimits>,
     ip: IpAddr,
+    listener: Option<Arc<ListenerLimits>>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        if let Some(l) = &self.listener {
+            let mut open = l.open();
+            *open = open.saturating_sub(1);
+            drop(open);
+            l.freed.notify_waiters();
+        }
         let mut inner = self.limits.lock();
         inner.total = inner.total.saturating_sub(1);
         if let Some(n) = inner.per_ip.get_mut(&self.ip) {
@@ -192,7 +263,12 @@ impl ConnectionLimits {
 
     /// Counts a connection from `ip`, unless it is over its ip's limits. `ip_rate` is the ip's
     /// connection_creation_rate quota, if any.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr, ip_rate: Option<f64>) -> Admission {
+    pub fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        ip_rate: Option<f64>,
+        listener: Option<&Arc<ListenerLimits>>,
+    ) -> Admission {
         let now = self.now_ms();
         let mut inner = self.lock();
         if let Some(bound) = ip_rate {
@@ -226,9 +302,13 @@ impl ConnectionLimits {
                 .created_by_ip
                 .retain(|_, r| r.measure(&window, now) > 0.0);
         }
+        if let Some(l) = listener {
+            *l.open() += 1;
+        }
         Admission::Admitted(Slot {
             limits: self.clone(),
             ip,
+            listener: listener.cloned(),
         })
     }
 }
@@ -256,19 +336,19 @@ mod tests {
     fn per_ip_limits_and_overrides() {
         let l = limits(100, 2, "10.0.0.1:0,localhost:3");
         let a: IpAddr = "10.0.0.2".parse().unwrap();
-        let one = l.admit(a, None);
-        let two = l.admit(a, None);
+        let one = l.admit(a, None, None);
+        let two = l.admit(a, None, None);
         assert!(matches!(one, Admission::Admitted(_)));
         assert!(matches!(two, Admission::Admitted(_)));
-        assert!(matches!(l.admit(a, None), Admission::TooMany(2)));
+        assert!(matches!(l.admit(a, None, None), Admission::TooMany(2)));
         drop(one);
-        assert!(matches!(l.admit(a, None), Admission::Admitted(_)));
+        assert!(matches!(l.admit(a, None, None), Admission::Admitted(_)));
         assert!(matches!(
-            l.admit("10.0.0.1".parse().unwrap(), None),
+            l.admit("10.0.0.1".parse().unwrap(), None, None),
             Admission::TooMany(0)
         ));
         let local: Vec<Admission> = (0..3)
-            .map(|_| l.admit("127.0.0.1".parse().unwrap(), None))
+            .map(|_| l.admit("127.0.0.1".parse().unwrap(), None, None))
             .collect();
         assert!(local.iter().all(|a| matches!(a, Admission::Admitted(_))));
         assert_eq!(l.open(), 4);
@@ -282,8 +362,11 @@ mod tests {
         let l = limits(100, 100, "");
         let ip: IpAddr = "10.0.0.3".parse().unwrap();
         // 1 per second over a 10 s minimum window: 10 connections at once are within it.
-        let admitted: Vec<Admission> = (0..10).map(|_| l.admit(ip, Some(1.0))).collect();
+        let admitted: Vec<Admission> = (0..10).map(|_| l.admit(ip, Some(1.0), None)).collect();
         assert!(admitted.iter().all(|a| matches!(a, Admission::Admitted(_))));
-        assert!(matches!(l.admit(ip, Some(1.0)), Admission::Throttled(_)));
+        assert!(matches!(
+            l.admit(ip, Some(1.0), None),
+            Admission::Throttled(_)
+        ));
     }
 }

@@ -3,7 +3,7 @@
 //! accepted connection passes the connection limits (server/limits.rs) first.
 
 use super::connection;
-use super::limits::Admission;
+use super::limits::{Admission, ListenerLimits};
 use super::tls::{self, TlsSource};
 use crate::api::{Listener, SecurityProtocol, Session};
 use crate::broker::Broker;
@@ -149,11 +149,27 @@ async fn accept_loop(
     alive: mpsc::Sender<()>,
 ) {
     let limits = broker.connection_limits.clone();
+    let own = |name: &str| {
+        broker
+            .config
+            .security
+            .setting(&listener.name, name)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+    };
+    let listener_limits = ListenerLimits::new(
+        own("max.connections"),
+        own("max.connection.creation.rate"),
+        broker.quotas.window(),
+    );
     loop {
-        // max.connections: stop accepting while that many are open, as Kafka's acceptor.
+        // max.connections (broker-wide and the listener's): stop accepting while that many are
+        // open, as Kafka's acceptor.
         let accepted = tokio::select! {
             a = async {
                 limits.wait_for_slot().await;
+                if let Some(l) = &listener_limits {
+                    l.wait_for_slot().await;
+                }
                 socket.accept().await
             } => a,
             _ = shutdown.changed() => return,
@@ -161,7 +177,11 @@ async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 // max.connection.creation.rate: the acceptor waits before serving it.
-                let delay = limits.creation_delay();
+                let delay = limits.creation_delay().max(
+                    listener_limits
+                        .as_ref()
+                        .map_or(std::time::Duration::ZERO, |l| l.creation_delay()),
+                );
                 if !delay.is_zero() {
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
@@ -169,7 +189,7 @@ async fn accept_loop(
                     }
                 }
                 let ip_rate = broker.quotas.ip_connection_rate(&peer.ip().to_string());
-                let slot = match limits.admit(peer.ip(), ip_rate) {
+                let slot = match limits.admit(peer.ip(), ip_rate, listener_limits.as_ref()) {
                     Admission::Admitted(slot) => slot,
                     Admission::TooMany(max) => {
                         tracing::info!(listener = %listener.name, "Rejected connection from {}, address already has the configured maximum of {max} connections.", peer.ip());
