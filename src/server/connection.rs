@@ -117,6 +117,7 @@ fn charge_quotas(
         (api.set_throttle)(response, throttle as i32);
     }
     tracing::debug!(peer = %session.peer, client_id = client, api = ?api.key, throttle_ms = throttle, "quota exceeded; muting the connection");
+    METRICS.throttled(throttle);
     mute.until(quotas.now_ms() + throttle as i64);
 }
 

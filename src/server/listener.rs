@@ -8,6 +8,7 @@ use super::tls::{self, TlsSource};
 use crate::api::{Listener, SecurityProtocol, Session};
 use crate::broker::Broker;
 use crate::config::security::ListenerConfig;
+use crate::metrics::METRICS;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -194,9 +195,11 @@ async fn accept_loop(
                     Admission::TooMany(max) => {
                         tracing::info!(listener = %listener.name, "Rejected connection from {}, address already has the configured maximum of {max} connections.", peer.ip());
                         drop(stream);
+                        METRICS.connection_rejected();
                         continue;
                     }
                     Admission::Throttled(delay) => {
+                        METRICS.connection_rejected();
                         // Kafka holds a connection over its ip's connection_creation_rate,
                         // then closes it.
                         tracing::debug!(%peer, ?delay, "delaying the close of a throttled connection");
