@@ -749,3 +749,29 @@ fn holds_until_one_closes(args: &[&str], max: usize) {
         0
     );
 }
+
+/// request_percentage: a tiny share of one thread is exhausted by the first requests; the next
+/// responses of other APIs carry the throttle time too (here Metadata and DescribeClientQuotas).
+#[tokio::test(flavor = "multi_thread")]
+async fn request_time_is_throttled_on_any_api() {
+    use kafka_protocol::messages::MetadataRequest;
+    let broker = Broker::start(&[]);
+    set(
+        &broker,
+        &[("client-id", Some(wire::CLIENT_ID))],
+        &[("request_percentage", Some(0.000001))],
+    );
+    let mut conn = wire::connect(broker.addr(), Duration::from_secs(30));
+    let mut metadata_throttle = 0;
+    for _ in 0..5 {
+        let r = call_on(&mut conn, 12, &MetadataRequest::default().with_topics(None));
+        metadata_throttle = metadata_throttle.max(r.throttle_time_ms);
+        if metadata_throttle > 0 {
+            break;
+        }
+    }
+    assert!(metadata_throttle > 0, "Metadata carries the throttle time");
+    let d = describe(&broker, &[], false);
+    assert_eq!(d.error_code, 0);
+    assert!(d.throttle_time_ms > 0, "and DescribeClientQuotas");
+}
