@@ -113,6 +113,10 @@ pub struct Broker {
     pub tier: Option<Arc<Tier>>,
     /// The ACL authorizer (None: authorizer.class.name is empty, everything is allowed).
     pub authorizer: Option<Arc<crate::security::Authorizer>>,
+    /// Client quotas (AlterClientQuotas) and the rates they are measured on.
+    pub quotas: crate::security::quotas::ClientQuotas,
+    /// max.connections and friends, shared by every listener.
+    pub connection_limits: Arc<crate::server::limits::ConnectionLimits>,
     /// Static settings as DescribeConfigs reports them (BrokerConfig::static_settings).
     static_settings: BTreeMap<String, String>,
     /// Dynamic broker configs, as the metadata holds them: (cluster default, this broker).
@@ -198,8 +202,19 @@ impl Broker {
                 metadata.clone(),
             ))
         });
+        let quotas = crate::security::quotas::ClientQuotas::new(
+            config.quota_window_num,
+            config.quota_window_size_seconds,
+            &metadata.client_quotas(),
+        );
+        let connection_limits = Arc::new(crate::server::limits::ConnectionLimits::new(
+            &config.connection_limits,
+            quotas.window(),
+        ));
         let broker = Broker {
             authorizer,
+            quotas,
+            connection_limits,
             cluster_id: metadata.cluster_id(),
             config,
             metadata,
@@ -221,6 +236,10 @@ impl Broker {
                 .open_topic(&meta)
                 .with_context(|| format!("opening topic {}", meta.name))?;
             broker.register(topic);
+        }
+        let limits = broker.effective_connection_limits();
+        if limits != broker.config.connection_limits {
+            broker.connection_limits.reconfigure(&limits);
         }
         Ok(Arc::new(broker))
     }
@@ -350,6 +369,32 @@ impl Broker {
         Ok(true)
     }
 
+    /// The connection limits in effect: the dynamic values (checked when set) over the static
+    /// ones.
+    pub fn effective_connection_limits(&self) -> crate::config::ConnectionLimitsConfig {
+        let mut out = self.config.connection_limits.clone();
+        self.with_layers(|layers| {
+            let int = |name: &str| {
+                layers
+                    .value(name)
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+            };
+            if let Some(v) = int("max.connections") {
+                out.max_connections = v;
+            }
+            if let Some(v) = int("max.connections.per.ip") {
+                out.max_connections_per_ip = v;
+            }
+            if let Some(v) = int("max.connection.creation.rate") {
+                out.max_connection_creation_rate = v;
+            }
+            if let Some(v) = layers.value("max.connections.per.ip.overrides") {
+                out.per_ip_overrides = v;
+            }
+        });
+        out
+    }
+
     /// Dynamic broker configs of an entity: "" the cluster default, else this broker's id.
     pub fn dynamic_configs(&self, cluster_default: bool) -> BTreeMap<String, String> {
         let dynamic = self.dynamic.read().unwrap_or_else(|p| p.into_inner());
@@ -389,6 +434,8 @@ impl Broker {
             }
         }
         self.reconfigure_cleaner(None);
+        self.connection_limits
+            .reconfigure(&self.effective_connection_limits());
         tracing::info!(entity, "updated dynamic broker configs");
         Ok(())
     }

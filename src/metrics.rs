@@ -36,6 +36,11 @@ pub struct Metrics {
     requests_refused: AtomicU64,
     connections_open: AtomicI64,
     connections_opened: AtomicU64,
+    /// Responses that carried a quota's throttle time, and the sum of those times.
+    throttled: AtomicU64,
+    throttle_ms: AtomicU64,
+    /// Connections closed at accept by max.connections.per.ip or an ip's connection rate.
+    connections_rejected: AtomicU64,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -49,6 +54,9 @@ pub static METRICS: Metrics = Metrics {
     requests_refused: AtomicU64::new(0),
     connections_open: AtomicI64::new(0),
     connections_opened: AtomicU64::new(0),
+    throttled: AtomicU64::new(0),
+    throttle_ms: AtomicU64::new(0),
+    connections_rejected: AtomicU64::new(0),
 };
 
 impl Metrics {
@@ -79,6 +87,16 @@ impl Metrics {
     pub fn connection_opened(&self) {
         self.connections_opened.fetch_add(1, Relaxed);
         self.connections_open.fetch_add(1, Relaxed);
+    }
+
+    /// A request over its client's quota, throttled for `ms`.
+    pub fn throttled(&self, ms: u64) {
+        self.throttled.fetch_add(1, Relaxed);
+        self.throttle_ms.fetch_add(ms, Relaxed);
+    }
+
+    pub fn connection_rejected(&self) {
+        self.connections_rejected.fetch_add(1, Relaxed);
     }
 
     pub fn connection_closed(&self) {
@@ -197,6 +215,24 @@ impl Collector for Scrape {
             "sluice_connections_opened",
             "Client connections accepted since start.",
             &[(vec![], m.connections_opened.load(Relaxed))],
+        )?;
+        counter(
+            &mut encoder,
+            "sluice_connections_rejected",
+            "Connections closed at accept by max.connections.per.ip or an ip's connection_creation_rate.",
+            &[(vec![], m.connections_rejected.load(Relaxed))],
+        )?;
+        counter(
+            &mut encoder,
+            "sluice_quota_throttled_requests",
+            "Requests over their client's quota (throttle time in the response, connection muted).",
+            &[(vec![], m.throttled.load(Relaxed))],
+        )?;
+        counter(
+            &mut encoder,
+            "sluice_quota_throttle_time_ms",
+            "Sum of the throttle times of those requests, in milliseconds.",
+            &[(vec![], m.throttle_ms.load(Relaxed))],
         )?;
         if let Some(broker) = self.broker.get().and_then(Weak::upgrade) {
             encode_partitions(&mut encoder, &broker)?;

@@ -258,12 +258,29 @@ async fn read_remote(
     Ok(Some(RemoteRead { records, aborted }))
 }
 
+/// The most bytes a fetch may return under the client's consumer_byte_rate quota (Kafka's
+/// getMaxValueInQuotaWindow); unbounded without one.
+fn quota_window_bytes(ctx: &RequestContext) -> usize {
+    ctx.broker
+        .quotas
+        .max_in_window(
+            crate::security::quotas::Kind::Fetch,
+            &ctx.session.principal.name,
+            ctx.session.client(),
+        )
+        .map(|b| b.max(1.0) as usize)
+        .unwrap_or(usize::MAX)
+}
+
 pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
     let mut plan = Plan {
         topics: Vec::with_capacity(request.topics.len()),
         wanted: Vec::new(),
-        // Kafka: min(request max_bytes, fetch.max.bytes); the first batch may still exceed it.
-        max_bytes: (request.max_bytes.max(0) as usize).min(ctx.broker.config.fetch_max_bytes),
+        // Kafka: min(request max_bytes, fetch.max.bytes, what the consumer_byte_rate quota
+        // allows in one window); the first batch may still exceed it.
+        max_bytes: (request.max_bytes.max(0) as usize)
+            .min(ctx.broker.config.fetch_max_bytes)
+            .min(quota_window_bytes(ctx)),
         min_bytes: request.min_bytes.max(0) as usize,
         version: ctx.api_version,
         read_committed: request.isolation_level == 1,

@@ -5,6 +5,7 @@
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod alter_user_scram_credentials;
@@ -20,6 +21,7 @@ pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_acls;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -97,6 +99,9 @@ pub struct ApiEntry {
     /// Byte fields of the response worth sending by reference rather than copied (Fetch's
     /// record batches).
     pub shared_bytes: fn(&ResponseKind) -> Vec<Bytes>,
+    /// Puts a quota's throttle time into the response's throttle_time_ms (a no-op for the
+    /// few responses without one).
+    pub set_throttle: fn(&mut ResponseKind, i32),
     /// Served on a SASL listener before the client authenticated (anything else closes the
     /// connection there, as in Kafka).
     pub before_auth: bool,
@@ -109,8 +114,29 @@ fn nothing_shared(_: &ResponseKind) -> Vec<Bytes> {
     Vec::new()
 }
 
+fn no_throttle_field(_: &mut ResponseKind, _: i32) {}
+
+/// `set_throttle` of an API whose response has throttle_time_ms (every entry's unless marked
+/// `no_throttle:`; the compiler says which).
+macro_rules! throttle_field {
+    ($key:ident) => {
+        |response: &mut ResponseKind, ms: i32| {
+            if let ResponseKind::$key(r) = response {
+                r.throttle_time_ms = ms;
+            }
+        }
+    };
+}
+
 macro_rules! api {
-    ($key:ident, $min:expr, $max:expr, $module:ident, $request:ty $(, $field:ident = $value:expr)*) => {
+    // The few responses without throttle_time_ms (DescribeQuorum, WriteTxnMarkers, SASL).
+    (no_throttle: $key:ident, $($rest:tt)*) => {
+        api!(@entry no_throttle_field, $key, $($rest)*)
+    };
+    ($key:ident, $($rest:tt)*) => {
+        api!(@entry throttle_field!($key), $key, $($rest)*)
+    };
+    (@entry $throttle:expr, $key:ident, $min:expr, $max:expr, $module:ident, $request:ty $(, $field:ident = $value:expr)*) => {
         ApiEntry {
             $($field: $value,)*
             ..ApiEntry {
@@ -139,6 +165,7 @@ macro_rules! api {
                     )),
                 },
                 shared_bytes: nothing_shared,
+                set_throttle: $throttle,
                 before_auth: false,
                 #[cfg(test)]
                 sample_response: || ResponseKind::$key(Default::default()),
@@ -170,7 +197,7 @@ pub static APIS: &[ApiEntry] = &[
         before_auth = true
     ),
     api!(
-        SaslHandshake,
+        no_throttle: SaslHandshake,
         0,
         1,
         sasl_handshake,
@@ -178,7 +205,7 @@ pub static APIS: &[ApiEntry] = &[
         before_auth = true
     ),
     api!(
-        SaslAuthenticate,
+        no_throttle: SaslAuthenticate,
         0,
         2,
         sasl_authenticate,
@@ -369,7 +396,7 @@ pub static APIS: &[ApiEntry] = &[
         DescribeProducersRequest
     ),
     api!(
-        WriteTxnMarkers,
+        no_throttle: WriteTxnMarkers,
         1,
         1,
         write_txn_markers,
@@ -394,6 +421,23 @@ pub static APIS: &[ApiEntry] = &[
         alter_user_scram_credentials,
         AlterUserScramCredentialsRequest
     ),
+    // Client quotas (security/quotas.rs): stored in the metadata, applied by the connection.
+    api!(
+        DescribeClientQuotas,
+        0,
+        1,
+        describe_client_quotas,
+        DescribeClientQuotasRequest
+    ),
+    // After earlier responses, so a describe after an alter on one connection sees it.
+    api!(
+        AlterClientQuotas,
+        0,
+        1,
+        alter_client_quotas,
+        AlterClientQuotasRequest,
+        ordering = Ordering::AfterEarlierResponses
+    ),
     // Cluster administration, as a single-broker KRaft Kafka (combined broker+controller).
     api!(
         DescribeTopicPartitions,
@@ -417,7 +461,7 @@ pub static APIS: &[ApiEntry] = &[
         alter_partition_reassignments,
         AlterPartitionReassignmentsRequest
     ),
-    api!(DescribeQuorum, 0, 2, describe_quorum, DescribeQuorumRequest),
+    api!(no_throttle: DescribeQuorum, 0, 2, describe_quorum, DescribeQuorumRequest),
     api!(UpdateFeatures, 0, 2, update_features, UpdateFeaturesRequest),
     api!(
         ListConfigResources,

@@ -1611,3 +1611,109 @@ mod acl {
         );
     }
 }
+
+mod client_quotas {
+    use super::*;
+    use crate::security::quotas::Kind;
+    use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+    use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
+
+    fn alter(
+        b: &TestBroker,
+        entity: &[(&str, Option<&str>)],
+        key: &str,
+        value: Option<f64>,
+    ) -> i16 {
+        let request = AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
+            .with_entity(
+                entity
+                    .iter()
+                    .map(|(t, n)| {
+                        EntityData::default()
+                            .with_entity_type(str_bytes(t))
+                            .with_entity_name(n.map(str_bytes))
+                    })
+                    .collect(),
+            )
+            .with_ops(vec![OpData::default()
+                .with_key(str_bytes(key))
+                .with_value(value.unwrap_or(0.0))
+                .with_remove(value.is_none())])]);
+        match alter_client_quotas::handle(&b.ctx(1), request) {
+            Handled::Ready(r) => match *r {
+                ResponseKind::AlterClientQuotas(r) => r.entries[0].error_code,
+                _ => panic!("not an AlterClientQuotas response"),
+            },
+            _ => panic!("not ready"),
+        }
+    }
+
+    fn describe_users(b: &TestBroker) -> usize {
+        let request =
+            DescribeClientQuotasRequest::default().with_components(vec![ComponentData::default()
+                .with_entity_type(str_bytes("user"))
+                .with_match_type(2)
+                .with_match(None)]);
+        match describe_client_quotas::handle(&b.ctx(1), request) {
+            Handled::Ready(r) => match *r {
+                ResponseKind::DescribeClientQuotas(r) => r.entries.unwrap().len(),
+                _ => panic!("not a DescribeClientQuotas response"),
+            },
+            _ => panic!("not ready"),
+        }
+    }
+
+    /// Alter stores and applies at once; the quotas are back after a reopen; removing the last
+    /// key removes the entity and the quota stops applying.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn alter_applies_and_persists() {
+        let b = TestBroker::open();
+        assert!(!b.broker.quotas.enabled(Kind::Produce));
+        assert_eq!(
+            alter(
+                &b,
+                &[("user", Some("ANONYMOUS"))],
+                "producer_byte_rate",
+                Some(100.0)
+            ),
+            0
+        );
+        assert_eq!(
+            alter(
+                &b,
+                &[("user", Some("x"))],
+                "connection_creation_rate",
+                Some(1.0)
+            ),
+            42
+        );
+        assert_eq!(describe_users(&b), 1);
+        // 100 B/s over a 10 s minimum window: 1000 B are fine, 2000 more are not.
+        assert_eq!(
+            b.broker
+                .quotas
+                .record(Kind::Produce, "ANONYMOUS", "c", 1000.0),
+            0
+        );
+        assert!(
+            b.broker
+                .quotas
+                .record(Kind::Produce, "ANONYMOUS", "c", 2000.0)
+                > 0
+        );
+        let b = b.reopen();
+        assert_eq!(describe_users(&b), 1);
+        assert!(b.broker.quotas.enabled(Kind::Produce));
+        assert_eq!(
+            alter(
+                &b,
+                &[("user", Some("ANONYMOUS"))],
+                "producer_byte_rate",
+                None
+            ),
+            0
+        );
+        assert_eq!(describe_users(&b), 0);
+        assert!(!b.broker.quotas.enabled(Kind::Produce));
+    }
+}

@@ -110,6 +110,12 @@ pub struct BrokerConfig {
     pub connections_max_idle_ms: u64,
     /// connection.failed.authentication.delay.ms
     pub failed_authentication_delay_ms: u64,
+    /// max.connections, max.connections.per.ip, max.connections.per.ip.overrides,
+    /// max.connection.creation.rate: the static values (dynamic ones override them).
+    pub connection_limits: ConnectionLimitsConfig,
+    /// quota.window.num and quota.window.size.seconds: the client quotas' rate window.
+    pub quota_window_num: u32,
+    pub quota_window_size_seconds: u32,
     /// sasl.server.max.receive.size: the frame limit until SASL authentication succeeds.
     pub sasl_server_max_receive_size: usize,
     /// Topic defaults (Kafka's log.* broker settings), as topic-level names.
@@ -131,6 +137,16 @@ pub struct AuthorizerConfig {
     /// Principals as "User:NAME".
     pub super_users: Vec<String>,
     pub allow_if_no_acl: bool,
+}
+
+/// Kafka's connection limits (ConnectionQuotas).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnectionLimitsConfig {
+    pub max_connections: i64,
+    pub max_connections_per_ip: i64,
+    /// "host:count,host:count", as given.
+    pub per_ip_overrides: String,
+    pub max_connection_creation_rate: i64,
 }
 
 /// Where the admin HTTP listener binds.
@@ -604,6 +620,9 @@ impl BrokerConfig {
             page_cache_max_bytes: 0,
             connections_max_idle_ms: 0,
             failed_authentication_delay_ms: 0,
+            connection_limits: ConnectionLimitsConfig::default(),
+            quota_window_num: 0,
+            quota_window_size_seconds: 0,
             sasl_server_max_receive_size: 0,
             topic_defaults: BTreeMap::new(),
             groups: GroupConfig::default(),

@@ -593,6 +593,38 @@ pub static BROKER: &[Setting] = &[
     long("connections.max.idle.ms", "600000", 1, I64)
         .doc("Idle connections timeout: the server socket processor threads close the connections that idle more than this")
         .broker(|c, v| c.connections_max_idle_ms = v.int() as u64),
+    // Connection limits (server/limits.rs), changed at runtime as in Kafka.
+    int("max.connections", "2147483647", 0, I32)
+        .doc("The maximum number of connections we allow in the broker at any time. This limit is applied in addition to any per-ip limits configured using max.connections.per.ip. New connections are blocked (not accepted) while the limit is reached.")
+        .broker(|c, v| c.connection_limits.max_connections = v.int())
+        .dynamic(),
+    int("max.connections.per.ip", "2147483647", 0, I32)
+        .doc("The maximum number of connections we allow from each ip address. This can be set to 0 if there are overrides configured using max.connections.per.ip.overrides property. New connections from the ip address are dropped if the limit is reached.")
+        .broker(|c, v| c.connection_limits.max_connections_per_ip = v.int())
+        .dynamic(),
+    setting(
+        "max.connections.per.ip.overrides",
+        Type::String,
+        KafkaDefault::Is(""),
+        Valid::Check {
+            allowed: &["", "127.0.0.1:200", "localhost:100,127.0.0.1:200"],
+            parse: per_ip_overrides,
+        },
+    )
+    .doc("A comma-separated list of per-ip or hostname overrides to the default maximum number of connections. An example value is \"hostName:100,127.0.0.1:200\"")
+    .broker(|c, v| c.connection_limits.per_ip_overrides = v.str())
+    .dynamic(),
+    int("max.connection.creation.rate", "2147483647", 0, I32)
+        .doc("The maximum connection creation rate (per second) we allow in the broker at any time; beyond it new connections wait (at most quota.window.size.seconds) before they are served.")
+        .broker(|c, v| c.connection_limits.max_connection_creation_rate = v.int())
+        .dynamic(),
+    // Client quotas (security/quotas.rs): the rate window of every quota.
+    int("quota.window.num", "11", 1, I32)
+        .doc("The number of samples to retain in memory for client quotas")
+        .broker(|c, v| c.quota_window_num = v.int() as u32),
+    int("quota.window.size.seconds", "1", 1, I32)
+        .doc("The time span of each sample for client quotas")
+        .broker(|c, v| c.quota_window_size_seconds = v.int() as u32),
     // Listeners and TLS (config/security.rs); ssl.* can be set per listener with a
     // listener.name.<name>. prefix.
     setting(
@@ -1200,7 +1232,11 @@ fn ssl(c: &mut BrokerConfig, name: &str, v: &Value) {
 
 /// A setting `listener.name.<listener>.` may prefix.
 pub fn listener_scoped(s: &Setting) -> bool {
-    s.name.starts_with("ssl.") || s.name == "sasl.enabled.mechanisms"
+    s.name.starts_with("ssl.")
+        || matches!(
+            s.name,
+            "sasl.enabled.mechanisms" | "max.connections" | "max.connection.creation.rate"
+        )
 }
 
 fn mechanisms(_: &str, value: &str) -> Result<Value> {
@@ -1246,6 +1282,14 @@ fn tls_protocols(name: &str, value: &str) -> Result<Value> {
         bail!("{name}: at least one protocol is needed");
     }
     Ok(Value::List(list))
+}
+
+/// max.connections.per.ip.overrides: "host:count,..." (Kafka's parseCsvMap, counts ints).
+fn per_ip_overrides(name: &str, value: &str) -> Result<Value> {
+    if let Err(e) = crate::server::limits::parse_overrides(value) {
+        bail!("{name}: {e}");
+    }
+    Ok(Value::Str(value.trim().to_string()))
 }
 
 fn principal_rules(name: &str, value: &str) -> Result<Value> {
@@ -1297,6 +1341,11 @@ pub fn chain(topic: &str) -> Vec<(&'static str, Option<&'static str>)> {
 /// A log cleaner setting (`BrokerConfig::cleaner`): applied by restarting the cleaner.
 pub fn cleaner_setting(s: &Setting) -> bool {
     s.name.starts_with("log.cleaner.") && matches!(s.target, Target::Broker(_))
+}
+
+/// A connection limit (`BrokerConfig::connection_limits`): applied to the next connections.
+pub fn connection_limit_setting(s: &Setting) -> bool {
+    s.name.starts_with("max.connection") && matches!(s.target, Target::Broker(_))
 }
 
 /// A setting's default, parsed (for filling the typed structs).
@@ -1393,14 +1442,16 @@ mod tests {
         for s in BROKER {
             assert!(names.insert(s.name), "{} declared twice", s.name);
             // Dynamic: the topic defaults, which every partition re-resolves when they change,
-            // and the cleaner's settings (a change restarts the cleaner, as in Kafka), and only
-            // where Kafka says so too.
+            // the cleaner's settings (a change restarts the cleaner, as in Kafka) and the
+            // connection limits (the next connections see them), and only where Kafka says so too.
             let kafka = crate::config::kafka_broker::KAFKA_BROKER
                 .iter()
                 .find(|k| k.name == s.name);
             assert_eq!(
                 !s.read_only,
-                (matches!(s.target, Target::TopicDefault(_)) || cleaner_setting(s))
+                (matches!(s.target, Target::TopicDefault(_))
+                    || cleaner_setting(s)
+                    || connection_limit_setting(s))
                     && kafka.is_none_or(|k| k.dynamic),
                 "{}: dynamic update mode",
                 s.name

@@ -2,7 +2,7 @@
 //! blocks, persisted atomically as one JSON snapshot (write temp, fsync, rename, fsync the
 //! directory). This node leads every partition at epoch 0 with itself as the only replica.
 
-use super::{AclEntry, ClusterMetadata, PartitionState, ScramCredentials, TopicMeta};
+use super::{AclEntry, ClientQuota, ClusterMetadata, PartitionState, ScramCredentials, TopicMeta};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -26,6 +26,8 @@ struct Snapshot {
     acls: Vec<AclEntry>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     scram_credentials: ScramCredentials,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    client_quotas: Vec<ClientQuota>,
 }
 
 struct Inner {
@@ -89,6 +91,7 @@ impl LocalMetadata {
                         .collect(),
                     acls: Vec::new(),
                     scram_credentials: BTreeMap::new(),
+                    client_quotas: Vec::new(),
                 },
                 true,
             ),
@@ -260,6 +263,18 @@ impl ClusterMetadata for LocalMetadata {
         .map(|_| ())
     }
 
+    fn client_quotas(&self) -> Vec<ClientQuota> {
+        self.lock().snapshot.client_quotas.clone()
+    }
+
+    fn set_client_quotas(&self, quotas: Vec<ClientQuota>) -> Result<()> {
+        self.update(|s| {
+            s.client_quotas = quotas;
+            true
+        })
+        .map(|_| ())
+    }
+
     /// A producer id never handed out before, even across restarts.
     fn allocate_producer_id(&self) -> Result<i64> {
         let mut inner = self.lock();
@@ -347,5 +362,13 @@ mod tests {
         drop(store);
         let store = LocalMetadata::open(dir.path(), 1).unwrap();
         assert_eq!(store.acls(), vec![acl]);
+        let quota = ClientQuota {
+            entity: BTreeMap::from([("user".to_string(), None)]),
+            values: BTreeMap::from([("producer_byte_rate".to_string(), 1024.0)]),
+        };
+        store.set_client_quotas(vec![quota.clone()]).unwrap();
+        drop(store);
+        let store = LocalMetadata::open(dir.path(), 1).unwrap();
+        assert_eq!(store.client_quotas(), vec![quota]);
     }
 }

@@ -1,5 +1,5 @@
 //! What the cluster knows: brokers, topics (ids, configs), partitions (leader, leader epoch,
-//! partition epoch, replicas, ISR), ACLs, SCRAM credentials, producer-id blocks, and a change notification. Handlers and
+//! partition epoch, replicas, ISR), ACLs, SCRAM credentials, client quotas, producer-id blocks, and a change notification. Handlers and
 //! the broker see only `ClusterMetadata`; today the local JSON store implements it (this node
 //! leads everything at epoch 0), cluster mode will implement it on etcd.
 
@@ -79,6 +79,14 @@ mod base64_bytes {
     }
 }
 
+/// The client quotas of one entity, as Kafka's ClientQuotaRecord: entity type ("user",
+/// "client-id", "ip") -> name (None: the default entity), and quota key -> value.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClientQuota {
+    pub entity: BTreeMap<String, Option<String>>,
+    pub values: BTreeMap<String, f64>,
+}
+
 /// Leadership of one partition, as Kafka's PartitionRegistration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionState {
@@ -134,6 +142,10 @@ pub trait ClusterMetadata: Send + Sync {
     fn scram_credentials(&self) -> ScramCredentials;
     /// Replaces the SCRAM credentials, durably, before returning.
     fn set_scram_credentials(&self, credentials: ScramCredentials) -> Result<()>;
+    /// Every entity's client quotas.
+    fn client_quotas(&self) -> Vec<ClientQuota>;
+    /// Replaces the client quotas, durably, before returning.
+    fn set_client_quotas(&self, quotas: Vec<ClientQuota>) -> Result<()>;
     /// A producer id never handed out before, even across restarts.
     fn allocate_producer_id(&self) -> Result<i64>;
     /// Changes whenever topics or partition states change.

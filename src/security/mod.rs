@@ -1,8 +1,10 @@
 //! Security below the API layer: authentication (the principal of a TLS client certificate by
-//! ssl.principal.mapping.rules, SASL/PLAIN, SCRAM and OAUTHBEARER) and the ACL authorizer. Knows principals, resources
-//! and ACL bindings; no protocol message types.
+//! ssl.principal.mapping.rules, SASL/PLAIN, SCRAM and OAUTHBEARER), the ACL authorizer and
+//! client quotas. Knows principals, resources, ACL bindings and quota rates; no protocol message
+//! types.
 
 pub mod authorizer;
+pub mod quotas;
 pub mod sasl_oauthbearer;
 pub mod sasl_plain;
 pub mod sasl_scram;

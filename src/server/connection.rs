@@ -1,5 +1,6 @@
 //! One task per connection. The reader decodes each request and runs its handler's
-//! synchronous part in arrival order; a writer task sends the responses strictly in that order.
+//! synchronous part in arrival order; a writer task sends the responses strictly in that order,
+//! each charged to the client's quotas first (a throttled client's connection is muted).
 //! The connection works over any byte stream halves, so TLS can wrap the TCP stream.
 
 use super::frame::{read_frame, FrameError};
@@ -7,11 +8,13 @@ use crate::api::chunked::ChunkedBuf;
 use crate::api::{self, api_versions, ApiEntry, Handled, Ordering, RequestContext, Session};
 use crate::broker::Broker;
 use crate::metrics::METRICS;
+use crate::security::quotas::{nanos_to_percent, Kind as QuotaKind};
 use bytes::{BufMut, Bytes};
 use futures::future::BoxFuture;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
@@ -38,6 +41,84 @@ struct ResponseMeta {
 struct Pending {
     meta: ResponseMeta,
     reply: Reply,
+    charge: Charge,
+}
+
+/// What a request costs against the client's quotas, charged when its response is ready.
+struct Charge {
+    session: Arc<Session>,
+    request_bytes: usize,
+    /// Time in the handler's synchronous part (request_percentage).
+    handler_nanos: u128,
+}
+
+/// Until when (ms on the quotas' clock) the connection reads no further request: KIP-219,
+/// the response carries the throttle time and goes out at once, then the connection is muted.
+#[derive(Default)]
+struct Mute(AtomicI64);
+
+impl Mute {
+    fn until(&self, ms: i64) {
+        self.0.fetch_max(ms, AtomicOrdering::Relaxed);
+    }
+}
+
+/// Charges a request to the client's quotas (Kafka's ClientQuotaManager: produce request
+/// bytes against producer_byte_rate, fetch response bytes against consumer_byte_rate, handler
+/// time against request_percentage); the longest throttle time goes into the response and
+/// mutes the connection. A throttled fetch answers no data, as Kafka's. No quota configured:
+/// a few atomic loads.
+fn charge_quotas(
+    broker: &Broker,
+    api: &'static ApiEntry,
+    version: i16,
+    charge: &Charge,
+    response: Option<&mut ResponseKind>,
+    mute: &Mute,
+) {
+    let quotas = &broker.quotas;
+    let session = &charge.session;
+    let (user, client) = (session.principal.name.as_str(), session.client());
+    let mut fetched = None;
+    let bandwidth = match (api.key, &response) {
+        (ApiKey::Produce, _) => quotas.record(
+            QuotaKind::Produce,
+            user,
+            client,
+            charge.request_bytes as f64,
+        ),
+        (ApiKey::Fetch, Some(r)) if quotas.enabled(QuotaKind::Fetch) => {
+            let bytes = (api.response_size)(r, version).unwrap_or(0) as f64;
+            fetched = Some(bytes);
+            quotas.record(QuotaKind::Fetch, user, client, bytes)
+        }
+        _ => 0,
+    };
+    // Kafka does not throttle what a client needs to authenticate.
+    let request = if api.before_auth {
+        0
+    } else {
+        quotas.record(
+            QuotaKind::Request,
+            user,
+            client,
+            nanos_to_percent(charge.handler_nanos),
+        )
+    };
+    let throttle = bandwidth.max(request).min(i32::MAX as u64);
+    if throttle == 0 {
+        return;
+    }
+    if let Some(response) = response {
+        if let (Some(bytes), ResponseKind::Fetch(f)) = (fetched, &mut *response) {
+            quotas.unrecord(QuotaKind::Fetch, user, client, bytes);
+            f.responses.clear();
+        }
+        (api.set_throttle)(response, throttle as i32);
+    }
+    tracing::debug!(peer = %session.peer, client_id = client, api = ?api.key, throttle_ms = throttle, "quota exceeded; muting the connection");
+    METRICS.throttled(throttle);
+    mute.until(quotas.now_ms() + throttle as i64);
 }
 
 /// Serves one connection until the client closes it, an error closes it, or shutdown.
@@ -58,7 +139,15 @@ pub async fn serve<R, W>(
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     let (written_tx, mut written) = watch::channel(0u64);
-    let writer = tokio::spawn(write_responses(write_half, rx, peer, written_tx));
+    let mute = Arc::new(Mute::default());
+    let writer = tokio::spawn(write_responses(
+        write_half,
+        rx,
+        peer,
+        written_tx,
+        broker.clone(),
+        mute.clone(),
+    ));
     let mut queued = 0u64;
     let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
     loop {
@@ -93,6 +182,14 @@ pub async fn serve<R, W>(
                 break;
             }
         };
+        // A throttled client's next request waits out its throttle time (KIP-219 mute).
+        let muted = mute.0.load(AtomicOrdering::Relaxed) - broker.quotas.now_ms();
+        if muted > 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(muted as u64)) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
         let outcome = match api_of(&frame) {
             Ok(entry) if session.awaiting_sasl() && !entry.before_auth => Err(format!(
                 "unexpected {:?} request before SASL authentication",
@@ -106,7 +203,7 @@ pub async fn serve<R, W>(
                         }
                     }
                 }
-                handle_request(&broker, &mut session, entry, frame)
+                handle_request(&broker, &mut session, entry, frame, &mute)
             }
             Err(reason) => Err(reason),
         };
@@ -164,8 +261,10 @@ fn handle_request(
     session: &mut Arc<Session>,
     entry: &'static ApiEntry,
     frame: Bytes,
+    mute: &Mute,
 ) -> Result<Step, String> {
     let received = Instant::now();
+    let request_bytes = frame.len();
     let api_version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     if api_version < entry.min_version || api_version > entry.max_version {
@@ -179,6 +278,11 @@ fn handle_request(
                     received: Instant::now(),
                 },
                 reply: Reply::Ready(Box::new(ResponseKind::ApiVersions(response))),
+                charge: Charge {
+                    session: session.clone(),
+                    request_bytes,
+                    handler_nanos: 0,
+                },
             }));
         }
         return Err(format!(
@@ -212,6 +316,11 @@ fn handle_request(
     let handled = catch_unwind(AssertUnwindSafe(|| (entry.handle)(&ctx, &mut body)))
         .map_err(|_| format!("{:?} v{api_version} handler panicked", entry.key))?
         .map_err(|e| format!("undecodable {:?} v{api_version} request: {e}", entry.key))?;
+    let charge = Charge {
+        session: session.clone(),
+        request_bytes,
+        handler_nanos: received.elapsed().as_nanos(),
+    };
     let meta = ResponseMeta {
         correlation_id,
         api: entry,
@@ -222,6 +331,8 @@ fn handle_request(
         Handled::Ready(r) => Reply::Ready(r),
         Handled::Deferred(f) => Reply::Deferred(f),
         Handled::NoResponse => {
+            // acks=0: no response to carry the throttle time; the mute still applies.
+            charge_quotas(broker, entry, api_version, &charge, None, mute);
             METRICS.request(entry.key as i16, api_version, received.elapsed());
             return Ok(Step::Nothing);
         }
@@ -245,14 +356,22 @@ fn handle_request(
                         *response
                     }));
                     return Ok(Step::ReplyThenClose(
-                        Pending { meta, reply },
+                        Pending {
+                            meta,
+                            reply,
+                            charge,
+                        },
                         format!("{:?} failed", entry.key),
                     ));
                 }
             }
         }
     };
-    Ok(Step::Reply(Pending { meta, reply }))
+    Ok(Step::Reply(Pending {
+        meta,
+        reply,
+        charge,
+    }))
 }
 
 /// Encodes the size-prefixed response. Large byte fields the entry names (a Fetch response's
@@ -275,6 +394,8 @@ async fn write_responses<W: AsyncWrite + Unpin>(
     mut rx: mpsc::Receiver<Pending>,
     peer: std::net::SocketAddr,
     written: watch::Sender<u64>,
+    broker: Arc<Broker>,
+    mute: Arc<Mute>,
 ) {
     let mut out = BufWriter::with_capacity(64 * 1024, write_half);
     loop {
@@ -290,7 +411,7 @@ async fn write_responses<W: AsyncWrite + Unpin>(
                 }
             }
         };
-        let response = match pending.reply {
+        let mut response = match pending.reply {
             Reply::Ready(r) => *r,
             Reply::Deferred(f) => {
                 // Send what is ready before waiting (fsync, long poll).
@@ -301,6 +422,14 @@ async fn write_responses<W: AsyncWrite + Unpin>(
             }
         };
         let meta = pending.meta;
+        charge_quotas(
+            &broker,
+            meta.api,
+            meta.api_version,
+            &pending.charge,
+            Some(&mut response),
+            &mute,
+        );
         let chunks = match encode_response(&meta, &response) {
             Ok(chunks) => chunks,
             Err(e) => {

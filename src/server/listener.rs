@@ -1,11 +1,14 @@
 //! Accept loops, one per listener, and graceful shutdown of their connections. An SSL
-//! listener completes the TLS handshake before the connection task sees the stream.
+//! listener completes the TLS handshake before the connection task sees the stream. Every
+//! accepted connection passes the connection limits (server/limits.rs) first.
 
 use super::connection;
+use super::limits::{Admission, ListenerLimits};
 use super::tls::{self, TlsSource};
 use crate::api::{Listener, SecurityProtocol, Session};
 use crate::broker::Broker;
 use crate::config::security::ListenerConfig;
+use crate::metrics::METRICS;
 use crate::security::sasl_scram::ScramMechanism;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
@@ -153,13 +156,67 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
+    let limits = broker.connection_limits.clone();
+    let own = |name: &str| {
+        broker
+            .config
+            .security
+            .setting(&listener.name, name)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+    };
+    let listener_limits = ListenerLimits::new(
+        own("max.connections"),
+        own("max.connection.creation.rate"),
+        broker.quotas.window(),
+    );
     loop {
+        // max.connections (broker-wide and the listener's): stop accepting while that many are
+        // open, as Kafka's acceptor.
         let accepted = tokio::select! {
-            a = socket.accept() => a,
+            a = async {
+                limits.wait_for_slot().await;
+                if let Some(l) = &listener_limits {
+                    l.wait_for_slot().await;
+                }
+                socket.accept().await
+            } => a,
             _ = shutdown.changed() => return,
         };
         match accepted {
             Ok((stream, peer)) => {
+                // max.connection.creation.rate: the acceptor waits before serving it.
+                let delay = limits.creation_delay().max(
+                    listener_limits
+                        .as_ref()
+                        .map_or(std::time::Duration::ZERO, |l| l.creation_delay()),
+                );
+                if !delay.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+                let ip_rate = broker.quotas.ip_connection_rate(&peer.ip().to_string());
+                let slot = match limits.admit(peer.ip(), ip_rate, listener_limits.as_ref()) {
+                    Admission::Admitted(slot) => slot,
+                    Admission::TooMany(max) => {
+                        tracing::info!(listener = %listener.name, "Rejected connection from {}, address already has the configured maximum of {max} connections.", peer.ip());
+                        drop(stream);
+                        METRICS.connection_rejected();
+                        continue;
+                    }
+                    Admission::Throttled(delay) => {
+                        METRICS.connection_rejected();
+                        // Kafka holds a connection over its ip's connection_creation_rate,
+                        // then closes it.
+                        tracing::debug!(%peer, ?delay, "delaying the close of a throttled connection");
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            drop(stream);
+                        });
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 let session = Session::new(listener.clone(), peer);
                 let broker = broker.clone();
@@ -176,6 +233,7 @@ async fn accept_loop(
                         }
                         Some(tls) => serve_tls(stream, tls, broker, session, shutdown).await,
                     }
+                    drop(slot);
                     drop(alive);
                 });
             }

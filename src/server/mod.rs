@@ -2,5 +2,6 @@
 
 pub mod connection;
 pub mod frame;
+pub mod limits;
 pub mod listener;
 pub mod tls;

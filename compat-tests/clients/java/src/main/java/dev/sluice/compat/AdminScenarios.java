@@ -52,6 +52,10 @@ import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionReplica;
 import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.quota.ClientQuotaAlteration;
+import org.apache.kafka.common.quota.ClientQuotaEntity;
+import org.apache.kafka.common.quota.ClientQuotaFilter;
+import org.apache.kafka.common.quota.ClientQuotaFilterComponent;
 
 /**
  * Admin API scenarios of the Java column (admin_* and compacted_topic): one Admin call each, with
@@ -290,6 +294,69 @@ final class AdminScenarios {
                 .includeAuthorizedOperations(true)).authorizedOperations());
         obs(s, "authorized_operations", ops == null ? "null" : ops.stream().map(Enum::name).sorted()
                 .collect(Collectors.joining(",")));
+    }
+
+    /** A quota entity as a sorted string: "client-id=<default>,user=alice". */
+    static String entityStr(ClientQuotaEntity e) {
+        return new TreeMap<>(e.entries()).entrySet().stream()
+                .map(x -> x.getKey() + "=" + (x.getValue() == null ? "<default>" : x.getValue()))
+                .collect(Collectors.joining(","));
+    }
+
+    static String quotasStr(Map<ClientQuotaEntity, Map<String, Double>> m) {
+        TreeMap<String, String> out = new TreeMap<>();
+        m.forEach((e, v) -> out.put(entityStr(e), new TreeMap<>(v).toString()));
+        return out.toString();
+    }
+
+    /** alterClientQuotas then describeClientQuotas with exact, default and "any" filters. */
+    static void clientQuotas(String s) throws Exception {
+        String user = name(s) + "-user";
+        ClientQuotaEntity u = new ClientQuotaEntity(Map.of(ClientQuotaEntity.USER, user));
+        Map<String, String> uc = new HashMap<>();
+        uc.put(ClientQuotaEntity.USER, user);
+        uc.put(ClientQuotaEntity.CLIENT_ID, null);
+        ClientQuotaEntity userDefaultClient = new ClientQuotaEntity(uc);
+        get(admin.alterClientQuotas(List.of(
+                new ClientQuotaAlteration(u, List.of(
+                        new ClientQuotaAlteration.Op("producer_byte_rate", 1048576.0),
+                        new ClientQuotaAlteration.Op("request_percentage", 12.5))),
+                new ClientQuotaAlteration(userDefaultClient, List.of(
+                        new ClientQuotaAlteration.Op("consumer_byte_rate", 2097152.0))))).all());
+        Map<ClientQuotaEntity, Map<String, Double>> exact = get(admin.describeClientQuotas(
+                ClientQuotaFilter.contains(List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.USER, user))))
+                .entities());
+        obs(s, "exact_user", quotasStr(exact));
+        Map<ClientQuotaEntity, Map<String, Double>> strict = get(admin.describeClientQuotas(
+                ClientQuotaFilter.containsOnly(List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.USER, user))))
+                .entities());
+        obs(s, "exact_user_strict", quotasStr(strict));
+        Map<ClientQuotaEntity, Map<String, Double>> anyClient = get(admin.describeClientQuotas(
+                ClientQuotaFilter.contains(List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.USER, user),
+                        ClientQuotaFilterComponent.ofEntityType(ClientQuotaEntity.CLIENT_ID)))).entities());
+        obs(s, "user_any_client", quotasStr(anyClient));
+        check(exact.size() == 2, "exact user filter gave " + exact);
+        check(strict.size() == 1 && strict.get(u).get("producer_byte_rate") == 1048576.0, "strict gave " + strict);
+        // Kafka's validation: an unknown key and a fractional byte rate are INVALID_REQUEST.
+        var bad = admin.alterClientQuotas(List.of(
+                new ClientQuotaAlteration(new ClientQuotaEntity(Map.of(ClientQuotaEntity.USER, user + "-bad")),
+                        List.of(new ClientQuotaAlteration.Op("no_such_quota", 1.0))),
+                new ClientQuotaAlteration(new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, user + "-c")),
+                        List.of(new ClientQuotaAlteration.Op("producer_byte_rate", 1.5))))).values();
+        TreeMap<String, String> outcomes = new TreeMap<>();
+        for (var e : bad.entrySet()) outcomes.put(entityStr(e.getKey()), outcome(e.getValue()));
+        obs(s, "invalid_alterations", outcomes.toString());
+        // Remove everything again: the user's entities are gone.
+        get(admin.alterClientQuotas(List.of(
+                new ClientQuotaAlteration(u, List.of(new ClientQuotaAlteration.Op("producer_byte_rate", null),
+                        new ClientQuotaAlteration.Op("request_percentage", null))),
+                new ClientQuotaAlteration(userDefaultClient, List.of(
+                        new ClientQuotaAlteration.Op("consumer_byte_rate", null))))).all());
+        Map<ClientQuotaEntity, Map<String, Double>> after = get(admin.describeClientQuotas(
+                ClientQuotaFilter.contains(List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.USER, user))))
+                .entities());
+        obs(s, "after_remove", quotasStr(after));
+        check(after.isEmpty(), "after removal " + after);
     }
 
     static String electOutcome(Optional<Throwable> o) {

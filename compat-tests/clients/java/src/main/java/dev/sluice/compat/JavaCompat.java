@@ -906,6 +906,7 @@ public final class JavaCompat {
         all.put("secure_scram_sasl_ssl", SecurityScenarios::scramSaslSsl);
         all.put("secure_scram_admin_user", SecurityScenarios::scramAdminUser);
         all.put("secure_mtls", SecurityScenarios::mtls);
+        all.put("admin_client_quotas", AdminScenarios::clientQuotas);
 
         Set<String> only = new HashSet<>();
         for (String x : System.getenv().getOrDefault("COMPAT_SCENARIOS", "").split(",")) if (!x.isEmpty()) only.add(x);
