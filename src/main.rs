@@ -29,12 +29,17 @@ struct Cli {
 enum Command {
     /// Run the broker (the default).
     Serve(ServeArgs),
+    /// The client commands (topic, produce, consume, group, cluster): they talk the Kafka
+    /// protocol to any broker.
+    #[command(flatten)]
+    Client(sluice::cli::Command),
 }
 
 fn main() {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Client(command)) => std::process::exit(sluice::cli::run(command)),
         None => cli.serve,
     };
     let config = match BrokerConfig::resolve(&args) {
