@@ -3,6 +3,10 @@
 //! keys and headers read back with a format string and as JSON, consuming from a timestamp,
 //! group lag after an rdkafka consumer committed, group seek, cluster info, health and
 //! configs, and the errors and exit codes (1 Kafka error, 2 usage, 3 connection).
+//!
+//! `SLUICE_CLI_AGAINST=kafka cargo test --test cli -- --test-threads=2` runs the same tests,
+//! with the same expected output, against a fresh Apache Kafka 4.4 per test
+//! (compat-tests/kafka/refkafka.py; its jars must be installed).
 
 mod common;
 
@@ -47,12 +51,86 @@ fn cli_at(brokers: &str, args: &[&str], stdin: &str) -> Run {
     }
 }
 
-fn cli(broker: &Broker, args: &[&str]) -> Run {
+/// The broker a test drives: a sluice started by the harness, or, with
+/// `SLUICE_CLI_AGAINST=kafka`, a fresh Apache Kafka 4.4 started by compat-tests/kafka/refkafka.py
+/// (the same scenarios and the same expected output against both).
+enum Target {
+    Sluice(Broker),
+    Kafka {
+        dir: tempfile::TempDir,
+        bootstrap: String,
+    },
+}
+
+impl Target {
+    fn start(sluice_args: &[&str]) -> Target {
+        if std::env::var("SLUICE_CLI_AGAINST").as_deref() != Ok("kafka") {
+            return Target::Sluice(Broker::start(sluice_args));
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-cli-kafka-")
+            .tempdir()
+            .unwrap();
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/compat-tests/kafka/refkafka.py"
+        );
+        let out = Command::new(script)
+            .arg("start")
+            .arg(dir.path())
+            .arg("--port")
+            .arg(common::free_port().to_string())
+            .output()
+            .expect("run refkafka.py");
+        assert!(
+            out.status.success(),
+            "refkafka.py start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bootstrap = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .expect("refkafka.py prints the address")
+            .trim()
+            .to_string();
+        Target::Kafka { dir, bootstrap }
+    }
+
+    fn bootstrap(&self) -> String {
+        match self {
+            Target::Sluice(b) => b.bootstrap(),
+            Target::Kafka { bootstrap, .. } => bootstrap.clone(),
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.bootstrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Target::Kafka { dir, .. } = self {
+            let script = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/compat-tests/kafka/refkafka.py"
+            );
+            let _ = Command::new(script).arg("stop").arg(dir.path()).status();
+        }
+    }
+}
+
+fn cli(broker: &Target, args: &[&str]) -> Run {
     cli_at(&broker.bootstrap(), args, "")
 }
 
 /// Runs and asserts exit code 0; returns stdout.
-fn ok(broker: &Broker, args: &[&str], stdin: &str) -> String {
+fn ok(broker: &Target, args: &[&str], stdin: &str) -> String {
     let r = cli_at(&broker.bootstrap(), args, stdin);
     assert_eq!(
         r.code, 0,
@@ -62,7 +140,7 @@ fn ok(broker: &Broker, args: &[&str], stdin: &str) -> String {
     r.out
 }
 
-fn json(broker: &Broker, args: &[&str]) -> Value {
+fn json(broker: &Target, args: &[&str]) -> Value {
     let out = ok(broker, args, "");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("sluice {args:?}: not JSON ({e}): {out}"))
 }
@@ -78,7 +156,7 @@ fn config<'a>(described: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn topic_create_list_describe_alter_grow_trim_delete() {
-    let broker = Broker::start(&[]);
+    let broker = Target::start(&[]);
     let out = ok(
         &broker,
         &[
@@ -220,7 +298,7 @@ fn topic_create_list_describe_alter_grow_trim_delete() {
 
 #[test]
 fn produce_keys_and_headers_then_consume_with_format_and_json() {
-    let broker = Broker::start(&[]);
+    let broker = Target::start(&[]);
     ok(&broker, &["topic", "create", "events", "-p", "2"], "");
     let out = ok(
         &broker,
@@ -323,7 +401,7 @@ fn produce_keys_and_headers_then_consume_with_format_and_json() {
 
 #[test]
 fn consume_from_a_timestamp() {
-    let broker = Broker::start(&[]);
+    let broker = Target::start(&[]);
     ok(&broker, &["topic", "create", "ticks", "-p", "1"], "");
     ok(
         &broker,
@@ -370,7 +448,7 @@ fn group_consumer(bootstrap: &str, group: &str) -> BaseConsumer {
 
 #[test]
 fn group_describe_shows_lag_and_seek_moves_offsets() {
-    let broker = Broker::start(GROUP_BROKER_ARGS);
+    let broker = Target::start(GROUP_BROKER_ARGS);
     let bs = broker.bootstrap();
     ok(&broker, &["topic", "create", "work", "-p", "2"], "");
     ok(
@@ -452,7 +530,7 @@ fn group_describe_shows_lag_and_seek_moves_offsets() {
     })
     .expect("the group empties after its member leaves");
 
-    let lags = |broker: &Broker| -> Vec<(i64, i64)> {
+    let lags = |broker: &Target| -> Vec<(i64, i64)> {
         let d = &json(
             broker,
             &["group", "describe", "workers", "--format", "json"],
@@ -510,12 +588,12 @@ fn group_describe_shows_lag_and_seek_moves_offsets() {
 
 #[test]
 fn cluster_info_health_and_broker_configs() {
-    let broker = Broker::start(&[]);
+    let broker = Target::start(&[]);
     let info = json(&broker, &["cluster", "info", "--format", "json"]);
     assert_eq!(info["controller_id"], 1);
     assert!(info["cluster_id"].as_str().is_some_and(|c| !c.is_empty()));
     assert_eq!(info["brokers"][0]["id"], 1);
-    assert_eq!(info["brokers"][0]["port"], broker.addr().port());
+    assert_eq!(info["brokers"][0]["port"], broker.port());
     let apis = info["apis"].as_array().unwrap();
     assert!(apis
         .iter()
@@ -530,7 +608,7 @@ fn cluster_info_health_and_broker_configs() {
     assert_eq!(health["healthy"], true, "{health}");
     assert_eq!(health["brokers"], serde_json::json!([1]));
 
-    let get = |broker: &Broker, args: &[&str]| -> Value {
+    let get = |broker: &Target, args: &[&str]| -> Value {
         let mut a = vec![
             "cluster",
             "config",
@@ -586,7 +664,7 @@ fn cluster_info_health_and_broker_configs() {
 
 #[test]
 fn errors_and_exit_codes() {
-    let broker = Broker::start(&[]);
+    let broker = Target::start(&[]);
     // 1: a Kafka error.
     for args in [
         &["consume", "missing", "-e"][..],
@@ -646,4 +724,44 @@ fn errors_and_exit_codes() {
     let r = cli_at(&dead, &["topic", "list", "-b", &broker.bootstrap()], "");
     assert_eq!(r.code, 0, "{}", r.err);
     assert_eq!(r.out, "NAME   PARTITIONS  REPLICAS\nsmall  1           1\n");
+}
+
+#[test]
+fn group_describe_of_a_kip848_consumer_group() {
+    let broker = Target::start(GROUP_BROKER_ARGS);
+    let bs = broker.bootstrap();
+    ok(&broker, &["topic", "create", "work", "-p", "2"], "");
+    ok(&broker, &["produce", "work", "-q", "-p", "0"], "a\nb\nc\n");
+    let mut c = common::client_config(&bs);
+    c.set("group.id", "new-protocol")
+        .set("group.protocol", "consumer")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest");
+    let consumer: BaseConsumer = c.create().unwrap();
+    consumer.subscribe(&["work"]).unwrap();
+    common::wait_for(Duration::from_secs(30), || {
+        matches!(consumer.poll(Duration::from_millis(100)), Some(Ok(_))).then_some(())
+    })
+    .expect("the KIP-848 consumer gets a record");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("work", 0, Offset::Offset(1))
+        .unwrap();
+    consumer.commit(&tpl, CommitMode::Sync).unwrap();
+    let d = &json(
+        &broker,
+        &["group", "describe", "new-protocol", "--format", "json"],
+    )[0];
+    assert_eq!(d["state"], "Stable", "{d}");
+    assert_eq!(d["protocol_type"], "consumer");
+    assert_eq!(d["members"].as_array().unwrap().len(), 1, "{d}");
+    assert_eq!(
+        d["members"][0]["assignment"],
+        serde_json::json!({"work": [0, 1]}),
+        "{d}"
+    );
+    assert_eq!(d["partitions"][0]["committed_offset"], 1);
+    assert_eq!(d["partitions"][0]["lag"], 2);
+    assert_eq!(d["partitions"][1]["lag"], 0);
+    let busy = cli(&broker, &["group", "seek", "new-protocol", "--to", "start"]);
+    assert_eq!(busy.code, 1, "{}", busy.out);
 }

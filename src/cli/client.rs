@@ -592,7 +592,37 @@ impl Client {
     /// A group's committed offsets (OffsetFetch), of `topics` or of every topic when None.
     /// Partitions without a committed offset are left out.
     pub fn committed(&mut self, group: &str, topics: Option<&[String]>) -> Result<Offsets> {
-        let coordinator = self.coordinator(group)?;
+        self.on_coordinator(group, |c, id| c.committed_at(group, id, topics))
+    }
+
+    /// Runs `f` with the group's coordinator; finds it again and retries while the
+    /// coordinator moves or loads (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS,
+    /// COORDINATOR_NOT_AVAILABLE: a new Kafka creates and loads __consumer_offsets first).
+    pub fn on_coordinator<T>(
+        &mut self,
+        group: &str,
+        mut f: impl FnMut(&mut Client, i32) -> Result<T>,
+    ) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            let coordinator = self.coordinator(group)?;
+            match f(self, coordinator) {
+                Err(CliError::Kafka { code: 14..=16, .. }) if attempt < 40 => {
+                    attempt += 1;
+                    self.conns.remove(&coordinator);
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn committed_at(
+        &mut self,
+        group: &str,
+        coordinator: i32,
+        topics: Option<&[String]>,
+    ) -> Result<Offsets> {
         let conn = self.broker(coordinator)?;
         let v = conn.version::<OffsetFetchRequest>(9)?;
         // Partitions of named topics: all (the broker answers -1 for those never committed).
@@ -672,7 +702,10 @@ impl Client {
     /// Commits `offsets` for `group` as a simple committer (no member, generation -1), as
     /// Kafka allows for a group without active members.
     pub fn commit(&mut self, group: &str, offsets: &Offsets) -> Result<()> {
-        let coordinator = self.coordinator(group)?;
+        self.on_coordinator(group, |c, id| c.commit_at(group, id, offsets))
+    }
+
+    fn commit_at(&mut self, group: &str, coordinator: i32, offsets: &Offsets) -> Result<()> {
         let conn = self.broker(coordinator)?;
         let request = OffsetCommitRequest::default()
             .with_group_id(str(group).into())

@@ -164,13 +164,29 @@ fn members(
 ) -> Result<(String, String, String, Vec<Member>)> {
     let conn = client.broker(coordinator)?;
     let request = DescribeGroupsRequest::default().with_groups(vec![str(group).into()]);
-    let (_, response) = conn.send(&request, 5)?;
+    let (_, response) = conn.send(&request, 6)?;
     let g = response
         .groups
         .into_iter()
         .next()
         .ok_or_else(|| CliError::Other("DescribeGroups answered no group".into()))?;
-    if g.error_code == 69 && conn.supports(ApiKey::ConsumerGroupDescribe) {
+    // DescribeGroups does not describe KIP-848 groups: GROUP_ID_NOT_FOUND from v6, "Dead"
+    // before; ConsumerGroupDescribe does.
+    let unknown = g.error_code == 69 || (g.error_code == 0 && g.group_state.as_str() == "Dead");
+    let cgd = conn.supports(ApiKey::ConsumerGroupDescribe);
+    if unknown && cgd {
+        let request =
+            ConsumerGroupDescribeRequest::default().with_group_ids(vec![str(group).into()]);
+        let (_, response) = conn.send(&request, 1)?;
+        let found = response.groups.first().is_some_and(|g| g.error_code == 0);
+        if !found {
+            return Ok(("Dead".into(), String::new(), String::new(), Vec::new()));
+        }
+    }
+    if unknown && !cgd {
+        return Ok(("Dead".into(), String::new(), String::new(), Vec::new()));
+    }
+    if unknown {
         let request =
             ConsumerGroupDescribeRequest::default().with_group_ids(vec![str(group).into()]);
         let (_, response) = conn.send(&request, 1)?;
@@ -253,8 +269,8 @@ fn decode_assignment(mut b: bytes::Bytes) -> BTreeMap<String, Vec<i32>> {
 }
 
 fn describe(client: &mut Client, group: &str) -> Result<Described> {
-    let coordinator = client.coordinator(group)?;
-    let (state, protocol_type, protocol, members) = members(client, group, coordinator)?;
+    let (coordinator, (state, protocol_type, protocol, members)) =
+        client.on_coordinator(group, |c, id| members(c, group, id).map(|m| (id, m)))?;
     let committed = client.committed(group, None)?;
     if state == "Dead" && committed.is_empty() {
         return Err(CliError::kafka(
@@ -398,8 +414,7 @@ fn seek(
             }
         }
     };
-    let coordinator = client.coordinator(group)?;
-    let (state, _, _, members) = members(client, group, coordinator)?;
+    let (state, _, _, members) = client.on_coordinator(group, |c, id| members(c, group, id))?;
     if !members.is_empty() || !matches!(state.as_str(), "Empty" | "Dead" | "") {
         return Err(CliError::kafka(
             25,
@@ -494,20 +509,7 @@ fn delete(client: &mut Client, format: Format, groups: &[String]) -> Result<()> 
     let mut rows = Vec::new();
     let mut failed = false;
     for g in groups {
-        let r = (|| -> Result<()> {
-            let coordinator = client.coordinator(g)?;
-            let conn = client.broker(coordinator)?;
-            let request = DeleteGroupsRequest::default().with_groups_names(vec![str(g).into()]);
-            let (_, response) = conn.send(&request, 2)?;
-            for r in response.results {
-                CliError::check(r.error_code, None, || match r.error_code {
-                    69 => format!("Group '{g}' does not exist."),
-                    68 => format!("Group '{g}' is not empty (it has active members)."),
-                    _ => format!("deleting group '{g}'"),
-                })?;
-            }
-            Ok(())
-        })();
+        let r = delete_one(client, g);
         match r {
             Ok(()) => rows.push(Deleted {
                 group: g.clone(),
@@ -539,4 +541,20 @@ fn delete(client: &mut Client, format: Format, groups: &[String]) -> Result<()> 
     } else {
         Ok(())
     }
+}
+
+fn delete_one(client: &mut Client, g: &str) -> Result<()> {
+    client.on_coordinator(g, |client, coordinator| {
+        let conn = client.broker(coordinator)?;
+        let request = DeleteGroupsRequest::default().with_groups_names(vec![str(g).into()]);
+        let (_, response) = conn.send(&request, 2)?;
+        for r in response.results {
+            CliError::check(r.error_code, None, || match r.error_code {
+                69 => format!("Group '{g}' does not exist."),
+                68 => format!("Group '{g}' is not empty (it has active members)."),
+                _ => format!("deleting group '{g}'"),
+            })?;
+        }
+        Ok(())
+    })
 }
