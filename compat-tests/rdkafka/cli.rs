@@ -145,6 +145,26 @@ fn json(broker: &Target, args: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("sluice {args:?}: not JSON ({e}): {out}"))
 }
 
+/// Polls `f` for up to 15 s until it returns `want` (Kafka applies metadata and dynamic
+/// configs asynchronously); then asserts.
+fn eventually<T, W>(mut f: impl FnMut() -> T, want: W)
+where
+    T: PartialEq<W> + std::fmt::Debug,
+    W: std::fmt::Debug,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = f();
+        if got == want {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("still {got:?}, want {want:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn config<'a>(described: &'a Value, name: &str) -> &'a Value {
     described["configs"]
         .as_array()
@@ -185,9 +205,10 @@ fn topic_create_list_describe_alter_grow_trim_delete() {
         again.err
     );
 
-    assert_eq!(
-        ok(&broker, &["topic", "list"], ""),
-        "NAME    PARTITIONS  REPLICAS\naudit   1           1\norders  3           1\n"
+    // Kafka's brokers learn of new topics a moment after CreateTopics answers.
+    eventually(
+        || ok(&broker, &["topic", "list"], ""),
+        "NAME    PARTITIONS  REPLICAS\naudit   1           1\norders  3           1\n",
     );
     assert_eq!(
         json(&broker, &["topic", "list", "--format", "json"]),
@@ -241,6 +262,36 @@ fn topic_create_list_describe_alter_grow_trim_delete() {
     assert_eq!(config(d, "segment.ms")["value"], "600000");
     assert_eq!(config(d, "retention.ms")["source"], "DEFAULT_CONFIG");
     assert_eq!(config(d, "retention.ms")["value"], "604800000");
+    assert_eq!(
+        ok(
+            &broker,
+            &[
+                "topic",
+                "alter-config",
+                "orders",
+                "--set",
+                "segment.ms=1234567",
+                "--dry-run"
+            ],
+            ""
+        ),
+        "validated 1 config(s) of topic 'orders'\n"
+    );
+    let d = &json(
+        &broker,
+        &["topic", "describe", "orders", "--format", "json"],
+    )[0];
+    assert_eq!(
+        config(d, "segment.ms")["value"],
+        "600000",
+        "a dry run changes nothing"
+    );
+    let bad = cli(
+        &broker,
+        &["topic", "alter-config", "orders", "--set", "segment.ms=x"],
+    );
+    assert_eq!(bad.code, 1, "{}", bad.out);
+    assert!(bad.err.contains("INVALID_CONFIG"), "{}", bad.err);
 
     assert_eq!(
         ok(
@@ -397,6 +448,22 @@ fn produce_keys_and_headers_then_consume_with_format_and_json() {
         "",
     );
     assert_eq!(out, "k3=c,".repeat(5));
+
+    // Without a key: round robin over the partitions.
+    let out = ok(
+        &broker,
+        &["produce", "events", "--format", "json"],
+        "x\ny\nz\n",
+    );
+    let partitions: Vec<i64> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["partition"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(partitions, [0, 1, 0]);
 }
 
 #[test]
@@ -629,8 +696,11 @@ fn cluster_info_health_and_broker_configs() {
         ),
         "altered 1 broker config(s) cluster-wide\n"
     );
-    assert_eq!(get(&broker, &[])["value"], "7200000");
-    assert_eq!(get(&broker, &[])["source"], "DYNAMIC_DEFAULT_BROKER_CONFIG");
+    eventually(|| get(&broker, &[])["value"].clone(), "7200000");
+    eventually(
+        || get(&broker, &[])["source"].clone(),
+        "DYNAMIC_DEFAULT_BROKER_CONFIG",
+    );
     ok(
         &broker,
         &[
@@ -643,9 +713,15 @@ fn cluster_info_health_and_broker_configs() {
         ],
         "",
     );
-    assert_eq!(get(&broker, &[])["value"], "3600000");
-    assert_eq!(get(&broker, &[])["source"], "DYNAMIC_BROKER_CONFIG");
-    assert_eq!(get(&broker, &["--broker", "default"])["value"], "7200000");
+    eventually(|| get(&broker, &[])["value"].clone(), "3600000");
+    eventually(
+        || get(&broker, &[])["source"].clone(),
+        "DYNAMIC_BROKER_CONFIG",
+    );
+    eventually(
+        || get(&broker, &["--broker", "default"])["value"].clone(),
+        "7200000",
+    );
     ok(
         &broker,
         &[
@@ -659,7 +735,7 @@ fn cluster_info_health_and_broker_configs() {
         ],
         "",
     );
-    assert_eq!(get(&broker, &[])["value"], "7200000");
+    eventually(|| get(&broker, &[])["value"].clone(), "7200000");
 }
 
 #[test]

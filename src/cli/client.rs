@@ -553,27 +553,30 @@ impl Client {
         name: &str,
         ops: &[(String, AlterOp, Option<String>)],
         broker: Option<i32>,
+        validate_only: bool,
     ) -> Result<()> {
         let conn = match broker {
             Some(id) => self.broker(id)?,
             None => self.controller()?,
         };
         let v = conn.version::<IncrementalAlterConfigsRequest>(1)?;
-        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
-            incremental_alter_configs_request::AlterConfigsResource::default()
-                .with_resource_type(resource_type)
-                .with_resource_name(str(name))
-                .with_configs(
-                    ops.iter()
-                        .map(|(k, op, value)| {
-                            incremental_alter_configs_request::AlterableConfig::default()
-                                .with_name(str(k))
-                                .with_config_operation(*op as i8)
-                                .with_value(value.as_deref().map(str))
-                        })
-                        .collect(),
-                ),
-        ]);
+        let request = IncrementalAlterConfigsRequest::default()
+            .with_validate_only(validate_only)
+            .with_resources(vec![
+                incremental_alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(str(name))
+                    .with_configs(
+                        ops.iter()
+                            .map(|(k, op, value)| {
+                                incremental_alter_configs_request::AlterableConfig::default()
+                                    .with_name(str(k))
+                                    .with_config_operation(*op as i8)
+                                    .with_value(value.as_deref().map(str))
+                            })
+                            .collect(),
+                    ),
+            ]);
         let response = conn.send_at(&request, v)?;
         let r =
             response.responses.into_iter().next().ok_or_else(|| {

@@ -94,7 +94,7 @@ pub fn run(common: &Common, format: Format, command: ClusterCommand) -> Result<(
             }
             let name = broker.map_or(String::new(), |b| b.to_string());
             client.metadata(Some(&[]))?;
-            client.alter_configs(RESOURCE_BROKER, &name, &ops, broker)?;
+            client.alter_configs(RESOURCE_BROKER, &name, &ops, broker, false)?;
             let scope = broker.map_or("cluster-wide".to_string(), |b| format!("on broker {b}"));
             match format {
                 Format::Json => {

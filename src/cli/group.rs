@@ -173,17 +173,7 @@ fn members(
     // DescribeGroups does not describe KIP-848 groups: GROUP_ID_NOT_FOUND from v6, "Dead"
     // before; ConsumerGroupDescribe does.
     let unknown = g.error_code == 69 || (g.error_code == 0 && g.group_state.as_str() == "Dead");
-    let cgd = conn.supports(ApiKey::ConsumerGroupDescribe);
-    if unknown && cgd {
-        let request =
-            ConsumerGroupDescribeRequest::default().with_group_ids(vec![str(group).into()]);
-        let (_, response) = conn.send(&request, 1)?;
-        let found = response.groups.first().is_some_and(|g| g.error_code == 0);
-        if !found {
-            return Ok(("Dead".into(), String::new(), String::new(), Vec::new()));
-        }
-    }
-    if unknown && !cgd {
+    if unknown && !conn.supports(ApiKey::ConsumerGroupDescribe) {
         return Ok(("Dead".into(), String::new(), String::new(), Vec::new()));
     }
     if unknown {
@@ -195,6 +185,10 @@ fn members(
             .into_iter()
             .next()
             .ok_or_else(|| CliError::Other("ConsumerGroupDescribe answered no group".into()))?;
+        if g.error_code == 69 {
+            // Neither a classic nor a KIP-848 group.
+            return Ok(("Dead".into(), String::new(), String::new(), Vec::new()));
+        }
         CliError::check(g.error_code, g.error_message.as_deref(), || {
             format!("Group '{group}' does not exist.")
         })?;

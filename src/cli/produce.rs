@@ -166,8 +166,9 @@ pub fn run(args: ProduceArgs) -> Result<()> {
                 (Some(p), _) => p,
                 (None, Some(k)) => records::partition_for_key(k, partitions),
                 (None, None) => {
+                    let p = round_robin;
                     round_robin = (round_robin + 1) % partitions;
-                    round_robin
+                    p
                 }
             };
             bytes += line.len() + 16;

@@ -126,17 +126,13 @@ pub fn run(common: &Common, format: Format, command: TopicCommand) -> Result<()>
                     "nothing to alter: give --set, --delete, --append or --subtract".into(),
                 ));
             }
-            if dry_run {
-                return Err(CliError::Usage(
-                    "--dry-run is not supported here yet".into(),
-                ));
-            }
             client.topic(&topic)?;
-            client.alter_configs(RESOURCE_TOPIC, &topic, &ops, None)?;
+            client.alter_configs(RESOURCE_TOPIC, &topic, &ops, None, dry_run)?;
+            let verb = if dry_run { "validated" } else { "altered" };
             if format == Format::Json {
-                print_json(&serde_json::json!({"topic": topic, "altered": ops.len()}));
+                print_json(&serde_json::json!({"topic": topic, verb: ops.len()}));
             } else {
-                println!("altered {} config(s) of topic '{topic}'", ops.len());
+                println!("{verb} {} config(s) of topic '{topic}'", ops.len());
             }
             Ok(())
         }
