@@ -796,10 +796,34 @@ fn errors_and_exit_codes() {
             r.err
         );
     }
+    let r = cli_at("no-such-host.invalid:9092", &["topic", "list"], "");
+    assert_eq!(r.code, 3, "{}", r.err);
+    assert!(r.err.contains("cannot resolve broker address"), "{}", r.err);
+    // The first bootstrap broker that answers is used.
+    let both = format!("{dead},{}", broker.bootstrap());
+    let r = cli_at(&both, &["topic", "list"], "");
+    assert_eq!(r.code, 0, "{}", r.err);
     // -b overrides SLUICE_BROKERS, after the command group.
     let r = cli_at(&dead, &["topic", "list", "-b", &broker.bootstrap()], "");
     assert_eq!(r.code, 0, "{}", r.err);
     assert_eq!(r.out, "NAME   PARTITIONS  REPLICAS\nsmall  1           1\n");
+
+    // 3 also when the broker goes away mid-command (a following consumer).
+    let mut broker = broker;
+    if let Target::Sluice(b) = &mut broker {
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["consume", "small", "-o", "end", "-b", &b.bootstrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        b.kill9();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(err.contains("connection to broker"), "{err}");
+    }
 }
 
 #[test]
