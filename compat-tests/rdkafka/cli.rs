@@ -364,6 +364,8 @@ fn produce_keys_and_headers_then_consume_with_format_and_json() {
             "source=cli",
             "-H",
             "n=1",
+            "--acks",
+            "all",
             "--timestamp",
             "1700000000000",
             "-z",
@@ -496,6 +498,8 @@ fn consume_from_a_timestamp() {
     assert_eq!(c("start").lines().count(), 4);
     assert_eq!(c("end"), "");
     assert_eq!(c("1"), "1 1000 early-2\n2 2000 late-1\n3 2000 late-2\n");
+    assert_eq!(c("-1"), "3 2000 late-2\n", "-N: N records before the end");
+    assert_eq!(c("-9").lines().count(), 4, "never before the log start");
     assert_eq!(
         ok(&broker, &["consume", "ticks", "-n", "1", "-o", "@1500"], ""),
         "late-1\n"
@@ -775,6 +779,7 @@ fn errors_and_exit_codes() {
         &["consume", "small", "-f", "%q"][..],
         &["topic", "create", "x", "-c", "novalue"][..],
         &["produce", "small", "-z", "brotli"][..],
+        &["produce", "small", "--acks", "2"][..],
     ] {
         let r = cli(&broker, args);
         assert_eq!(r.code, 2, "{args:?}: {}", r.err);

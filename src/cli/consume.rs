@@ -18,9 +18,10 @@ pub struct ConsumeArgs {
     #[command(flatten)]
     pub common: Common,
     pub topic: String,
-    /// Where to start: start, end, an offset, or @TIMESTAMP_MS (the first record at or after
-    /// it). Default: start, or the group's committed offsets with -g.
-    #[arg(short = 'o', long)]
+    /// Where to start: start, end, an offset, -N (N records before the end), or
+    /// @TIMESTAMP_MS (the first record at or after it). Default: start, or the group's
+    /// committed offsets with -g.
+    #[arg(short = 'o', long, allow_hyphen_values = true)]
     pub offset: Option<String>,
     /// Partitions (default: all), e.g. 0,2,4-6.
     #[arg(short = 'p', long = "partitions")]
@@ -162,6 +163,7 @@ enum Start {
     Earliest,
     Latest,
     Offset(i64),
+    FromEnd(i64),
     Timestamp(i64),
 }
 
@@ -172,11 +174,17 @@ fn parse_start(s: &str) -> Result<Start> {
         s => {
             let bad = || {
                 CliError::Usage(format!(
-                    "bad --offset '{s}' (want start, end, OFFSET or @TIMESTAMP_MS)"
+                    "bad --offset '{s}' (want start, end, OFFSET, -N or @TIMESTAMP_MS)"
                 ))
             };
             if let Some(ts) = s.strip_prefix('@') {
                 ts.parse().map(Start::Timestamp).map_err(|_| bad())
+            } else if let Some(n) = s.strip_prefix('-') {
+                n.parse()
+                    .ok()
+                    .filter(|n: &i64| *n > 0)
+                    .map(Start::FromEnd)
+                    .ok_or_else(bad)
             } else {
                 s.parse()
                     .ok()
@@ -229,6 +237,13 @@ pub fn run(args: ConsumeArgs) -> Result<()> {
         Some(Start::Earliest) => resolve(&mut client, -2)?,
         Some(Start::Latest) => resolve(&mut client, -1)?,
         Some(Start::Offset(o)) => parts.iter().map(|&(p, _)| (p, o)).collect(),
+        Some(Start::FromEnd(n)) => {
+            let starts = resolve(&mut client, -2)?;
+            let ends = resolve(&mut client, -1)?;
+            ends.into_iter()
+                .map(|(p, e)| (p, (e - n).max(starts[&p])))
+                .collect()
+        }
         Some(Start::Timestamp(ts)) => {
             let at = resolve(&mut client, ts)?;
             let ends = resolve(&mut client, -1)?;

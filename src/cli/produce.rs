@@ -52,8 +52,8 @@ pub struct ProduceArgs {
     /// Compression codec.
     #[arg(short = 'z', long, value_enum, default_value_t = Codec::None)]
     pub compression: Codec,
-    /// -1 (all in-sync replicas), 1 (the leader) or 0 (no answer).
-    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    /// all (or -1: every in-sync replica), 1 (the leader) or 0 (no answer).
+    #[arg(long, default_value = "all", value_parser = parse_acks, allow_hyphen_values = true)]
     pub acks: i16,
     /// Record timestamp in ms (default: now).
     #[arg(long)]
@@ -80,12 +80,6 @@ struct Produced<'a> {
 }
 
 pub fn run(args: ProduceArgs) -> Result<()> {
-    if ![-1, 0, 1].contains(&args.acks) {
-        return Err(CliError::Usage(format!(
-            "--acks must be -1, 0 or 1, not {}",
-            args.acks
-        )));
-    }
     let headers: Vec<(String, Option<Bytes>)> = args
         .headers
         .iter()
@@ -195,6 +189,15 @@ pub fn run(args: ProduceArgs) -> Result<()> {
         Err(CliError::Reported)
     } else {
         Ok(())
+    }
+}
+
+fn parse_acks(s: &str) -> std::result::Result<i16, String> {
+    match s {
+        "all" | "-1" => Ok(-1),
+        "1" => Ok(1),
+        "0" => Ok(0),
+        _ => Err(format!("want all, -1, 1 or 0, not '{s}'")),
     }
 }
 
