@@ -870,3 +870,45 @@ fn group_describe_of_a_kip848_consumer_group() {
     let busy = cli(&broker, &["group", "seek", "new-protocol", "--to", "start"]);
     assert_eq!(busy.code, 1, "{}", busy.out);
 }
+
+#[test]
+fn consume_read_committed_skips_aborted_transactions() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let broker = Target::start(&[]);
+    let bs = broker.bootstrap();
+    ok(&broker, &["topic", "create", "txns", "-p", "1"], "");
+    let mut c = common::client_config(&bs);
+    c.set("transactional.id", "cli-test-txn");
+    let producer: BaseProducer = c.create().unwrap();
+    let t = Duration::from_secs(30);
+    producer.init_transactions(t).unwrap();
+    for (value, commit) in [
+        ("committed-1", true),
+        ("aborted-1", false),
+        ("committed-2", true),
+    ] {
+        producer.begin_transaction().unwrap();
+        producer
+            .send(BaseRecord::<(), _>::to("txns").payload(value))
+            .unwrap();
+        producer.flush(t).unwrap();
+        if commit {
+            producer.commit_transaction(t).unwrap();
+        } else {
+            producer.abort_transaction(t).unwrap();
+        }
+    }
+    ok(&broker, &["produce", "txns", "-q"], "plain\n");
+    let f = ["-e", "-f", "%v\\n"];
+    let committed = ok(
+        &broker,
+        &[&["consume", "txns", "--read-committed"][..], &f[..]].concat(),
+        "",
+    );
+    assert_eq!(committed, "committed-1\ncommitted-2\nplain\n");
+    let all = ok(&broker, &[&["consume", "txns"][..], &f[..]].concat(), "");
+    assert_eq!(
+        all, "committed-1\naborted-1\ncommitted-2\nplain\n",
+        "read_uncommitted: aborted records too, never the markers"
+    );
+}

@@ -454,6 +454,18 @@ impl Client {
         partitions: &[(i32, i32)],
         timestamp: i64,
     ) -> Result<BTreeMap<i32, Result<i64>>> {
+        self.list_offsets_isolated(topic, partitions, timestamp, 0)
+    }
+
+    /// `list_offsets` with an isolation level: 1 (read_committed) answers "latest" with the
+    /// last stable offset.
+    pub fn list_offsets_isolated(
+        &mut self,
+        topic: &str,
+        partitions: &[(i32, i32)],
+        timestamp: i64,
+        isolation_level: i8,
+    ) -> Result<BTreeMap<i32, Result<i64>>> {
         let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
         let mut out = BTreeMap::new();
         for &(p, leader) in partitions {
@@ -471,6 +483,7 @@ impl Client {
             let v = conn.version::<ListOffsetsRequest>(9)?;
             let request = ListOffsetsRequest::default()
                 .with_replica_id((-1).into())
+                .with_isolation_level(isolation_level)
                 .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
                     .with_name(str(topic).into())
                     .with_partitions(

@@ -41,6 +41,10 @@ pub struct ConsumeArgs {
     /// members) and start from its committed offsets unless -o says otherwise.
     #[arg(short = 'g', long)]
     pub group: Option<String>,
+    /// Only records of committed transactions (and non-transactional ones), up to the last
+    /// stable offset.
+    #[arg(long)]
+    pub read_committed: bool,
     /// The longest the broker may hold an empty fetch.
     #[arg(long, default_value_t = 500)]
     pub fetch_max_wait_ms: i32,
@@ -228,7 +232,7 @@ pub fn run(args: ConsumeArgs) -> Result<()> {
     // Starting positions.
     let resolve = |client: &mut Client, ts: i64| -> Result<BTreeMap<i32, i64>> {
         client
-            .list_offsets(topic, &parts, ts)?
+            .list_offsets_isolated(topic, &parts, ts, args.read_committed as i8)?
             .into_iter()
             .map(|(p, r)| r.map(|o| (p, o)))
             .collect()
@@ -301,7 +305,7 @@ pub fn run(args: ConsumeArgs) -> Result<()> {
                 .with_max_wait_ms(args.fetch_max_wait_ms)
                 .with_min_bytes(1)
                 .with_max_bytes(50 << 20)
-                .with_isolation_level(0)
+                .with_isolation_level(args.read_committed as i8)
                 .with_session_id(0)
                 .with_session_epoch(-1)
                 .with_topics(vec![fetch_request::FetchTopic::default()
@@ -342,7 +346,15 @@ pub fn run(args: ConsumeArgs) -> Result<()> {
                         }
                     }
                     let Some(data) = pd.records else { continue };
-                    let (recs, next) = records::decode(data)?;
+                    let (mut recs, next) = records::decode(data)?;
+                    let aborted = pd.aborted_transactions.unwrap_or_default();
+                    drop_aborted_and_control(
+                        &mut recs,
+                        aborted
+                            .iter()
+                            .map(|a| (a.producer_id.0, a.first_offset))
+                            .collect(),
+                    );
                     let pos = positions.get_mut(&p).unwrap();
                     let limit = stop_at.as_ref().map(|s| s[&p]);
                     for r in recs {
@@ -418,6 +430,31 @@ pub fn run(args: ConsumeArgs) -> Result<()> {
     Ok(())
 }
 
+/// Drops control records, and (read_committed) the records of aborted transactions, as
+/// Kafka's consumer does: a producer's records count as aborted from the first offset the
+/// fetch response lists for it until its ABORT marker.
+fn drop_aborted_and_control(recs: &mut Vec<FetchedRecord>, mut aborted: Vec<(i64, i64)>) {
+    aborted.sort_by_key(|&(_, first)| std::cmp::Reverse(first));
+    let mut open: std::collections::HashSet<i64> = Default::default();
+    recs.retain(|r| {
+        while aborted.last().is_some_and(|&(_, first)| first <= r.offset) {
+            open.insert(aborted.pop().unwrap().0);
+        }
+        if r.control {
+            // The control record's key: version (i16), type (i16; 0 ABORT, 1 COMMIT).
+            let is_abort = r
+                .key
+                .as_deref()
+                .is_some_and(|k| k.len() >= 4 && k[2..4] == [0, 0]);
+            if is_abort {
+                open.remove(&r.producer_id);
+            }
+            return false;
+        }
+        !(r.transactional && open.contains(&r.producer_id))
+    });
+}
+
 fn commit(
     client: &mut Client,
     group: &str,
@@ -437,6 +474,9 @@ mod tests {
     fn format_strings() {
         let pieces = parse_format("%k=%v @%o/%p %t [%h] %T 100%%\\n").unwrap();
         let r = FetchedRecord {
+            control: false,
+            transactional: false,
+            producer_id: -1,
             offset: 7,
             timestamp: 42,
             key: Some(Bytes::from_static(b"k")),

@@ -56,8 +56,11 @@ pub fn encode(records: &[NewRecord], compression: Compression) -> Result<Bytes> 
     Ok(Bytes::from(buf))
 }
 
-/// A fetched record.
+/// A fetched record (control records too: consume drops them after reading their markers).
 pub struct FetchedRecord {
+    pub control: bool,
+    pub transactional: bool,
+    pub producer_id: i64,
     pub offset: i64,
     pub timestamp: i64,
     pub key: Option<Bytes>,
@@ -65,7 +68,7 @@ pub struct FetchedRecord {
     pub headers: Vec<(String, Option<Bytes>)>,
 }
 
-/// The data records of fetched batches, and the offset after the last complete batch (the
+/// The records of fetched batches, and the offset after the last complete batch (the
 /// next fetch offset; batches may end past their last record after compaction or be control
 /// batches). A partial batch at the end, which a fetch may return, is left for the next fetch.
 pub fn decode(data: Bytes) -> Result<(Vec<FetchedRecord>, Option<i64>)> {
@@ -93,10 +96,10 @@ pub fn decode(data: Bytes) -> Result<(Vec<FetchedRecord>, Option<i64>)> {
             CliError::Other(format!("cannot decode the batch at offset {base}: {e}"))
         })?;
         for r in set.records {
-            if r.control {
-                continue;
-            }
             out.push(FetchedRecord {
+                control: r.control,
+                transactional: r.transactional,
+                producer_id: r.producer_id,
                 offset: r.offset,
                 timestamp: r.timestamp,
                 key: r.key,
