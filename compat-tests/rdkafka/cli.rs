@@ -1,8 +1,9 @@
 //! The `sluice` command line as a Kafka client (`sluice topic|produce|consume|group|cluster`),
 //! run as the built binary against a real sluice broker: topic administration, produce with
 //! keys and headers read back with a format string and as JSON, consuming from a timestamp,
-//! group lag after an rdkafka consumer committed, group seek, cluster info, health and
-//! configs, and the errors and exit codes (1 Kafka error, 2 usage, 3 connection).
+//! read_committed over aborted transactions, group lag after an rdkafka consumer (classic and
+//! KIP-848) committed, group seek, cluster info, health and configs, and the errors and exit
+//! codes (1 Kafka error, 2 usage, 3 connection).
 //!
 //! `SLUICE_CLI_AGAINST=kafka cargo test --test cli -- --test-threads=2` runs the same tests,
 //! with the same expected output, against a fresh Apache Kafka 4.4 per test
