@@ -494,4 +494,51 @@ mod tests {
         );
         assert!(parse_format("%x").is_err());
     }
+
+    fn rec(offset: i64, pid: i64, transactional: bool, control: Option<i16>) -> FetchedRecord {
+        FetchedRecord {
+            control: control.is_some(),
+            transactional,
+            producer_id: pid,
+            offset,
+            timestamp: 0,
+            key: control.map(|t| {
+                let mut k = 0i16.to_be_bytes().to_vec();
+                k.extend_from_slice(&t.to_be_bytes());
+                Bytes::from(k)
+            }),
+            value: None,
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn aborted_transactions_and_markers_are_dropped() {
+        // Producer 7 aborts offsets 0-1 (marker at 2), producer 8 commits 3 (marker at 4),
+        // producer 7 writes 5 in a new transaction that is not listed as aborted.
+        let mut recs = vec![
+            rec(0, 7, true, None),
+            rec(1, 7, true, None),
+            rec(2, 7, true, Some(0)),
+            rec(3, 8, true, None),
+            rec(4, 8, true, Some(1)),
+            rec(5, 7, true, None),
+            rec(6, -1, false, None),
+        ];
+        drop_aborted_and_control(&mut recs, vec![(7, 0)]);
+        let offsets: Vec<i64> = recs.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [3, 5, 6]);
+    }
+
+    #[test]
+    fn start_positions() {
+        assert!(matches!(parse_start("start"), Ok(Start::Earliest)));
+        assert!(matches!(parse_start("end"), Ok(Start::Latest)));
+        assert!(matches!(parse_start("42"), Ok(Start::Offset(42))));
+        assert!(matches!(parse_start("-3"), Ok(Start::FromEnd(3))));
+        assert!(matches!(parse_start("@1700"), Ok(Start::Timestamp(1700))));
+        for bad in ["soon", "-0", "@x", "--1"] {
+            assert!(parse_start(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -153,3 +153,18 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_lists_and_key_values() {
+        let specs = vec!["0,2".to_string(), "4-6".into(), "2".into()];
+        assert_eq!(partition_list(&specs).unwrap(), [0, 2, 4, 5, 6]);
+        assert!(partition_list(&["x".to_string()]).is_err());
+        assert_eq!(key_value("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert!(key_value("=v").is_err());
+        assert!(key_value("novalue").is_err());
+    }
+}
