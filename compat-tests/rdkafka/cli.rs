@@ -823,12 +823,16 @@ fn errors_and_exit_codes() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(1500));
+        std::thread::sleep(Duration::from_millis(2500));
         b.kill9();
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{err}");
-        assert!(err.contains("connection to broker"), "{err}");
+        // Lost mid-fetch, or (on a machine too loaded to get there in time) never connected.
+        assert!(
+            err.contains("connection to broker") || err.contains("cannot connect to broker"),
+            "{err}"
+        );
     }
 }
 
