@@ -4,6 +4,7 @@ pub mod admin_http;
 pub mod alloc_guard;
 pub mod api;
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod coordinator;
 pub mod failpoint;

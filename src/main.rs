@@ -32,6 +32,10 @@ enum Command {
     /// Prepare a data directory before the broker starts: create its metadata store and seed
     /// SCRAM users, as Kafka's `kafka-storage format --add-scram`. The broker must be stopped.
     Format(FormatArgs),
+    /// The client commands (topic, produce, consume, group, cluster): they talk the Kafka
+    /// protocol to any broker.
+    #[command(flatten)]
+    Client(sluice::cli::Command),
 }
 
 #[derive(clap::Args)]
@@ -57,6 +61,7 @@ fn main() {
             }
             return;
         }
+        Some(Command::Client(command)) => std::process::exit(sluice::cli::run(command)),
         None => cli.serve,
     };
     let config = match BrokerConfig::resolve(&args) {
