@@ -685,7 +685,7 @@ impl Broker {
     }
 
     /// The log cleaner's settings in effect: the static ones under any dynamic values.
-    fn cleaner_config(&self) -> CleanerConfig {
+    pub fn cleaner_config(&self) -> CleanerConfig {
         let mut config = self.config.clone();
         self.with_layers(|layers| {
             for s in registry::BROKER

@@ -197,12 +197,45 @@ pub(super) fn alter_broker(
         };
         checked.map_err(|m| (E::InvalidRequest, m))?;
     }
+    check_cleaner_threads(ctx, &configs).map_err(|m| (E::InvalidRequest, m))?;
     if validate_only {
         return Ok(());
     }
     ctx.broker
         .set_dynamic_configs(cluster_default, configs)
         .map_err(|e| (E::KafkaStorageError, format!("{e:#}")))
+}
+
+/// Kafka's LogCleaner.validateReconfiguration: the thread count changes at runtime by at most a
+/// factor of two, and stays at least 1 (a huge count would spawn that many threads).
+fn check_cleaner_threads(
+    ctx: &RequestContext,
+    configs: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    let Some(Ok(threads)) = configs
+        .get("log.cleaner.threads")
+        .map(|v| v.parse::<usize>())
+    else {
+        return Ok(());
+    };
+    let current = ctx.broker.cleaner_config().threads;
+    if threads == current {
+        return Ok(());
+    }
+    if threads < 1 {
+        return Err("Log cleaner threads should be at least 1".to_string());
+    }
+    if threads < current / 2 {
+        return Err(format!(
+            "Log cleaner threads cannot be reduced to less than half the current value {current}"
+        ));
+    }
+    if threads > current.max(1) * 2 {
+        return Err(format!(
+            "Log cleaner threads cannot be increased to more than double the current value {current}"
+        ));
+    }
+    Ok(())
 }
 
 /// Applies one resource's operations to its current configs. `list` says whether a name is

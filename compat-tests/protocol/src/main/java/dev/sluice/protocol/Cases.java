@@ -857,6 +857,9 @@ final class Cases {
         c(cs, A, v, "broker_bad_value", b -> incremental(true, iResource(B, "", "log.retention.ms", SET, "abc")));
         c(cs, A, v, "broker_append_not_list", b -> incremental(true, iResource(B, "1", "log.retention.ms", APPEND, "1")));
         c(cs, A, v, "broker_wrong_id", b -> incremental(true, iResource(B, "999", "log.retention.ms", SET, "1")));
+        // LogCleaner.validateReconfiguration: at most double (and at least half) the running thread count.
+        c(cs, A, v, "broker_cleaner_threads_too_many", b -> incremental(true, iResource(B, "1", "log.cleaner.threads", SET, "123456789")));
+        c(cs, A, v, "broker_cleaner_threads_double", b -> incremental(true, iResource(B, "1", "log.cleaner.threads", SET, "2")));
         c(cs, A, v, "broker_not_a_number", b -> incremental(true, iResource(B, "one", "log.retention.ms", SET, "1")));
         c(cs, A, v, "broker_logger", b -> incremental(true, iResource(L, "1", "root", SET, "INFO")));
         c(cs, A, v, "broker_logger_bad_level", b -> incremental(true, iResource(L, "1", "root", SET, "LOUD")));
