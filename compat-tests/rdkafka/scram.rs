@@ -9,7 +9,7 @@ mod common;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::pki::Pki;
@@ -209,49 +209,33 @@ async fn seeded_users_over_sasl_ssl_with_scram_sha_512_and_256() {
 
 /// kcat (librdkafka 2.0.2, the old-client row) produces and consumes with SCRAM-SHA-512.
 fn kcat_over_scram(bootstrap: &str, pki: &Pki) {
-    let kcat = Command::new("sh")
-        .arg("-c")
-        .arg("command -v kcat")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    if kcat.is_empty() {
+    let Some(kcat) = common::kcat_path() else {
         if common::skip_allowed("kcat_over_scram", "kcat is not installed") {
             return;
         }
         panic!("kcat is not installed (apt-get install kcat)");
-    }
-    let run = |args: &[&str], input: &[u8]| {
-        let mut child = Command::new(&kcat)
-            .arg("-b")
-            .arg(bootstrap)
-            .args(["-X", "security.protocol=sasl_ssl"])
-            .args(["-X", "sasl.mechanisms=SCRAM-SHA-512"])
-            .args([
-                "-X",
-                "sasl.username=alice",
-                "-X",
-                "sasl.password=alice-secret",
-            ])
-            .arg("-X")
-            .arg(format!("ssl.ca.location={}", pki.p("ca.pem")))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "kcat {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
     };
-    run(&["-P", "-t", "kcat-scram"], b"one\ntwo\n");
-    let out = run(
+    let conn: Vec<String> = [
+        "-b",
+        bootstrap,
+        "-X",
+        "security.protocol=sasl_ssl",
+        "-X",
+        "sasl.mechanisms=SCRAM-SHA-512",
+        "-X",
+        "sasl.username=alice",
+        "-X",
+        "sasl.password=alice-secret",
+        "-X",
+        &format!("ssl.ca.location={}", pki.p("ca.pem")),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    common::kcat_run(&kcat, &conn, &["-P", "-t", "kcat-scram"], b"one\ntwo\n");
+    let out = common::kcat_run(
+        &kcat,
+        &conn,
         &["-C", "-t", "kcat-scram", "-o", "beginning", "-e", "-q"],
         b"",
     );

@@ -9,7 +9,6 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::pki::{Ca, Pki};
@@ -300,19 +299,9 @@ fn a_replaced_server_certificate_is_used_by_new_connections() {
     assert!(still.is_ok(), "{still:?}");
 }
 
-fn kcat_path() -> Option<String> {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("command -v kcat")
-        .output()
-        .ok()?;
-    let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (!p.is_empty()).then_some(p)
-}
-
 #[test]
 fn kcat_over_ssl() {
-    let Some(kcat) = kcat_path() else {
+    let Some(kcat) = common::kcat_path() else {
         if common::skip_allowed("kcat_over_ssl", "kcat is not installed") {
             return;
         }
@@ -322,29 +311,16 @@ fn kcat_over_ssl() {
     let port = common::free_port();
     let _broker = start(&ssl_args(&pki, port, &[]));
     let bootstrap = format!("localhost:{port}");
-    let ca = pki.p("ca.pem");
-    let ssl = ["-X", "security.protocol=ssl", "-X"];
-    let run = |args: &[&str], input: &[u8]| {
-        let mut child = Command::new(&kcat)
-            .arg("-b")
-            .arg(&bootstrap)
-            .args(ssl)
-            .arg(format!("ssl.ca.location={ca}"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "kcat {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
+    let conn: Vec<String> = [
+        "-b".to_string(),
+        bootstrap.clone(),
+        "-X".to_string(),
+        "security.protocol=ssl".to_string(),
+        "-X".to_string(),
+        format!("ssl.ca.location={}", pki.p("ca.pem")),
+    ]
+    .to_vec();
+    let run = |args: &[&str], input: &[u8]| common::kcat_run(&kcat, &conn, args, input);
     run(&["-P", "-t", "kcat-tls"], b"one\ntwo\n");
     let out = run(
         &["-C", "-t", "kcat-tls", "-o", "beginning", "-e", "-q"],

@@ -660,29 +660,29 @@ impl BrokerConfig {
             let (listener, key) = rest
                 .split_once('.')
                 .ok_or_else(|| anyhow!("expected listener.name.<listener>.<setting>"))?;
-            // <mechanism>.sasl.jaas.config: the JAAS options of one mechanism (PLAIN's users;
-            // SCRAM's needs none on the broker, as Kafka's ScramLoginModule, but must parse).
-            if let Some(mechanism) = key.strip_suffix(".sasl.jaas.config") {
+            // SASL settings kept as given: <mechanism>.sasl.jaas.config, the JAAS options of one
+            // mechanism (PLAIN's users; SCRAM's needs none on the broker, as Kafka's
+            // ScramLoginModule, but must parse), and OAUTHBEARER's server callback handler
+            // (which token validator, by Kafka's class names).
+            let sasl = if let Some(mechanism) = key.strip_suffix(".sasl.jaas.config") {
                 if !["plain", "scram-sha-256", "scram-sha-512", "oauthbearer"].contains(&mechanism)
                 {
                     bail!("sluice serves SASL/PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER");
                 }
                 crate::security::sasl_plain::jaas_options(value)?;
-                self.security
-                    .per_listener
-                    .entry(listener.to_ascii_lowercase())
-                    .or_default()
-                    .insert(key.to_string(), value.to_string());
-                return Ok(());
-            }
-            // oauthbearer.sasl.server.callback.handler.class: which token validator (Kafka's classes).
-            if key == "oauthbearer.sasl.server.callback.handler.class" {
+                true
+            } else if key == "oauthbearer.sasl.server.callback.handler.class" {
                 use crate::security::sasl_oauthbearer as oauth;
                 if value != oauth::UNSECURED_VALIDATOR_CLASS
                     && !oauth::SIGNED_VALIDATOR_CLASSES.contains(&value)
                 {
                     bail!("sluice serves Kafka's OAuthBearerValidatorCallbackHandler and OAuthBearerUnsecuredValidatorCallbackHandler only");
                 }
+                true
+            } else {
+                false
+            };
+            if sasl {
                 self.security
                     .per_listener
                     .entry(listener.to_ascii_lowercase())

@@ -679,6 +679,38 @@ pub mod groups;
 pub mod objstore;
 pub mod pki;
 
+/// The kcat binary (Debian's package), if installed.
+pub fn kcat_path() -> Option<String> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("command -v kcat")
+        .output()
+        .ok()?;
+    let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!p.is_empty()).then_some(p)
+}
+
+/// Runs kcat with the connection args `conn` (-b, -X ...) and `args`, feeding `input`; asserts
+/// success and returns its stdout.
+pub fn kcat_run(kcat: &str, conn: &[String], args: &[&str], input: &[u8]) -> String {
+    let mut child = Command::new(kcat)
+        .args(conn)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kcat {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// One IncrementalAlterConfigs v1 request for one resource: (error code, message).
 pub fn incremental_alter(
     addr: std::net::SocketAddr,

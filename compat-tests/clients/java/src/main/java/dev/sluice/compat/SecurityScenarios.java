@@ -109,34 +109,25 @@ final class SecurityScenarios {
         return got;
     }
 
-    /** How a connection with these properties ends: "ok" or the root exception's class. */
-    static String login(Properties p) {
+    /** How a connection with these properties ends: "ok", or the root exception's class and message. */
+    static String[] connect(Properties p) {
         p.put("default.api.timeout.ms", "8000");
         p.put("request.timeout.ms", "5000");
         Admin a = Admin.create(p);
         try {
             a.describeCluster().nodes().get(10, TimeUnit.SECONDS);
-            return "ok";
+            return new String[] {"ok", "none"};
         } catch (Exception e) {
-            return root(e).getClass().getSimpleName();
+            Throwable r = root(e);
+            return new String[] {r.getClass().getSimpleName(), String.valueOf(r.getMessage())};
         } finally {
             a.close(Duration.ofSeconds(2));
         }
     }
 
-    static String failureMessage(Properties p) {
-        p.put("default.api.timeout.ms", "8000");
-        p.put("request.timeout.ms", "5000");
-        Admin a = Admin.create(p);
-        try {
-            a.describeCluster().nodes().get(10, TimeUnit.SECONDS);
-            return "none";
-        } catch (Exception e) {
-            return String.valueOf(root(e).getMessage());
-        } finally {
-            a.close(Duration.ofSeconds(2));
-        }
-    }
+    static String login(Properties p) { return connect(p)[0]; }
+
+    static String failureMessage(Properties p) { return connect(p)[1]; }
 
     static void scramSaslSsl(String s) throws Exception {
         Map<String, String> sec = secure();
