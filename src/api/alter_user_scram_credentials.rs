@@ -77,19 +77,20 @@ pub fn handle(ctx: &RequestContext, request: AlterUserScramCredentialsRequest) -
         ResponseError::DuplicateResource,
         "A user credential cannot be altered twice in the same request",
     );
-    let mut changes: Vec<(String, Change)> = Vec::new();
+    let mut changes: BTreeMap<String, Change> = BTreeMap::new();
     let mut refused: BTreeMap<String, Refusal> = BTreeMap::new();
     let mut take = |name: &str, change: Result<Change, Refusal>| {
         if refused.contains_key(name) {
             return;
         }
-        if let Some(i) = changes.iter().position(|(u, _)| u == name) {
-            changes.remove(i);
+        if changes.remove(name).is_some() {
             refused.insert(name.to_string(), duplicate);
             return;
         }
         match change {
-            Ok(c) => changes.push((name.to_string(), c)),
+            Ok(c) => {
+                changes.insert(name.to_string(), c);
+            }
             Err(e) => {
                 refused.insert(name.to_string(), e);
             }
@@ -156,7 +157,7 @@ pub fn handle(ctx: &RequestContext, request: AlterUserScramCredentialsRequest) -
                 "persisting the credentials failed",
             )
         });
-        results.extend(changes.iter().map(|(user, _)| result(user, failure)));
+        results.extend(changes.keys().map(|user| result(user, failure)));
     }
     results.extend(refused.iter().map(|(user, e)| result(user, Some(*e))));
     Handled::ready(ResponseKind::AlterUserScramCredentials(

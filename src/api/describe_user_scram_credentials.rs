@@ -39,10 +39,15 @@ pub fn handle(ctx: &RequestContext, request: DescribeUserScramCredentialsRequest
     if requested.is_empty() {
         targets.extend(credentials.keys().map(|u| (u.clone(), false)));
     } else {
+        // Index of each name in `targets`: a request may name very many users.
+        let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for user in &requested {
-            match targets.iter_mut().find(|(u, _)| *u == *user.name) {
-                Some(target) => target.1 = true,
-                None => targets.push((user.name.to_string(), false)),
+            match seen.get(user.name.as_str()) {
+                Some(&i) => targets[i].1 = true,
+                None => {
+                    seen.insert(user.name.as_str(), targets.len());
+                    targets.push((user.name.to_string(), false));
+                }
             }
         }
     }

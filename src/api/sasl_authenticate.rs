@@ -179,7 +179,6 @@ fn oauthbearer_validator(ctx: &RequestContext) -> Result<Validator, String> {
             })
             .unwrap_or_default(),
         sub_claim: setting("sasl.oauthbearer.sub.claim.name", "sub"),
-        scope_claim: setting("sasl.oauthbearer.scope.claim.name", "scope"),
         skew_s: setting("sasl.oauthbearer.clock.skew.seconds", "30")
             .parse()
             .unwrap_or(30),

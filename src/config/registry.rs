@@ -745,7 +745,7 @@ pub static BROKER: &[Setting] = &[
         .doc("The claim of a signed token that names the principal.")
         .broker(|c, v| ssl(c, "sasl.oauthbearer.sub.claim.name", v)),
     setting("sasl.oauthbearer.scope.claim.name", Type::String, KafkaDefault::Is("scope"), Valid::Check { allowed: &["scope"], parse: any_string })
-        .doc("The claim of a signed token that holds its scopes.")
+        .doc("The claim of a signed token that holds its scopes (accepted; no scope is required of signed tokens).")
         .broker(|c, v| ssl(c, "sasl.oauthbearer.scope.claim.name", v)),
     int("sasl.oauthbearer.clock.skew.seconds", "30", 0, I32)
         .doc("The clock difference allowed when checking a signed token's exp and nbf.")

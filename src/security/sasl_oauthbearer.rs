@@ -41,7 +41,6 @@ pub enum Validator {
         issuer: Option<String>,
         audience: Vec<String>,
         sub_claim: String,
-        scope_claim: String,
         skew_s: u64,
     },
 }
@@ -94,11 +93,11 @@ pub fn parse_initial(message: &[u8]) -> Result<InitialResponse, String> {
     let (authz, rest) = rest.split_once(',').ok_or_else(invalid)?;
     let authzid = match authz {
         "" => String::new(),
+        // A saslname, unescaped as SCRAM's (=2C, =3D; any other '=' is malformed).
         a => a
             .strip_prefix("a=")
-            .ok_or_else(invalid)?
-            .replace("=2C", ",")
-            .replace("=3D", "="),
+            .and_then(super::sasl_scram::unescape_name)
+            .ok_or_else(invalid)?,
     };
     let body = rest
         .strip_prefix('\x01')
@@ -206,7 +205,6 @@ pub fn validate(validator: &Validator, token: &str) -> Result<String, String> {
             issuer,
             audience,
             sub_claim,
-            scope_claim: _,
             skew_s,
         } => {
             use jsonwebtoken::{decode, decode_header, jwk::JwkSet, DecodingKey, Validation};

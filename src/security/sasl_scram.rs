@@ -249,7 +249,7 @@ impl std::fmt::Debug for ServerFirst {
 }
 
 /// A saslname with =2C and =3D unescaped (RFC 5802 5.1); any other '=' is malformed.
-fn unescape_name(saslname: &str) -> Option<String> {
+pub(super) fn unescape_name(saslname: &str) -> Option<String> {
     let mut out = String::with_capacity(saslname.len());
     let mut rest = saslname;
     while let Some(i) = rest.find('=') {
