@@ -12,7 +12,10 @@ use crate::log::cleaner::{Cleaner, CleanerSettings};
 use crate::log::flush::Flusher;
 use crate::log::LogConfig;
 use crate::log::Partition;
-use crate::metadata::{ClusterMetadata, LocalMetadata, PartitionState, TopicMeta};
+use crate::metadata::{
+    BrokerRegistration, ClusterMetadata, Endpoint, EtcdMetadata, LocalMetadata, PartitionState,
+    TopicExists, TopicMeta,
+};
 use crate::tier::Tier;
 pub use crate::topic::Topic;
 use anyhow::{Context, Result};
@@ -97,6 +100,8 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub cluster_id: String,
     pub metadata: Arc<dyn ClusterMetadata>,
+    /// Cluster mode: the etcd metadata (also `metadata`); None on a single node.
+    pub cluster: Option<Arc<EtcdMetadata>>,
     topics: DashMap<String, Arc<Topic>>,
     topic_ids: DashMap<Uuid, String>,
     flusher: Flusher,
@@ -162,7 +167,13 @@ impl Broker {
         std::fs::File::open(&config.data_dir)
             .and_then(|d| d.sync_all())
             .with_context(|| format!("syncing {}", config.data_dir.display()))?;
-        let metadata: Arc<dyn ClusterMetadata> = Arc::new(open_metadata(&config)?);
+        let (metadata, cluster): (Arc<dyn ClusterMetadata>, _) = match &config.cluster {
+            Some(cluster) => {
+                let etcd = EtcdMetadata::start(cluster.clone(), config.node_id)?;
+                (etcd.clone(), Some(etcd))
+            }
+            None => (Arc::new(open_metadata(&config)?), None),
+        };
         let dynamic = RwLock::new((
             metadata.broker_configs(""),
             metadata.broker_configs(&config.node_id.to_string()),
@@ -218,6 +229,7 @@ impl Broker {
             cluster_id: metadata.cluster_id(),
             config,
             metadata,
+            cluster,
             topics: DashMap::new(),
             topic_ids: DashMap::new(),
             flusher,
@@ -469,7 +481,17 @@ impl Broker {
             .map(|i| {
                 self.metadata
                     .partition_state(&topic.name, i)
-                    .unwrap_or_else(|| PartitionState::sole_replica(node))
+                    .unwrap_or_else(|| match self.cluster {
+                        // Not in the metadata (yet): led by no one rather than by guess.
+                        Some(_) => PartitionState {
+                            leader: -1,
+                            leader_epoch: 0,
+                            partition_epoch: 0,
+                            replicas: Vec::new(),
+                            isr: Vec::new(),
+                        },
+                        None => PartitionState::sole_replica(node),
+                    })
             })
             .collect();
         for (log, state) in topic.partitions.iter().zip(&topic.states) {
@@ -596,9 +618,17 @@ impl Broker {
         let topic = self
             .open_topic(&meta)
             .map_err(|e| TopicError::Storage(e.to_string()))?;
-        self.metadata
-            .create_topic(meta)
-            .map_err(|e| TopicError::Storage(e.to_string()))?;
+        let replicas = self.assign_replicas(partitions);
+        if let Err(e) = self.metadata.create_topic(meta, &replicas) {
+            // Another broker took the name first; its topic opens from the metadata.
+            for p in &topic.partitions {
+                let _ = p.delete();
+            }
+            return Err(match e.downcast_ref::<TopicExists>() {
+                Some(_) => TopicError::AlreadyExists,
+                None => TopicError::Storage(e.to_string()),
+            });
+        }
         tracing::info!(topic = name, partitions, "created topic");
         Ok(self.register(topic))
     }
@@ -634,7 +664,8 @@ impl Broker {
                 self.flusher.clone(),
             )?);
         }
-        if !self.metadata.add_partitions(name, partitions)? {
+        let replicas = self.assign_replicas(partitions - current);
+        if !self.metadata.add_partitions(name, partitions, &replicas)? {
             return Ok(None);
         }
         tracing::info!(
@@ -652,6 +683,19 @@ impl Broker {
         })))
     }
 
+    /// Replicas for `count` new partitions: one each, spread round-robin over the registered
+    /// brokers from a random one, as Kafka places partitions without racks.
+    fn assign_replicas(&self, count: i32) -> Vec<Vec<i32>> {
+        let mut brokers = self.metadata.brokers();
+        if brokers.is_empty() {
+            brokers.push(self.config.node_id);
+        }
+        let start = Uuid::new_v4().as_u128() as usize;
+        (0..count as usize)
+            .map(|i| vec![brokers[(start + i) % brokers.len()]])
+            .collect()
+    }
+
     /// Auto-creation on Metadata/Produce, when enabled.
     pub fn auto_create(&self, name: &str) -> Option<Arc<Topic>> {
         if !self.config.auto_create_topics {
@@ -666,22 +710,133 @@ impl Broker {
 
     pub fn delete_topic(&self, name: &str) -> Result<Option<Arc<Topic>>> {
         let _guard = self.admin_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let Some((_, topic)) = self.topics.remove(name) else {
+        let Some(topic) = self.unregister(name) else {
             return Ok(None);
         };
+        self.metadata.delete_topic(name)?;
+        self.remove_files(&topic);
+        tracing::info!(topic = name, "deleted topic");
+        Ok(Some(topic))
+    }
+
+    /// Hides a topic from requests.
+    fn unregister(&self, name: &str) -> Option<Arc<Topic>> {
+        let (_, topic) = self.topics.remove(name)?;
         self.topic_ids.remove(&topic.id);
         self.topics_version.fetch_add(1, Ordering::Relaxed);
-        self.metadata.delete_topic(name)?;
+        Some(topic)
+    }
+
+    fn remove_files(&self, topic: &Topic) {
         for p in &topic.partitions {
             if let Err(e) = p.delete() {
-                tracing::warn!(topic = name, partition = p.index, error = %e, "removing partition files");
+                tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "removing partition files");
             }
         }
         if let Some(tier) = &self.tier {
-            tier.delete_topic(name, topic.id);
+            tier.delete_topic(&topic.name, topic.id);
         }
-        tracing::info!(topic = name, "deleted topic");
-        Ok(Some(topic))
+    }
+
+    /// Cluster mode: registers this broker with its listeners' endpoints, runs for controller,
+    /// and from then on follows the metadata other brokers write (topics created, deleted,
+    /// grown or reconfigured elsewhere; leadership moved by the controller).
+    pub fn join_cluster(self: &Arc<Self>, endpoints: Vec<Endpoint>) -> Result<()> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(());
+        };
+        let mut changes = self.metadata.subscribe();
+        self.sync_with_metadata();
+        cluster.join(BrokerRegistration {
+            node_id: self.config.node_id,
+            epoch: 0,
+            rack: self.config.rack.clone(),
+            endpoints,
+        })?;
+        let broker = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let Some(b) = broker.upgrade() else { return };
+                let _ = tokio::task::spawn_blocking(move || b.sync_with_metadata()).await;
+            }
+        });
+        Ok(())
+    }
+
+    /// Brings the open topics in line with the metadata.
+    fn sync_with_metadata(&self) {
+        let _guard = self.admin_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let wanted: BTreeMap<String, TopicMeta> = self
+            .metadata
+            .topics()
+            .into_iter()
+            .map(|t| (t.name.clone(), t))
+            .collect();
+        for topic in self.topics() {
+            if wanted.get(&topic.name).is_none_or(|m| m.id != topic.id) {
+                if let Some(topic) = self.unregister(&topic.name) {
+                    self.remove_files(&topic);
+                    tracing::info!(topic = %topic.name, "topic deleted by another broker");
+                }
+            }
+        }
+        for meta in wanted.values() {
+            if let Err(e) = self.sync_topic(meta) {
+                tracing::warn!(topic = %meta.name, error = %e, "opening a topic from the metadata");
+            }
+        }
+    }
+
+    fn sync_topic(&self, meta: &TopicMeta) -> Result<()> {
+        let Some(old) = self.topic(&meta.name) else {
+            let topic = self.open_topic(meta)?;
+            tracing::info!(topic = %meta.name, partitions = meta.partitions, "topic created by another broker");
+            self.register(topic);
+            return Ok(());
+        };
+        let mut partitions = old.partitions.clone();
+        let log_cfg = self.log_config(&meta.configs);
+        for i in partitions.len() as i32..meta.partitions {
+            partitions.push(Partition::open(
+                &meta.name,
+                i,
+                self.partition_dir(&meta.name, i),
+                log_cfg.clone(),
+                self.flusher.clone(),
+            )?);
+        }
+        let states: Vec<Option<PartitionState>> = (0..meta.partitions)
+            .map(|i| self.metadata.partition_state(&meta.name, i))
+            .collect();
+        let same_states = states.len() == old.states.len()
+            && states
+                .iter()
+                .zip(&old.states)
+                .all(|(new, old)| new.as_ref() == Some(old));
+        if same_states && partitions.len() == old.partitions.len() && meta.configs == old.configs {
+            return Ok(());
+        }
+        if meta.configs != old.configs {
+            for p in &partitions {
+                p.set_config(log_cfg.clone());
+            }
+        }
+        self.register(Topic {
+            name: meta.name.clone(),
+            id: meta.id,
+            partitions,
+            states: Vec::new(),
+            configs: meta.configs.clone(),
+        });
+        Ok(())
+    }
+
+    /// Cluster mode: leaves at once (the controller moves leadership now, not after the
+    /// session timeout).
+    pub fn leave_cluster(&self) {
+        if let Some(cluster) = &self.cluster {
+            cluster.unregister();
+        }
     }
 
     /// The log cleaner's settings in effect: the static ones under any dynamic values.

@@ -137,6 +137,7 @@ async fn serve(config: BrokerConfig) -> Result<()> {
         broker.finish_transaction(job);
     }
     let listeners = Listeners::start(broker.clone()).await?;
+    broker.join_cluster(listeners.endpoints.clone())?;
     sluice::admin_http::READY.store(true, std::sync::atomic::Ordering::Release);
     tracing::info!(cluster_id = %broker.cluster_id, node_id = broker.config.node_id, data_dir = %broker.config.data_dir.display(), "sluice started");
 
@@ -157,6 +158,7 @@ async fn serve(config: BrokerConfig) -> Result<()> {
 
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    broker.leave_cluster();
     retention.abort();
     if let Some(task) = tier_task {
         task.abort();

@@ -180,6 +180,53 @@ impl RequestContext {
     }
 }
 
+/// A broker as Metadata and DescribeCluster list it.
+pub struct BrokerView {
+    pub node_id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+}
+
+impl RequestContext {
+    /// The brokers a client may connect to, at the endpoints of the listener it came in on
+    /// (Kafka leaves out brokers without that listener). On a single node: this broker.
+    pub fn brokers(&self) -> Vec<BrokerView> {
+        let registrations = self.broker.metadata.registrations();
+        if registrations.is_empty() {
+            return vec![BrokerView {
+                node_id: self.broker.config.node_id,
+                host: self.session.listener.advertised_host.clone(),
+                port: self.session.listener.advertised_port,
+                rack: self.broker.config.rack.clone(),
+            }];
+        }
+        registrations
+            .into_iter()
+            .filter_map(|r| {
+                let e = r
+                    .endpoints
+                    .into_iter()
+                    .find(|e| e.listener == self.session.listener.name)?;
+                Some(BrokerView {
+                    node_id: r.node_id,
+                    host: e.host,
+                    port: e.port,
+                    rack: r.rack,
+                })
+            })
+            .collect()
+    }
+
+    /// The controller clients are told of: this broker on a single node.
+    pub fn controller_id(&self) -> i32 {
+        match self.broker.cluster {
+            Some(_) => self.broker.metadata.controller_id(),
+            None => self.broker.config.node_id,
+        }
+    }
+}
+
 impl Handled {
     pub fn ready(response: ResponseKind) -> Handled {
         Handled::Ready(Box::new(response))

@@ -1,4 +1,4 @@
-//! DescribeCluster: this broker is the whole cluster and its controller.
+//! DescribeCluster: the registered brokers and the controller (on a single node, this broker).
 
 use super::{str_bytes, Handled, RequestContext};
 use crate::security::ResourceType;
@@ -8,15 +8,21 @@ use kafka_protocol::messages::{
 };
 
 pub fn handle(ctx: &RequestContext, request: DescribeClusterRequest) -> Handled {
-    let node = BrokerId(ctx.broker.config.node_id);
-    let this_broker = DescribeClusterBroker::default()
-        .with_broker_id(node)
-        .with_host(str_bytes(&ctx.session.listener.advertised_host))
-        .with_port(ctx.session.listener.advertised_port as i32);
+    let brokers = ctx
+        .brokers()
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.node_id))
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.as_deref().map(str_bytes))
+        })
+        .collect();
     let mut response = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(&ctx.broker.cluster_id))
-        .with_controller_id(node)
-        .with_brokers(vec![this_broker]);
+        .with_controller_id(BrokerId(ctx.controller_id()))
+        .with_brokers(brokers);
     if request.include_cluster_authorized_operations {
         response.cluster_authorized_operations = ctx.authorized_operations(
             ResourceType::Cluster,

@@ -24,6 +24,12 @@ pub fn topic_response(topic: &Topic) -> MetadataResponseTopic {
                 .enumerate()
                 .map(|(index, state)| {
                     MetadataResponsePartition::default()
+                        // Kafka reports a partition without a live leader this way.
+                        .with_error_code(if state.leader < 0 {
+                            ResponseError::LeaderNotAvailable.code()
+                        } else {
+                            0
+                        })
                         .with_partition_index(index as i32)
                         .with_leader_id(BrokerId(state.leader))
                         .with_leader_epoch(state.leader_epoch)
@@ -43,7 +49,6 @@ fn error_topic(name: Option<&str>, id: uuid::Uuid, error: ResponseError) -> Meta
 
 pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
     let broker = &ctx.broker;
-    let node_id = broker.config.node_id;
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let requested = match request.topics {
         None => None,
@@ -146,10 +151,17 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
             })
             .collect(),
     };
-    let this_broker = MetadataResponseBroker::default()
-        .with_node_id(BrokerId(node_id))
-        .with_host(str_bytes(&ctx.session.listener.advertised_host))
-        .with_port(ctx.session.listener.advertised_port as i32);
+    let brokers = ctx
+        .brokers()
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.as_deref().map(str_bytes))
+        })
+        .collect();
     if request.include_topic_authorized_operations {
         for t in topics.iter_mut().filter(|t| t.error_code == 0) {
             let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
@@ -157,13 +169,9 @@ pub fn handle(ctx: &RequestContext, request: MetadataRequest) -> Handled {
         }
     }
     let mut response = MetadataResponse::default()
-        .with_brokers(if invalid_request {
-            Vec::new()
-        } else {
-            vec![this_broker]
-        })
+        .with_brokers(if invalid_request { Vec::new() } else { brokers })
         .with_cluster_id(Some(str_bytes(&broker.cluster_id)))
-        .with_controller_id(BrokerId(node_id))
+        .with_controller_id(BrokerId(ctx.controller_id()))
         .with_topics(topics);
     if request.include_cluster_authorized_operations {
         response.cluster_authorized_operations =

@@ -65,6 +65,11 @@ pub struct ServeArgs {
         env = "SLUICE_ADMIN_LISTEN"
     )]
     pub admin_listen: Option<String>,
+    /// Cluster mode: the etcd members holding the cluster's metadata, and the key prefix
+    /// shared by its brokers (etcd://HOST:PORT[,HOST:PORT...]/PREFIX). Needs --node-id.
+    /// Default: a single node with local metadata.
+    #[arg(long = "cluster", value_name = "URL", env = "SLUICE_CLUSTER")]
+    pub cluster: Option<String>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -77,6 +82,7 @@ struct FileConfig {
     log_level: Option<String>,
     object_store: Option<String>,
     admin_listen: Option<String>,
+    cluster: Option<String>,
     #[serde(default)]
     settings: BTreeMap<String, toml::Value>,
 }
@@ -95,6 +101,12 @@ pub struct BrokerConfig {
     pub security: security::SecurityConfig,
     pub data_dir: PathBuf,
     pub node_id: i32,
+    /// Cluster mode (--cluster); None: a single node.
+    pub cluster: Option<crate::metadata::ClusterConfig>,
+    /// broker.rack, told to the other brokers and clients.
+    pub rack: Option<String>,
+    pub broker_session_timeout_ms: u64,
+    pub broker_heartbeat_interval_ms: u64,
     pub log_level: String,
     pub num_partitions: i32,
     pub auto_create_topics: bool,
@@ -604,6 +616,10 @@ impl BrokerConfig {
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("./data")),
             node_id: args.node_id.or(file.node_id).unwrap_or(1),
+            cluster: None,
+            rack: settings.get("broker.rack").cloned(),
+            broker_session_timeout_ms: 0,
+            broker_heartbeat_interval_ms: 0,
             log_level: args
                 .log_level
                 .clone()
@@ -638,6 +654,13 @@ impl BrokerConfig {
         if cfg.node_id < 0 {
             bail!("--node-id must not be negative");
         }
+        if let Some(url) = args.cluster.clone().or(file.cluster.clone()) {
+            if args.node_id.or(file.node_id).is_none() {
+                bail!("--cluster needs --node-id: every broker of a cluster has its own");
+            }
+            cfg.cluster = Some(crate::metadata::ClusterConfig::parse(&url)?);
+        }
+
         for s in registry::BROKER {
             if let (Target::Broker(store), Some(v)) = (s.target, registry::parsed_default(s)) {
                 store(&mut cfg, &v);
@@ -646,6 +669,10 @@ impl BrokerConfig {
         for (name, value) in &settings {
             cfg.apply(name, value)
                 .with_context(|| format!("invalid setting {name}={value}"))?;
+        }
+        if let Some(cluster) = &mut cfg.cluster {
+            cluster.session_timeout_ms = cfg.broker_session_timeout_ms;
+            cluster.heartbeat_interval_ms = cfg.broker_heartbeat_interval_ms;
         }
         cfg.security.listeners_explicit = settings.contains_key("listeners");
         cfg.listeners =

@@ -590,6 +590,13 @@ pub static BROKER: &[Setting] = &[
     long("log.page.cache.max.bytes", "1073741824", -1, I64)
         .doc("sluice: recently written log bytes left in the OS page cache over all partitions; older ones are dropped once fsynced. -1 leaves the cache to the kernel.")
         .broker(|c, v| c.page_cache_max_bytes = v.int()),
+    // Cluster mode (metadata/etcd): the registration lease and how often it is renewed.
+    int("broker.session.timeout.ms", "9000", 1000, I32)
+        .doc("The length of time in milliseconds that a broker lease lasts if no heartbeats are made.")
+        .broker(|c, v| c.broker_session_timeout_ms = v.int() as u64),
+    int("broker.heartbeat.interval.ms", "2000", 100, I32)
+        .doc("The length of time in milliseconds between broker heartbeats.")
+        .broker(|c, v| c.broker_heartbeat_interval_ms = v.int() as u64),
     long("connections.max.idle.ms", "600000", 1, I64)
         .doc("Idle connections timeout: the server socket processor threads close the connections that idle more than this")
         .broker(|c, v| c.connections_max_idle_ms = v.int() as u64),

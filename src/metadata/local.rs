@@ -11,7 +11,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use tokio::sync::watch;
-use uuid::Uuid;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Snapshot {
@@ -46,19 +45,6 @@ pub struct LocalMetadata {
 /// Producer ids are reserved on disk in blocks, like Kafka's ProducerIdManager.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
-/// A Kafka-style cluster id: 16 random bytes, URL-safe base64 without padding (22 chars).
-fn new_cluster_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = Uuid::new_v4().into_bytes();
-    let mut bits: u128 = u128::from_be_bytes(bytes);
-    let mut out = String::with_capacity(22);
-    for _ in 0..22 {
-        out.push(ALPHABET[(bits & 63) as usize] as char);
-        bits >>= 6;
-    }
-    out
-}
-
 impl LocalMetadata {
     pub fn open(data_dir: &Path, node_id: i32) -> Result<LocalMetadata> {
         Self::open_formatting(data_dir, node_id, BTreeMap::new())
@@ -82,7 +68,7 @@ impl LocalMetadata {
             ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
                 Snapshot {
-                    cluster_id: new_cluster_id(),
+                    cluster_id: super::new_cluster_id(),
                     producer_id_block_end: 0,
                     topics: BTreeMap::new(),
                     broker_configs: [(String::new(), cluster_configs)]
@@ -168,7 +154,7 @@ impl ClusterMetadata for LocalMetadata {
     }
 
     /// Adds a topic and persists before returning.
-    fn create_topic(&self, topic: TopicMeta) -> Result<()> {
+    fn create_topic(&self, topic: TopicMeta, _replicas: &[Vec<i32>]) -> Result<()> {
         let mut inner = self.lock();
         let mut next = inner.snapshot.clone();
         next.topics.insert(topic.name.clone(), topic);
@@ -222,7 +208,7 @@ impl ClusterMetadata for LocalMetadata {
         .map(|_| ())
     }
 
-    fn add_partitions(&self, name: &str, partitions: i32) -> Result<bool> {
+    fn add_partitions(&self, name: &str, partitions: i32, _replicas: &[Vec<i32>]) -> Result<bool> {
         let mut inner = self.lock();
         let mut next = inner.snapshot.clone();
         let Some(topic) = next.topics.get_mut(name) else {
@@ -314,12 +300,12 @@ mod tests {
         assert_eq!(cluster.len(), 22);
         let topic = TopicMeta {
             name: "a".into(),
-            id: Uuid::new_v4(),
+            id: uuid::Uuid::new_v4(),
             partitions: 3,
             configs: BTreeMap::new(),
         };
         let changes = store.subscribe();
-        store.create_topic(topic.clone()).unwrap();
+        store.create_topic(topic.clone(), &[]).unwrap();
         assert!(changes.has_changed().unwrap());
         assert_eq!(store.partition_state("a", 2).unwrap().leader, 1);
         assert!(store.partition_state("a", 3).is_none());
@@ -340,9 +326,9 @@ mod tests {
         assert_eq!(store.topics()[0].configs, configs);
         assert_eq!(store.broker_configs(""), configs);
         assert!(store.broker_configs("1").is_empty());
-        assert!(store.add_partitions("a", 5).unwrap());
-        assert!(!store.add_partitions("nope", 5).unwrap());
-        assert!(store.add_partitions("a", 4).is_err());
+        assert!(store.add_partitions("a", 5, &[]).unwrap());
+        assert!(!store.add_partitions("nope", 5, &[]).unwrap());
+        assert!(store.add_partitions("a", 4, &[]).is_err());
         drop(store);
         let store = LocalMetadata::open(dir.path(), 1).unwrap();
         assert_eq!(store.topics()[0].partitions, 5);

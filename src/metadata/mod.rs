@@ -1,10 +1,12 @@
 //! What the cluster knows: brokers, topics (ids, configs), partitions (leader, leader epoch,
 //! partition epoch, replicas, ISR), ACLs, SCRAM credentials, client quotas, producer-id blocks, and a change notification. Handlers and
-//! the broker see only `ClusterMetadata`; today the local JSON store implements it (this node
-//! leads everything at epoch 0), cluster mode will implement it on etcd.
+//! the broker see only `ClusterMetadata`: the local JSON store in single-node mode (this node
+//! leads everything at epoch 0), etcd in cluster mode.
 
+mod etcd;
 mod local;
 
+pub use etcd::{ClusterConfig, EtcdMetadata};
 pub use local::LocalMetadata;
 
 use anyhow::Result;
@@ -88,7 +90,7 @@ pub struct ClientQuota {
 }
 
 /// Leadership of one partition, as Kafka's PartitionRegistration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionState {
     pub leader: i32,
     pub leader_epoch: i32,
@@ -111,16 +113,65 @@ impl PartitionState {
     }
 }
 
+/// A broker as the others see it (Kafka's BrokerRegistration): its endpoints by listener name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    pub node_id: i32,
+    /// The broker epoch: bumped on every registration (the etcd revision that created it).
+    #[serde(default)]
+    pub epoch: i64,
+    pub rack: Option<String>,
+    pub endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// `create_topic` found the name taken (by another broker, in cluster mode).
+#[derive(Debug)]
+pub struct TopicExists;
+
+impl std::fmt::Display for TopicExists {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the topic already exists")
+    }
+}
+
+impl std::error::Error for TopicExists {}
+
+/// A Kafka-style cluster id: 16 random bytes, URL-safe base64 without padding (22 chars).
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = Uuid::new_v4().into_bytes();
+    let mut bits: u128 = u128::from_be_bytes(bytes);
+    let mut out = String::with_capacity(22);
+    for _ in 0..22 {
+        out.push(ALPHABET[(bits & 63) as usize] as char);
+        bits >>= 6;
+    }
+    out
+}
+
 pub trait ClusterMetadata: Send + Sync {
     fn cluster_id(&self) -> String;
     /// This broker's id.
     fn node_id(&self) -> i32;
     /// Ids of the registered brokers.
     fn brokers(&self) -> Vec<i32>;
+    /// The registered brokers with their endpoints; empty on a single node, where this broker
+    /// is the cluster and answers with the listener a client came in on.
+    fn registrations(&self) -> Vec<BrokerRegistration> {
+        Vec::new()
+    }
     fn controller_id(&self) -> i32;
     fn topics(&self) -> Vec<TopicMeta>;
-    /// Adds a topic, durably, before returning.
-    fn create_topic(&self, topic: TopicMeta) -> Result<()>;
+    /// Adds a topic with the replicas of each partition (the first leads), durably, before
+    /// returning. Err(TopicExists) when the name is taken.
+    fn create_topic(&self, topic: TopicMeta, replicas: &[Vec<i32>]) -> Result<()>;
     fn delete_topic(&self, name: &str) -> Result<Option<TopicMeta>>;
     /// Replaces a topic's config overrides, durably, before returning. False: no such topic.
     fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<bool>;
@@ -130,8 +181,8 @@ pub trait ClusterMetadata: Send + Sync {
     /// Replaces an entity's dynamic broker configs, durably, before returning.
     fn set_broker_configs(&self, entity: &str, configs: BTreeMap<String, String>) -> Result<()>;
     /// Raises a topic's partition count, durably, before returning (the new partitions get
-    /// the next indexes). False: no such topic.
-    fn add_partitions(&self, name: &str, partitions: i32) -> Result<bool>;
+    /// the next indexes, with these replicas). False: no such topic.
+    fn add_partitions(&self, name: &str, partitions: i32, replicas: &[Vec<i32>]) -> Result<bool>;
     /// None: no such topic or partition.
     fn partition_state(&self, topic: &str, partition: i32) -> Option<PartitionState>;
     /// Every ACL binding.

@@ -22,6 +22,8 @@ pub struct Listeners {
     alive_tx: mpsc::Sender<()>,
     alive_rx: mpsc::Receiver<()>,
     pub bound: Vec<SocketAddr>,
+    /// What each listener advertises (the broker's registration in cluster mode).
+    pub endpoints: Vec<crate::metadata::Endpoint>,
 }
 
 fn machine_hostname() -> String {
@@ -92,6 +94,7 @@ impl Listeners {
         let (shutdown_tx, _) = watch::channel(false);
         let (alive_tx, alive_rx) = mpsc::channel(1);
         let mut bound = Vec::new();
+        let mut endpoints = Vec::new();
         for config in broker.config.listeners.clone() {
             if matches!(
                 config.protocol,
@@ -114,6 +117,11 @@ impl Listeners {
             let local = socket.local_addr()?;
             bound.push(local);
             let listener = Arc::new(advertised_for(&config, local));
+            endpoints.push(crate::metadata::Endpoint {
+                listener: listener.name.clone(),
+                host: listener.advertised_host.clone(),
+                port: listener.advertised_port,
+            });
             tracing::info!(listener = %listener.name, protocol = listener.security_protocol.name(), listen = %local, advertised = %format!("{}:{}", listener.advertised_host, listener.advertised_port), "listening");
             tokio::spawn(accept_loop(
                 socket,
@@ -129,6 +137,7 @@ impl Listeners {
             alive_tx,
             alive_rx,
             bound,
+            endpoints,
         })
     }
 

@@ -139,10 +139,11 @@ impl Broker {
             .arg("--listen")
             .arg(&listen)
             .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--node-id")
-            .arg("1")
-            .args(&self.extra_args)
+            .arg(&self.data_dir);
+        if !self.extra_args.iter().any(|a| a == "--node-id") {
+            cmd.arg("--node-id").arg("1");
+        }
+        cmd.args(&self.extra_args)
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         if !self.extra_args.iter().any(|a| a == "--log-level") {
             let level = std::env::var("SLUICE_TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into());
@@ -675,6 +676,7 @@ pub async fn assert_broker_serves_clients(broker: &mut Broker) {
 // Raw wire protocol (kafka-protocol's client encoders and decoders on a plain socket)
 // ---------------------------------------------------------------------------------------------
 
+pub mod etcd;
 pub mod groups;
 pub mod objstore;
 pub mod pki;
