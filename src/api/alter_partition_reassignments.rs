@@ -1,8 +1,11 @@
 //! AlterPartitionReassignments: Kafka's controller rules (ReplicationControlManager) on a
 //! cluster of one broker. The only valid target is this broker alone, which every partition
-//! already has, so a valid request changes nothing; cancelling finds no reassignment.
+//! already has, so a valid request changes nothing; cancelling finds no reassignment. Kafka's
+//! check first: ALTER on the cluster, refused with CLUSTER_AUTHORIZATION_FAILED at the top and
+//! on every partition (AlterPartitionReassignmentsRequest.getErrorResponse).
 
 use super::{str_bytes, Handled, RequestContext};
+use crate::security::Operation;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
@@ -38,6 +41,8 @@ pub fn handle(ctx: &RequestContext, request: AlterPartitionReassignmentsRequest)
     let brokers = broker.metadata.brokers();
     // v0 has no such flag: the replication factor may change.
     let allow_rf_change = ctx.api_version < 1 || request.allow_replication_factor_change;
+    let denied = !ctx.authorize_cluster(Operation::Alter);
+    const DENIED: &str = "Request AlterPartitionReassignments is not authorized.";
     let responses = request
         .topics
         .into_iter()
@@ -49,6 +54,10 @@ pub fn handle(ctx: &RequestContext, request: AlterPartitionReassignmentsRequest)
                 .map(|p| {
                     let index = p.partition_index;
                     let refused = match &topic {
+                        _ if denied => Some((
+                            ResponseError::ClusterAuthorizationFailed,
+                            DENIED.to_string(),
+                        )),
                         None => Some((
                             ResponseError::UnknownTopicOrPartition,
                             format!("Unable to find a topic named {}.", t.name.0.as_str()),
@@ -111,6 +120,10 @@ pub fn handle(ctx: &RequestContext, request: AlterPartitionReassignmentsRequest)
     let mut response = AlterPartitionReassignmentsResponse::default()
         .with_error_message(None)
         .with_responses(responses);
+    if denied {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        response.error_message = Some(str_bytes(DENIED));
+    }
     if ctx.api_version >= 1 {
         response.allow_replication_factor_change = allow_rf_change;
     }

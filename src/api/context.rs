@@ -159,6 +159,11 @@ impl RequestContext {
         }
     }
 
+    /// Kafka's checks on the cluster resource (AuthHelper.authorizeClusterOperation).
+    pub fn authorize_cluster(&self, operation: Operation) -> bool {
+        self.authorize(operation, ResourceType::Cluster, authorizer::CLUSTER_NAME)
+    }
+
     /// Kafka's authorizeByResourceType: may it do `operation` on some resource of the type?
     pub fn authorize_any(&self, operation: Operation, resource: ResourceType) -> bool {
         match &self.broker.authorizer {

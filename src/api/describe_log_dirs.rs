@@ -1,15 +1,18 @@
 //! DescribeLogDirs: the data dir is this broker's one log dir (Kafka's log.dirs with one
 //! entry). Per partition its local size; the offset lag is 0 and is_future false, as on a
 //! Kafka broker with one log dir and no reassignment between dirs. v4 adds the file system's
-//! total and usable bytes.
+//! total and usable bytes. Kafka's check first: DESCRIBE on the cluster; refused, no result
+//! and (v3+) CLUSTER_AUTHORIZATION_FAILED.
 
 use super::{str_bytes, Handled, RequestContext};
+use crate::security::Operation;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
 use kafka_protocol::messages::{
     DescribeLogDirsRequest, DescribeLogDirsResponse, ResponseKind, TopicName,
 };
+use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -30,6 +33,17 @@ fn space(dir: &Path) -> (i64, i64) {
 }
 
 pub fn handle(ctx: &RequestContext, request: DescribeLogDirsRequest) -> Handled {
+    if !ctx.authorize_cluster(Operation::Describe) {
+        // v0-2 have no error code: an empty answer is all they see, as from Kafka.
+        let code = if ctx.api_version >= 3 {
+            ResponseError::ClusterAuthorizationFailed.code()
+        } else {
+            0
+        };
+        return Handled::ready(ResponseKind::DescribeLogDirs(
+            DescribeLogDirsResponse::default().with_error_code(code),
+        ));
+    }
     // None: every partition; otherwise the partitions asked for, of topics that exist.
     let wanted: Option<BTreeMap<&str, Vec<i32>>> = request.topics.as_ref().map(|topics| {
         let mut m: BTreeMap<&str, Vec<i32>> = BTreeMap::new();

@@ -3,9 +3,12 @@
 //! log; its stand-ins: leader epoch 1 (the epoch a single voter elects itself in), high
 //! watermark and the voter's log end offset = the count of metadata changes since start (topics
 //! created or deleted, partition states changed), and the node's endpoint is the listener the
-//! request came in on (sluice has no separate controller listener).
+//! request came in on (sluice has no separate controller listener). Kafka's check first:
+//! DESCRIBE on the cluster, refused with a top-level CLUSTER_AUTHORIZATION_FAILED and no topics
+//! (DescribeQuorumRequest.getTopLevelErrorResponse).
 
 use super::{str_bytes, Handled, RequestContext};
+use crate::security::Operation;
 use kafka_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
 };
@@ -28,6 +31,14 @@ fn now_ms() -> i64 {
 
 pub fn handle(ctx: &RequestContext, request: DescribeQuorumRequest) -> Handled {
     let v = ctx.api_version;
+    if !ctx.authorize_cluster(Operation::Describe) {
+        let error = ResponseError::ClusterAuthorizationFailed;
+        let mut response = DescribeQuorumResponse::default().with_error_code(error.code());
+        if v >= 2 {
+            response.error_message = Some(str_bytes("Cluster authorization failed."));
+        }
+        return Handled::ready(ResponseKind::DescribeQuorum(response));
+    }
     let valid = request.topics.len() == 1
         && request.topics[0].topic_name.0.as_str() == METADATA_TOPIC
         && request.topics[0].partitions.len() == 1

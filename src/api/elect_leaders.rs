@@ -1,8 +1,11 @@
 //! ElectLeaders (`kafka-leader-election`): this broker is every partition's only replica and
 //! leads it, so it is always the preferred leader and no partition ever needs an election.
-//! Answered as Kafka's controller answers (ReplicationControlManager.electLeaders).
+//! Answered as Kafka's controller answers (ReplicationControlManager.electLeaders), after its
+//! check: ALTER on the cluster, refused with CLUSTER_AUTHORIZATION_FAILED at the top and on
+//! every partition asked for (ElectLeadersRequest.getErrorResponse).
 
 use super::{str_bytes, Handled, RequestContext};
+use crate::security::Operation;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{
     ElectLeadersRequest, ElectLeadersResponse, ResponseKind, TopicName,
@@ -19,8 +22,39 @@ fn result(partition: i32, error: ResponseError, message: String) -> PartitionRes
         .with_error_message(Some(str_bytes(&message)))
 }
 
+/// Kafka's error response: the top-level code, and every partition asked for, carry it.
+fn error_response(request: ElectLeadersRequest, error: ResponseError, message: String) -> Handled {
+    let results = request
+        .topic_partitions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| {
+            ReplicaElectionResult::default()
+                .with_topic(t.topic)
+                .with_partition_result(
+                    t.partitions
+                        .iter()
+                        .map(|&p| result(p, error, message.clone()))
+                        .collect(),
+                )
+        })
+        .collect();
+    Handled::ready(ResponseKind::ElectLeaders(
+        ElectLeadersResponse::default()
+            .with_error_code(error.code())
+            .with_replica_election_results(results),
+    ))
+}
+
 pub fn handle(ctx: &RequestContext, request: ElectLeadersRequest) -> Handled {
     let broker = &ctx.broker;
+    if !ctx.authorize_cluster(Operation::Alter) {
+        return error_response(
+            request,
+            ResponseError::ClusterAuthorizationFailed,
+            "Request ElectLeaders is not authorized.".to_string(),
+        );
+    }
     // v0 has no election type: preferred.
     let election_type = if ctx.api_version >= 1 {
         request.election_type
@@ -28,29 +62,8 @@ pub fn handle(ctx: &RequestContext, request: ElectLeadersRequest) -> Handled {
         PREFERRED
     };
     if election_type != PREFERRED && election_type != UNCLEAN {
-        // Kafka's error response: every partition asked for, and the top-level code, carry it.
-        let error = ResponseError::InvalidRequest;
         let message = format!("Unknown election type {election_type}");
-        let results = request
-            .topic_partitions
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| {
-                ReplicaElectionResult::default()
-                    .with_topic(t.topic)
-                    .with_partition_result(
-                        t.partitions
-                            .iter()
-                            .map(|&p| result(p, error, message.clone()))
-                            .collect(),
-                    )
-            })
-            .collect();
-        return Handled::ready(ResponseKind::ElectLeaders(
-            ElectLeadersResponse::default()
-                .with_error_code(error.code())
-                .with_replica_election_results(results),
-        ));
+        return error_response(request, ResponseError::InvalidRequest, message);
     }
     let results = match request.topic_partitions {
         // Null asks for every partition; Kafka lists each topic but only the partitions that

@@ -1,8 +1,10 @@
 //! ListConfigResources (KIP-1142; v0 was ListClientMetricsResources, KIP-714): the resources
 //! DescribeConfigs can describe, as Kafka 4.4 lists them. v0 lists client-metrics
-//! subscriptions only: sluice has none.
+//! subscriptions only: sluice has none. Kafka's check first: DESCRIBE_CONFIGS on the cluster,
+//! refused with CLUSTER_AUTHORIZATION_FAILED and no resources.
 
 use super::{str_bytes, Handled, RequestContext};
+use crate::security::Operation;
 use kafka_protocol::messages::list_config_resources_response::ConfigResource;
 use kafka_protocol::messages::{
     ListConfigResourcesRequest, ListConfigResourcesResponse, ResponseKind,
@@ -17,6 +19,10 @@ const GROUP: i8 = 32;
 
 pub fn handle(ctx: &RequestContext, request: ListConfigResourcesRequest) -> Handled {
     let mut response = ListConfigResourcesResponse::default();
+    if !ctx.authorize_cluster(Operation::DescribeConfigs) {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return Handled::ready(ResponseKind::ListConfigResources(response));
+    }
     if ctx.api_version == 0 {
         // Client-metrics subscriptions: none are configured.
         return Handled::ready(ResponseKind::ListConfigResources(response));

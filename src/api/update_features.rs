@@ -3,10 +3,12 @@
 //! finalized levels from its configuration (`transaction.version` from the transaction
 //! settings, `group.version` from `group.coordinator.rebalance.protocols`), so an update to the
 //! level already finalized succeeds and changes nothing, and one that would change a level is
-//! refused with INVALID_UPDATE_VERSION and a message naming that.
+//! refused with INVALID_UPDATE_VERSION and a message naming that. Kafka's check first: ALTER
+//! on the cluster, refused with a top-level CLUSTER_AUTHORIZATION_FAILED and no results.
 
 use super::api_versions::features;
 use super::{str_bytes, Handled, RequestContext};
+use crate::security::Operation;
 use kafka_protocol::messages::update_features_response::UpdatableFeatureResult;
 use kafka_protocol::messages::{ResponseKind, UpdateFeaturesRequest, UpdateFeaturesResponse};
 use kafka_protocol::ResponseError;
@@ -84,6 +86,13 @@ pub fn handle(ctx: &RequestContext, request: UpdateFeaturesRequest) -> Handled {
     let v = ctx.api_version;
     let known = features(&ctx.broker);
     let node = ctx.broker.config.node_id;
+    if !ctx.authorize_cluster(Operation::Alter) {
+        return Handled::ready(ResponseKind::UpdateFeatures(
+            UpdateFeaturesResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                .with_error_message(Some(str_bytes("Request UpdateFeatures is not authorized."))),
+        ));
+    }
     // One refused update fails them all (validate_only or not); none is ever applied.
     let refused = request.feature_updates.iter().find_map(|u| {
         // v0 says downgrade with a flag; v1+ with the upgrade type.
