@@ -42,7 +42,7 @@ pub fn layout(title: &str, body: &str) -> String {
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{} · sluice console</title>\
-<link rel=\"stylesheet\" href=\"/console/assets/console.css\">\
+<link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/console/assets/console.css\">\
 <script src=\"/console/assets/console.js\" defer></script></head>\
 <body><header><a class=\"brand\" href=\"/\">sluice</a><nav>\
 <a href=\"/\">Overview</a><a href=\"/console/topics\">Topics</a>\
