@@ -1,6 +1,6 @@
 //! The admin HTTP listener (`--admin-listen`, default 127.0.0.1:9644): /metrics in the
 //! Prometheus text format, /v1/health (the process answers) and /v1/ready (recovery done,
-//! manifests loaded, Kafka listeners up; 503 before).
+//! manifests loaded, Kafka listeners up; 503 before), and the web console (`console`) at `/`.
 
 use crate::broker::Broker;
 use crate::config::AdminListen;
@@ -42,7 +42,8 @@ pub async fn start(listen: AdminListen) -> anyhow::Result<()> {
         .route("/metrics", get(metrics))
         .route("/v1/health", get(|| async { "ok\n" }))
         .route("/v1/ready", get(ready))
-        .with_state(state);
+        .with_state(state)
+        .merge(crate::console::router(&BROKER));
     tracing::info!(addr = %listen.addr, "admin listener started");
     tokio::spawn(async move {
         if let Err(e) = axum::serve(socket, app).await {

@@ -6,6 +6,7 @@ pub mod api;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod coordinator;
 pub mod failpoint;
 pub mod log;

@@ -5,6 +5,7 @@
 
 use super::incremental_alter_configs::{broker_entity, BROKER, BROKER_LOGGER, TOPIC};
 use super::{str_bytes, Handled, RequestContext};
+use crate::broker::Broker;
 use crate::config::kafka_broker::KAFKA_BROKER;
 use crate::config::registry::{self, Source, Type};
 use crate::config::BrokerLayers;
@@ -17,17 +18,18 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, 
 use kafka_protocol::ResponseError as E;
 use std::collections::BTreeMap;
 
-struct Entry {
-    name: String,
+/// One described config (the web console lists the broker's too).
+pub struct Entry {
+    pub name: String,
     /// None: null (no value, or sensitive).
-    value: Option<String>,
-    source: Source,
-    synonyms: Vec<(String, Option<String>, Source)>,
-    read_only: bool,
-    sensitive: bool,
+    pub value: Option<String>,
+    pub source: Source,
+    pub synonyms: Vec<(String, Option<String>, Source)>,
+    pub read_only: bool,
+    pub sensitive: bool,
     /// Kafka's config type code (0: unknown, as Kafka answers for loggers).
-    ty: i8,
-    doc: &'static str,
+    pub ty: i8,
+    pub doc: &'static str,
 }
 
 fn topic_entries(ctx: &RequestContext, overrides: &BTreeMap<String, String>) -> Vec<Entry> {
@@ -98,8 +100,8 @@ fn answered(name: &str, ty: Type, value: &str) -> i8 {
 
 /// Every broker setting: the registry's (with the coarser units of topic defaults as their
 /// synonyms), then each of Kafka's the registry does not declare. Sorted by name.
-fn broker_entries(ctx: &RequestContext) -> Vec<Entry> {
-    ctx.broker.with_layers(|layers| {
+pub fn broker_entries(broker: &Broker) -> Vec<Entry> {
+    broker.with_layers(|layers| {
         let mut out: Vec<Entry> = registry::BROKER
             .iter()
             .map(|s| {
@@ -225,7 +227,7 @@ pub fn handle(ctx: &RequestContext, request: DescribeConfigsRequest) -> Handled 
                     if cluster {
                         cluster_default_entries(ctx)
                     } else {
-                        broker_entries(ctx)
+                        broker_entries(&ctx.broker)
                     }
                 }),
                 BROKER_LOGGER => match broker_entity(ctx, &res.resource_name) {

@@ -5,6 +5,7 @@
 //! validate it as Kafka does and store it.
 
 use super::{str_bytes, Handled, RequestContext};
+use crate::broker::Broker;
 use crate::config::kafka_broker::{self, KAFKA_BROKER};
 use crate::config::registry::{self, check_type, Type};
 use crate::logging;
@@ -23,7 +24,7 @@ pub(super) const BROKER: i8 = 4;
 pub(super) const BROKER_LOGGER: i8 = 8;
 
 /// A resource's error and message.
-pub(super) type Refusal = (E, String);
+pub type Refusal = (E, String);
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;
@@ -106,6 +107,16 @@ pub(super) fn alter_topic(
     configs: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<(), Refusal> {
+    alter_topic_configs(&ctx.broker, name, configs, validate_only)
+}
+
+/// `alter_topic` for any caller holding the broker (the web console's config edit too).
+pub fn alter_topic_configs(
+    broker: &Broker,
+    name: &str,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), Refusal> {
     for (k, v) in &configs {
         let Some(s) = registry::topic(k) else {
             return Err((E::InvalidConfig, format!("Unknown topic config name: {k}")));
@@ -118,16 +129,16 @@ pub(super) fn alter_topic(
             format!("The topic '{name}' does not exist."),
         )
     };
-    let Some(topic) = ctx.broker.topic(name) else {
+    let Some(topic) = broker.topic(name) else {
         return Err(missing());
     };
-    ctx.broker
+    broker
         .check_topic_change(&topic, &configs)
         .map_err(|m| (E::InvalidConfig, m))?;
     if validate_only {
         return Ok(());
     }
-    match ctx.broker.set_topic_configs(name, configs) {
+    match broker.set_topic_configs(name, configs) {
         Ok(true) => Ok(()),
         Ok(false) => Err(missing()),
         Err(e) => Err((E::KafkaStorageError, format!("{e:#}"))),

@@ -270,6 +270,14 @@ impl Tier {
             .clone()
     }
 
+    /// Bytes of a partition's remote segments as its loaded manifest lists them; None while
+    /// the manifest is not loaded or is being changed (the console shows it as unknown).
+    pub fn remote_bytes(&self, t: &Topic, partition: i32) -> Option<u64> {
+        let cell = self.manifests.get(&(t.id, partition))?.clone();
+        let guard = cell.try_lock().ok()?;
+        guard.as_ref().map(|m| m.bytes())
+    }
+
     async fn read_manifest(&self, t: &Topic, partition: i32) -> Result<Manifest, TierError> {
         match self.store.get(&self.manifest_object(t, partition)).await {
             Ok(got) => {
