@@ -372,8 +372,8 @@ mod tests {
     #[test]
     fn objects_split_across_braces_in_strings() {
         let buf = br#"{"a":"}{"}{"b":1}"#;
-        assert_eq!(object_end(buf), Some(9));
-        assert_eq!(object_end(&buf[9..]), Some(7));
+        assert_eq!(object_end(buf), Some(10));
+        assert_eq!(object_end(&buf[10..]), Some(7));
         assert_eq!(object_end(br#"{"a":{"#), None);
     }
 
