@@ -16,6 +16,7 @@ use crate::metadata::{
     BrokerRegistration, ClusterMetadata, Endpoint, EtcdMetadata, LocalMetadata, PartitionState,
     TopicExists, TopicMeta,
 };
+use crate::replica::{Replication, ReplicationConfig};
 use crate::tier::Tier;
 pub use crate::topic::Topic;
 use anyhow::{Context, Result};
@@ -40,9 +41,20 @@ pub enum LookupError {
 }
 
 /// A partition this broker leads, and the epoch it leads it in.
+/// Where a new topic's replicas go.
+#[derive(Debug, Clone)]
+pub enum Placement {
+    /// This many replicas per partition, placed by the broker.
+    Factor(usize),
+    /// The replicas of each partition, by index (the first is the preferred leader).
+    Assigned(Vec<Vec<i32>>),
+}
+
 pub struct Led {
     pub log: Arc<Partition>,
     pub leader_epoch: i32,
+    /// Members of the partition's ISR (the leader included).
+    pub isr: usize,
 }
 
 /// Resolves when a queued transactional append is done (Err: it was dropped; done all the same).
@@ -102,6 +114,8 @@ pub struct Broker {
     pub metadata: Arc<dyn ClusterMetadata>,
     /// Cluster mode: the etcd metadata (also `metadata`); None on a single node.
     pub cluster: Option<Arc<EtcdMetadata>>,
+    /// Cluster mode: leading and following partitions (`replica`).
+    pub replication: Option<Arc<Replication>>,
     topics: DashMap<String, Arc<Topic>>,
     topic_ids: DashMap<Uuid, String>,
     flusher: Flusher,
@@ -222,7 +236,18 @@ impl Broker {
             &config.connection_limits,
             quotas.window(),
         ));
+        let replication = cluster.as_ref().map(|c| {
+            Replication::start(
+                ReplicationConfig {
+                    node_id: config.node_id,
+                    lag_time_max: std::time::Duration::from_millis(config.replica_lag_time_max_ms),
+                    fetch_wait_max_ms: config.replica_fetch_wait_max_ms as i32,
+                },
+                c.clone(),
+            )
+        });
         let broker = Broker {
+            replication,
             authorizer,
             quotas,
             connection_limits,
@@ -307,6 +332,16 @@ impl Broker {
         described
     }
 
+    /// min.insync.replicas of a topic with these overrides.
+    fn min_insync_replicas(&self, overrides: &BTreeMap<String, String>) -> usize {
+        overrides
+            .get("min.insync.replicas")
+            .cloned()
+            .or_else(|| self.topic_defaults().get("min.insync.replicas").cloned())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
+    }
+
     /// The LogConfig of a topic with these overrides.
     fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
         let mut log_cfg = log_config(&self.topic_defaults(), overrides);
@@ -374,6 +409,7 @@ impl Broker {
             id: old.id,
             partitions: old.partitions.clone(),
             states: old.states.clone(),
+            min_insync_replicas: self.min_insync_replicas(&configs),
             configs,
         });
         self.topics.insert(topic.name.clone(), topic);
@@ -471,6 +507,7 @@ impl Broker {
             partitions,
             states: Vec::new(),
             configs: meta.configs.clone(),
+            min_insync_replicas: 1,
         })
     }
 
@@ -496,6 +533,10 @@ impl Broker {
             .collect();
         for (log, state) in topic.partitions.iter().zip(&topic.states) {
             log.set_leader_epoch(state.leader_epoch);
+        }
+        topic.min_insync_replicas = self.min_insync_replicas(&topic.configs);
+        if let Some(replication) = &self.replication {
+            replication.apply(&topic);
         }
         let topic = Arc::new(topic);
         self.topic_ids.insert(topic.id, topic.name.clone());
@@ -557,6 +598,7 @@ impl Broker {
         Ok(Led {
             log: log.clone(),
             leader_epoch: state.leader_epoch,
+            isr: state.isr.len(),
         })
     }
 
@@ -581,11 +623,13 @@ impl Broker {
             .is_some_and(|t| usize::try_from(index).is_ok_and(|i| i < t.partitions.len()))
     }
 
-    /// Creates a topic (name and configs already validated by the caller, except the name).
+    /// Creates a topic (name, placement and configs already validated by the caller, except
+    /// the name).
     pub fn create_topic(
         &self,
         name: &str,
         partitions: i32,
+        placement: Placement,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, TopicError> {
         validate_topic_name(name).map_err(TopicError::InvalidName)?;
@@ -618,7 +662,10 @@ impl Broker {
         let topic = self
             .open_topic(&meta)
             .map_err(|e| TopicError::Storage(e.to_string()))?;
-        let replicas = self.assign_replicas(partitions);
+        let replicas = match placement {
+            Placement::Factor(rf) => self.assign_replicas(partitions, rf),
+            Placement::Assigned(replicas) => replicas,
+        };
         if let Err(e) = self.metadata.create_topic(meta, &replicas) {
             // Another broker took the name first; its topic opens from the metadata.
             for p in &topic.partitions {
@@ -664,7 +711,9 @@ impl Broker {
                 self.flusher.clone(),
             )?);
         }
-        let replicas = self.assign_replicas(partitions - current);
+        // New partitions get as many replicas as the first one has.
+        let rf = old.states.first().map_or(1, |s| s.replicas.len().max(1));
+        let replicas = self.assign_replicas(partitions - current, rf);
         if !self.metadata.add_partitions(name, partitions, &replicas)? {
             return Ok(None);
         }
@@ -680,19 +729,27 @@ impl Broker {
             partitions: logs,
             states: Vec::new(),
             configs: meta.configs,
+            min_insync_replicas: 1,
         })))
     }
 
-    /// Replicas for `count` new partitions: one each, spread round-robin over the registered
-    /// brokers from a random one, as Kafka places partitions without racks.
-    fn assign_replicas(&self, count: i32) -> Vec<Vec<i32>> {
+    /// Replicas for `count` new partitions, `rf` each: leaders spread round-robin over the
+    /// registered brokers from a random one, each partition's followers the brokers after its
+    /// leader, as Kafka places replicas without racks.
+    fn assign_replicas(&self, count: i32, rf: usize) -> Vec<Vec<i32>> {
         let mut brokers = self.metadata.brokers();
         if brokers.is_empty() {
             brokers.push(self.config.node_id);
         }
+        brokers.sort_unstable();
+        let rf = rf.clamp(1, brokers.len());
         let start = Uuid::new_v4().as_u128() as usize;
         (0..count as usize)
-            .map(|i| vec![brokers[(start + i) % brokers.len()]])
+            .map(|i| {
+                (0..rf)
+                    .map(|j| brokers[(start + i + j) % brokers.len()])
+                    .collect()
+            })
             .collect()
     }
 
@@ -701,7 +758,8 @@ impl Broker {
         if !self.config.auto_create_topics {
             return None;
         }
-        match self.create_topic(name, self.config.num_partitions, BTreeMap::new()) {
+        let rf = Placement::Factor(self.config.default_replication_factor.max(1) as usize);
+        match self.create_topic(name, self.config.num_partitions, rf, BTreeMap::new()) {
             Ok(t) => Some(t),
             Err(TopicError::AlreadyExists) => self.topic(name),
             Err(_) => None,
@@ -722,6 +780,9 @@ impl Broker {
     /// Hides a topic from requests.
     fn unregister(&self, name: &str) -> Option<Arc<Topic>> {
         let (_, topic) = self.topics.remove(name)?;
+        if let Some(replication) = &self.replication {
+            replication.forget(name);
+        }
         self.topic_ids.remove(&topic.id);
         self.topics_version.fetch_add(1, Ordering::Relaxed);
         Some(topic)
@@ -827,6 +888,7 @@ impl Broker {
             partitions,
             states: Vec::new(),
             configs: meta.configs.clone(),
+            min_insync_replicas: 1,
         });
         Ok(())
     }

@@ -14,6 +14,7 @@ pub mod logging;
 pub mod metadata;
 pub mod metrics;
 pub mod record_batch;
+pub mod replica;
 pub mod security;
 pub mod server;
 pub mod tier;

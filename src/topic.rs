@@ -15,4 +15,6 @@ pub struct Topic {
     pub states: Vec<PartitionState>,
     /// Topic-level overrides (Kafka names); defaults come from the broker config.
     pub configs: BTreeMap<String, String>,
+    /// min.insync.replicas, resolved when the topic registered: acks=all needs an ISR this big.
+    pub min_insync_replicas: usize,
 }

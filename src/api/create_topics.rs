@@ -3,7 +3,7 @@
 
 use super::errors::ResponseError;
 use super::{str_bytes, Handled, RequestContext};
-use crate::broker::{validate_topic_name, TopicError};
+use crate::broker::{validate_topic_name, Placement, TopicError};
 use crate::config::{validate_topic_config, validate_topic_configs};
 use crate::security::{Operation, ResourceType};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -19,35 +19,61 @@ pub const MAX_PARTITIONS_PER_REQUEST: i32 = 10_000;
 
 struct Checked {
     partitions: i32,
+    placement: Placement,
+    replication_factor: i16,
     configs: BTreeMap<String, String>,
 }
 
 fn check(ctx: &RequestContext, t: &CreatableTopic) -> Result<Checked, (ResponseError, String)> {
     let name = t.name.0.as_str();
     validate_topic_name(name).map_err(|m| (ResponseError::InvalidTopicException, m))?;
-    let node = ctx.broker.config.node_id;
-    let partitions = if !t.assignments.is_empty() {
+    let mut brokers = ctx.broker.metadata.brokers();
+    if brokers.is_empty() {
+        brokers.push(ctx.broker.config.node_id);
+    }
+    let (partitions, placement, replication_factor) = if !t.assignments.is_empty() {
         if t.num_partitions != -1 || t.replication_factor != -1 {
             return Err((
                 ResponseError::InvalidRequest,
                 "both assignments and partitions/replication factor were given".into(),
             ));
         }
+        let mut replicas = Vec::with_capacity(t.assignments.len());
         for (i, a) in t.assignments.iter().enumerate() {
-            if a.partition_index != i as i32 || a.broker_ids.len() != 1 || a.broker_ids[0].0 != node
-            {
+            let ids: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
+            let distinct: std::collections::BTreeSet<i32> = ids.iter().copied().collect();
+            if a.partition_index != i as i32 {
+                return Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    "partitions should be a consecutive 0-based integer sequence".into(),
+                ));
+            }
+            if ids.is_empty() || distinct.len() != ids.len() {
                 return Err((
                     ResponseError::InvalidReplicaAssignment,
                     format!(
-                        "partition {} must be assigned to exactly broker {node}",
-                        a.partition_index
+                        "The manual partition assignment includes an empty or duplicate replica list for partition {i}."
                     ),
                 ));
             }
+            if let Some(missing) = ids.iter().find(|b| !brokers.contains(b)) {
+                return Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    format!(
+                        "The manual partition assignment includes broker {missing}, but no such broker is registered."
+                    ),
+                ));
+            }
+            replicas.push(ids);
         }
-        t.assignments.len() as i32
+        let rf = replicas[0].len() as i16;
+        (
+            t.assignments.len() as i32,
+            Placement::Assigned(replicas),
+            rf,
+        )
     } else {
-        match t.num_partitions {
+        let partitions = match t.num_partitions {
             -1 => ctx.broker.config.num_partitions,
             n if n >= 1 => n,
             n => {
@@ -56,16 +82,26 @@ fn check(ctx: &RequestContext, t: &CreatableTopic) -> Result<Checked, (ResponseE
                     format!("Number of partitions was set to an invalid non-positive value: {n}"),
                 ))
             }
+        };
+        let rf = match t.replication_factor {
+            -1 => ctx.broker.config.default_replication_factor.max(1),
+            n if n >= 1 => n,
+            _ => {
+                return Err((
+                    ResponseError::InvalidReplicationFactor,
+                    "Replication factor must be larger than 0, or -1 to use the default value."
+                        .into(),
+                ))
+            }
+        };
+        if rf as usize > brokers.len() {
+            return Err((
+                ResponseError::InvalidReplicationFactor,
+                format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.", brokers.len()),
+            ));
         }
+        (partitions, Placement::Factor(rf as usize), rf)
     };
-    // Each partition has exactly one replica until replication exists (cluster issue).
-    if t.assignments.is_empty() && !matches!(t.replication_factor, -1 | 1) {
-        let brokers = ctx.broker.metadata.brokers().len();
-        return Err((
-            ResponseError::InvalidReplicationFactor,
-            format!("Unable to replicate the partition {} time(s): The target replication factor of {} cannot be reached because only {brokers} broker(s) are registered.", t.replication_factor, t.replication_factor),
-        ));
-    }
     let mut configs = BTreeMap::new();
     for c in &t.configs {
         let Some(value) = &c.value else {
@@ -84,6 +120,8 @@ fn check(ctx: &RequestContext, t: &CreatableTopic) -> Result<Checked, (ResponseE
     validate_topic_configs(&configs).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
     Ok(Checked {
         partitions,
+        placement,
+        replication_factor,
         configs,
     })
 }
@@ -164,7 +202,12 @@ pub fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Handled {
                     // Directories, files and fsyncs: off the async workers.
                     let created = tokio::task::block_in_place(|| {
                         ctx.broker
-                            .create_topic(name, checked.partitions, checked.configs.clone())
+                            .create_topic(
+                                name,
+                                checked.partitions,
+                                checked.placement.clone(),
+                                checked.configs.clone(),
+                            )
                     });
                     match created {
                         Ok(topic) => Ok((topic.id, checked)),
@@ -183,7 +226,7 @@ pub fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Handled {
                 Ok((id, checked)) => {
                     if ctx.api_version >= 5 {
                         result.num_partitions = checked.partitions;
-                        result.replication_factor = 1;
+                        result.replication_factor = checked.replication_factor;
                         result.configs = Some(described_configs(ctx, &checked.configs));
                     }
                     if ctx.api_version >= 7 {

@@ -11,8 +11,9 @@ use crate::security::{Operation, ResourceType};
 use crate::tier::Tier;
 use bytes::Bytes;
 use futures::future::{join_all, select_all};
+use crate::replica::FollowerFetch;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, ResponseKind, TopicName};
 use std::collections::HashMap;
@@ -32,6 +33,8 @@ struct Wanted {
     topic_ref: Option<Arc<Topic>>,
     fetch_offset: i64,
     max_bytes: usize,
+    /// A follower's fetch (cluster mode): what the leader made of it.
+    follower: Option<FollowerFetch>,
 }
 
 struct Plan {
@@ -91,10 +94,17 @@ impl Plan {
                 Err(e) => data.error_code = e.code(),
                 Ok(log) => {
                     let limit = w.max_bytes.min(self.max_bytes.saturating_sub(total));
-                    let local = if self.read_committed {
-                        log.read_committed(w.fetch_offset, limit, min_one)
-                    } else {
-                        log.read(w.fetch_offset, limit, min_one)
+                    let local = match w.follower {
+                        Some(FollowerFetch::Diverging(epoch, end_offset)) => {
+                            data.diverging_epoch =
+                                EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset);
+                            Ok(ReadOutcome::Records(Bytes::new()))
+                        }
+                        Some(_) => log.read_for_follower(w.fetch_offset, limit),
+                        None if self.read_committed => {
+                            log.read_committed(w.fetch_offset, limit, min_one)
+                        }
+                        None => log.read(w.fetch_offset, limit, min_one),
                     };
                     // Set for records from the tier: their aborted transactions, found then.
                     let mut remote_aborted = None;
@@ -273,6 +283,20 @@ fn quota_window_bytes(ctx: &RequestContext) -> usize {
 }
 
 pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
+    // A follower names itself (v15+: in ReplicaState); consumers send -1.
+    let replica_id = if ctx.api_version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    let replication = ctx.broker.replication.as_ref().filter(|_| replica_id >= 0);
+    if replication.is_some() && !ctx.authorize_cluster(Operation::ClusterAction) {
+        // Kafka: followers need CLUSTER_ACTION on the cluster.
+        return Handled::ready(ResponseKind::Fetch(
+            FetchResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+        ));
+    }
     let mut plan = Plan {
         topics: Vec::with_capacity(request.topics.len()),
         wanted: Vec::new(),
@@ -299,6 +323,7 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
         // Kafka: READ on the topic, checked for the topics it knows (by id, an unknown id
         // stays UNKNOWN_TOPIC_ID).
         let authorized = match &found {
+            _ if replication.is_some() => true,
             Ok(t) => ctx.authorize(Operation::Read, ResourceType::Topic, &t.name),
             Err(LookupError::UnknownTopicId) => true,
             Err(_) => ctx.authorize(Operation::Read, ResourceType::Topic, topic.topic.0.as_str()),
@@ -319,7 +344,24 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
                     })
                     .map_err(lookup_error)
             };
+            let follower = match (&log, replication) {
+                (Ok(l), Some(r)) => Some(r.follower_fetch(
+                    &l.topic,
+                    l,
+                    replica_id,
+                    p.fetch_offset,
+                    p.last_fetched_epoch,
+                )),
+                _ => None,
+            };
+            let log = match follower {
+                Some(FollowerFetch::NotLeader | FollowerFetch::NotReplica) => {
+                    Err(ResponseError::NotLeaderOrFollower)
+                }
+                _ => log,
+            };
             plan.wanted.push(Wanted {
+                follower,
                 topic: t_idx,
                 partition: p.partition,
                 log,

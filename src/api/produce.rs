@@ -240,7 +240,22 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
                 .map_err(|e| *e)
                 .and_then(|t| ctx.broker.led_partition(t, data.index, NO_LEADER_EPOCH));
             let log = match led {
-                Ok(led) => led.log,
+                Ok(led) => {
+                    let min_insync = topic.as_ref().map_or(1, |t| t.min_insync_replicas);
+                    if acks == -1 && led.isr < min_insync {
+                        // Kafka refuses before appending when the ISR is too small.
+                        partitions.push(error_response(
+                            data.index,
+                            ResponseError::NotEnoughReplicas,
+                            Some(format!(
+                                "The size of the current ISR {} is insufficient to satisfy the min.isr requirement of {min_insync}",
+                                led.isr
+                            )),
+                        ));
+                        continue;
+                    }
+                    led.log
+                }
                 Err(e) => {
                     partitions.push(error_response(data.index, lookup_error(e), None));
                     continue;
@@ -493,14 +508,15 @@ async fn add_and_append(
     }
 }
 
-/// Answers once every acks=all write is durable (or failed, or timed out).
+/// Answers once every acks=all write is under the high watermark: durable on every in-sync
+/// replica (or failed, or timed out).
 async fn wait_durable(
     mut response: ProduceResponse,
     waits: Vec<DurableWait>,
     timeout: Duration,
 ) -> ResponseKind {
     let outcomes = join_all(waits.iter().map(|w| async move {
-        match tokio::time::timeout(timeout, w.log.wait_durable(w.end_offset)).await {
+        match tokio::time::timeout(timeout, w.log.wait_replicated(w.end_offset)).await {
             Ok(true) => None,
             Ok(false) => Some((
                 ResponseError::KafkaStorageError,
@@ -508,7 +524,7 @@ async fn wait_durable(
             )),
             Err(_) => Some((
                 ResponseError::RequestTimedOut,
-                "timed out waiting for the write to be fsynced",
+                "timed out waiting for the write to be fsynced by the in-sync replicas",
             )),
         }
     }))

@@ -67,7 +67,12 @@ impl TestBroker {
 
     fn create(&self, name: &str, partitions: i32) {
         self.broker
-            .create_topic(name, partitions, Default::default())
+            .create_topic(
+                name,
+                partitions,
+                crate::broker::Placement::Factor(1),
+                Default::default(),
+            )
             .unwrap();
     }
 }

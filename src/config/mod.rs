@@ -107,6 +107,9 @@ pub struct BrokerConfig {
     pub rack: Option<String>,
     pub broker_session_timeout_ms: u64,
     pub broker_heartbeat_interval_ms: u64,
+    /// replica.lag.time.max.ms and replica.fetch.wait.max.ms (cluster mode).
+    pub replica_lag_time_max_ms: u64,
+    pub replica_fetch_wait_max_ms: u64,
     pub log_level: String,
     pub num_partitions: i32,
     pub auto_create_topics: bool,
@@ -620,6 +623,8 @@ impl BrokerConfig {
             rack: settings.get("broker.rack").cloned(),
             broker_session_timeout_ms: 0,
             broker_heartbeat_interval_ms: 0,
+            replica_lag_time_max_ms: 0,
+            replica_fetch_wait_max_ms: 0,
             log_level: args
                 .log_level
                 .clone()

@@ -597,6 +597,13 @@ pub static BROKER: &[Setting] = &[
     int("broker.heartbeat.interval.ms", "2000", 100, I32)
         .doc("The length of time in milliseconds between broker heartbeats.")
         .broker(|c, v| c.broker_heartbeat_interval_ms = v.int() as u64),
+    // Cluster mode (replica): when a follower leaves the ISR, how long a follower's fetch waits.
+    long("replica.lag.time.max.ms", "30000", 1, I64)
+        .doc("If a follower hasn't sent any fetch requests or hasn't consumed up to the leader's log end offset for at least this time, the leader will remove the follower from ISR")
+        .broker(|c, v| c.replica_lag_time_max_ms = v.int() as u64),
+    int("replica.fetch.wait.max.ms", "500", 0, I32)
+        .doc("The maximum wait time for each fetcher request issued by follower replicas. This value should always be less than the replica.lag.time.max.ms at all times to prevent frequent shrinking of ISR for low throughput topics")
+        .broker(|c, v| c.replica_fetch_wait_max_ms = v.int() as u64),
     long("connections.max.idle.ms", "600000", 1, I64)
         .doc("Idle connections timeout: the server socket processor threads close the connections that idle more than this")
         .broker(|c, v| c.connections_max_idle_ms = v.int() as u64),

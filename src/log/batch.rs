@@ -114,6 +114,12 @@ impl BatchHeader {
     }
 }
 
+/// The partition leader epoch a stored batch carries (bytes 12..16, outside the CRC).
+pub fn partition_leader_epoch(buf: &[u8]) -> i32 {
+    buf.get(12..16)
+        .map_or(-1, |b| i32::from_be_bytes(b.try_into().unwrap()))
+}
+
 /// Checks that `buf` is exactly one well-formed v2 batch with a valid CRC.
 pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(buf)?;

@@ -19,7 +19,7 @@ pub mod segment;
 pub mod txn_index;
 
 pub use partition::{
-    AppendError, AppendOutcome, Durability, LogStartError, Partition, ReadOutcome,
+    AppendError, AppendOutcome, Durability, LogStartError, Partition, ReadOutcome, UNDEFINED_EPOCH,
 };
 pub use segment::SealedSegment;
 

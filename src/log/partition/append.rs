@@ -214,6 +214,14 @@ impl Partition {
         if !st.unflushed.iter().any(|f| Arc::ptr_eq(f, &file)) {
             st.unflushed.push(file);
         }
+        if st.replicated.is_some() {
+            let epoch = self.leader_epoch.load(std::sync::atomic::Ordering::Relaxed);
+            if let Err(e) = st.note_epoch(&self.dir, epoch, base_offset) {
+                self.fail(&mut st, "leader epoch checkpoint", &e);
+                return Err(AppendError::Io(e));
+            }
+            st.note_boundary();
+        }
         match origin {
             Origin::Coordinator(marker) => {
                 let completed = st.producers.record_marker(
@@ -252,7 +260,7 @@ impl Partition {
         })
     }
 
-    fn queue_flush(self: &Arc<Self>, st: &mut State) {
+    pub(super) fn queue_flush(self: &Arc<Self>, st: &mut State) {
         if !st.flush_queued {
             st.flush_queued = true;
             self.flusher.request(self.clone());

@@ -78,22 +78,23 @@ impl Partition {
         let flushed = st.newly_flushed(active_base, active_size);
         // Everything below `log_end` is now fsynced.
         let durable_offset = log_end;
-        if durable_offset > st.high_watermark {
-            // Single node: the high watermark is the durable offset.
-            st.high_watermark = durable_offset;
-            st.hw_segment = active_base;
-            st.hw_position = active_size;
-            // Transactions whose marker is now covered become stable.
-            st.producers.on_high_watermark(durable_offset);
-            let last_stable_offset = st.last_stable_offset();
-            drop(st);
-            self.durability.send_modify(|d| {
-                d.durable_offset = durable_offset;
-                d.high_watermark = durable_offset;
-                // Monotonic: never undo a newer value published meanwhile.
-                d.last_stable_offset = d.last_stable_offset.max(last_stable_offset);
-            });
+        if durable_offset <= st.durable.0 {
+            return flushed;
         }
+        st.durable = (durable_offset, active_base, active_size);
+        // Single node: the high watermark is the durable offset; in a cluster it also waits
+        // for the in-sync replicas (`replica`).
+        let target = st.high_watermark_target();
+        st.raise_high_watermark(target);
+        // Transactions whose marker is now covered became stable.
+        let (high_watermark, last_stable_offset) = (st.high_watermark, st.last_stable_offset());
+        drop(st);
+        self.durability.send_modify(|d| {
+            d.durable_offset = durable_offset;
+            // Monotonic: never undo a newer value published meanwhile.
+            d.high_watermark = d.high_watermark.max(high_watermark);
+            d.last_stable_offset = d.last_stable_offset.max(last_stable_offset);
+        });
         flushed
     }
 

@@ -26,6 +26,7 @@ mod durability;
 mod log_start;
 mod read;
 mod recovery;
+mod replica;
 mod retention;
 mod tier;
 #[cfg(test)]
@@ -39,6 +40,7 @@ use super::LogConfig;
 use bytes::Bytes;
 pub use compaction::{CleanableSegment, CompactionPlan};
 pub use log_start::LogStartError;
+pub use replica::UNDEFINED_EPOCH;
 use recovery::Recovered;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -147,6 +149,13 @@ struct State {
     failed: bool,
     /// Offsets below this were compacted by the cleaner at least once.
     first_dirty_offset: i64,
+    /// What this broker has fsynced: (offset, segment base, position), where a follower's
+    /// read stops.
+    durable: (i64, i64, u64),
+    /// Cluster mode: the high watermark follows the replicas (see `replica`).
+    replicated: Option<replica::Replicated>,
+    /// Leader epochs and their first offsets, oldest first (Kafka's leader-epoch cache).
+    epochs: Vec<(i32, i64)>,
 }
 
 impl State {
@@ -251,6 +260,12 @@ impl Partition {
             deleted: false,
             failed: false,
             first_dirty_offset: compaction::load_first_dirty(&dir),
+            durable: (high_watermark, hw_segment, hw_position),
+            replicated: None,
+            epochs: replica::read_epochs(&dir)
+                .into_iter()
+                .filter(|(_, start)| *start < high_watermark)
+                .collect(),
         };
         state.refresh_log_start();
         let (durability, _) = watch::channel(Durability {
@@ -326,6 +341,16 @@ impl Partition {
             .wait_for(|d| d.durable_offset >= end || d.failed)
             .await
             .is_ok_and(|d| d.durable_offset >= end)
+    }
+
+    /// Waits until everything below `end` is under the high watermark (durable here and, in
+    /// a cluster, on every in-sync replica): true, or false once the partition went offline.
+    pub async fn wait_replicated(&self, end: i64) -> bool {
+        let mut durability = self.subscribe();
+        durability
+            .wait_for(|d| d.high_watermark >= end || d.failed)
+            .await
+            .is_ok_and(|d| d.high_watermark >= end)
     }
 
     /// Open transactions as (producer id, first offset), oldest first (Kafka's

@@ -16,12 +16,18 @@ use std::sync::Arc;
 const SCAN_CHUNK: usize = 16 * 1024;
 
 impl State {
-    /// Byte limit readable in `seg` (everything below the high watermark).
-    fn readable_limit(&self, seg: &Segment) -> u64 {
+    /// Byte limit readable in `seg`: everything below the high watermark, or for a
+    /// follower below the durable offset.
+    fn readable_limit(&self, seg: &Segment, to_durable: bool) -> u64 {
         use std::cmp::Ordering::*;
-        match seg.base_offset().cmp(&self.hw_segment) {
+        let (limit_segment, limit_position) = if to_durable {
+            (self.durable.1, self.durable.2)
+        } else {
+            (self.hw_segment, self.hw_position)
+        };
+        match seg.base_offset().cmp(&limit_segment) {
             Less => seg.size(),
-            Equal => self.hw_position,
+            Equal => limit_position,
             Greater => 0,
         }
     }
@@ -32,9 +38,20 @@ impl Partition {
     /// least one batch when `min_one`), never past the high watermark. Offsets between the
     /// high watermark and the log end read as empty, as in Kafka.
     pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> io::Result<ReadOutcome> {
+        self.read_limited(offset, max_bytes, min_one, false)
+    }
+
+    /// `read`, up to the high watermark or (`to_durable`, for followers) the durable offset.
+    pub(super) fn read_limited(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        to_durable: bool,
+    ) -> io::Result<ReadOutcome> {
         let mut at = offset;
         loop {
-            match self.read_segment(at, max_bytes, min_one)? {
+            match self.read_segment(at, max_bytes, min_one, to_durable)? {
                 Ok(outcome) => return Ok(outcome),
                 // A compacted segment can end in a gap (its last records were cleaned away):
                 // the read goes on at the next segment's start.
@@ -50,6 +67,7 @@ impl Partition {
         offset: i64,
         max_bytes: usize,
         min_one: bool,
+        to_durable: bool,
     ) -> io::Result<Result<ReadOutcome, i64>> {
         let ok = |o| Ok(Ok(o));
         let (file, mut position, limit, cold_below, next_segment) = {
@@ -60,7 +78,12 @@ impl Partition {
             if offset < st.local_start() {
                 return ok(ReadOutcome::Remote);
             }
-            if offset >= st.high_watermark {
+            let readable_end = if to_durable {
+                st.durable.0
+            } else {
+                st.high_watermark
+            };
+            if offset >= readable_end {
                 return ok(ReadOutcome::Records(Bytes::new()));
             }
             let mut seg = st.segments.range(..=offset).next_back().map(|(_, s)| s);
@@ -72,7 +95,7 @@ impl Partition {
             let Some(seg) = seg else {
                 return ok(ReadOutcome::Records(Bytes::new()));
             };
-            let limit = st.readable_limit(seg);
+            let limit = st.readable_limit(seg, to_durable);
             let next_segment = st
                 .segments
                 .range(seg.base_offset() + 1..)
@@ -220,7 +243,7 @@ impl Partition {
             let targets = st
                 .segments
                 .range(base..)
-                .map(|(_, s)| (s.file().clone(), st.readable_limit(s)))
+                .map(|(_, s)| (s.file().clone(), st.readable_limit(s, false)))
                 .collect();
             (position, targets)
         };
@@ -281,7 +304,7 @@ impl Partition {
             for s in st
                 .segments
                 .values()
-                .filter(|s| st.readable_limit(s) > 0 && s.max_timestamp() >= 0)
+                .filter(|s| st.readable_limit(s, false) > 0 && s.max_timestamp() >= 0)
             {
                 if best.is_none_or(|b| s.max_timestamp() > b.max_timestamp()) {
                     best = Some(s);

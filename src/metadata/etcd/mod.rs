@@ -465,6 +465,37 @@ impl EtcdMetadata {
             .collect()
     }
 
+    /// The leader's ISR change (Kafka's AlterPartition): written if the partition's state is
+    /// still `seen` (same leader, epochs and ISR), with the partition epoch bumped. Runs on the
+    /// metadata's runtime; the outcome shows in the watched state.
+    pub fn request_isr_change(
+        self: &Arc<Self>,
+        topic: &str,
+        index: i32,
+        seen: PartitionState,
+        isr: Vec<i32>,
+    ) {
+        let m = self.clone();
+        let topic = topic.to_string();
+        self.runtime.spawn(async move {
+            let current = m.view().partitions.get(&(topic.clone(), index)).cloned();
+            let Some((state, revision)) = current.filter(|(s, _)| *s == seen) else {
+                return;
+            };
+            if state.leader != m.node_id {
+                return;
+            }
+            let mut next = state;
+            next.isr = isr;
+            next.partition_epoch += 1;
+            match m.swap_partition(&topic, index, revision, &next).await {
+                Ok(true) => tracing::info!(topic, partition = index, isr = ?next.isr, "ISR changed"),
+                Ok(false) => tracing::info!(topic, partition = index, "ISR change lost a race; the state changed meanwhile"),
+                Err(e) => tracing::warn!(topic, partition = index, error = %e, "changing the ISR"),
+            }
+        });
+    }
+
     /// Writes a partition's state if it was last written at `revision`.
     async fn swap_partition(
         &self,
