@@ -202,3 +202,149 @@ async fn leadership_leaves_a_dead_broker_and_returns_with_its_data() {
     .unwrap_or_else(|| panic!("broker {victim} did not lead partition 0 again"));
     assert_eq!(values(&survivor_bootstrap, "moves", 3), expected(3, 30));
 }
+
+/// (leader, ISR) of each partition of `topic`, as `bootstrap` tells it.
+fn isr_view(bootstrap: &str, topic: &str) -> Option<BTreeMap<i32, (i32, Vec<i32>)>> {
+    let c: BaseConsumer = common::client_config(bootstrap).create().ok()?;
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())?;
+    Some(
+        t.partitions()
+            .iter()
+            .map(|p| (p.id(), (p.leader(), p.isr().to_vec())))
+            .collect(),
+    )
+}
+
+/// Produces `count` records numbered from `from` to partition 0 with an idempotent acks=all
+/// producer, retrying through leader changes; returns the values acknowledged.
+async fn produce_acked(bootstrap: &str, topic: &str, from: usize, count: usize) -> Vec<String> {
+    let p = producer(
+        bootstrap,
+        &[("message.timeout.ms", "60000"), ("retry.backoff.ms", "100")],
+    );
+    let sends = (from..from + count).map(|i| {
+        let value = format!("r-{i}");
+        let p = p.clone();
+        async move {
+            p.send(
+                FutureRecord::<(), _>::to(topic)
+                    .partition(0)
+                    .payload(&value),
+                Duration::from_secs(60),
+            )
+            .await
+            .ok()
+            .map(|_| value)
+        }
+    });
+    futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// RF=3, min.insync.replicas=2: kill -9 the leader while an acks=all producer runs. A
+/// follower takes over within seconds, nothing acknowledged is lost or duplicated, the dead
+/// broker comes back as a follower and rejoins the ISR, and after a second kill -9 (of the
+/// new leader) the remaining in-sync replica serves the same records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_partition_keeps_acknowledged_records_across_leader_kill9() {
+    if !have_etcd("replicated_partition_keeps_acknowledged_records_across_leader_kill9") {
+        return;
+    }
+    let etcd = Etcd::start();
+    let url = etcd.cluster_url("replicated");
+    let mut brokers: Vec<Broker> = (1..=3)
+        .map(|n| {
+            let node = n.to_string();
+            let mut args = vec!["--cluster", &url, "--node-id", &node];
+            args.extend_from_slice(SESSION);
+            args.extend_from_slice(&["--set", "replica.lag.time.max.ms=4000"]);
+            Broker::start(&args)
+        })
+        .collect();
+    let all = BTreeSet::from([1, 2, 3]);
+    wait_for(Duration::from_secs(20), || {
+        view(&brokers[0].bootstrap(), None).filter(|(ids, _)| *ids == all)
+    })
+    .expect("three brokers registered");
+    let topic = "replicated";
+    let created = admin(&brokers[0].bootstrap())
+        .create_topics(
+            &[NewTopic::new(topic, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2")],
+            &admin_opts(),
+        )
+        .await
+        .expect("CreateTopics");
+    assert!(created[0].is_ok(), "{created:?}");
+    let state = wait_for(Duration::from_secs(20), || {
+        isr_view(&brokers[1].bootstrap(), topic)
+            .filter(|s| s.get(&0).is_some_and(|(_, isr)| isr.len() == 3))
+    })
+    .expect("three in-sync replicas");
+    let first_leader = state[&0].0;
+
+    // Everything acknowledged with three in-sync replicas.
+    let mut acked = produce_acked(&brokers[0].bootstrap(), topic, 0, 300).await;
+    assert_eq!(acked.len(), 300, "all acknowledged before the kill");
+
+    // kill -9 the leader while more records are in flight.
+    let bootstrap = brokers[(first_leader % 3) as usize].bootstrap();
+    let in_flight = {
+        let bootstrap = bootstrap.clone();
+        tokio::spawn(async move { produce_acked(&bootstrap, topic, 300, 300).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    brokers[(first_leader - 1) as usize].kill9();
+    acked.extend(in_flight.await.unwrap());
+    let after = wait_for(Duration::from_secs(30), || {
+        isr_view(&bootstrap, topic).filter(|s| s[&0].0 >= 0 && s[&0].0 != first_leader)
+    })
+    .expect("a follower leads after the kill");
+    let second_leader = after[&0].0;
+    acked.extend(produce_acked(&bootstrap, topic, 600, 100).await);
+
+    let read = values(&bootstrap, topic, 1).remove(&0).unwrap_or_default();
+    let read_set: BTreeSet<&String> = read.iter().collect();
+    assert_eq!(read_set.len(), read.len(), "no duplicates");
+    eprintln!(
+        "leader {first_leader} killed, {second_leader} took over; {} acknowledged, {} read",
+        acked.len(),
+        read.len()
+    );
+    let lost: Vec<&String> = acked.iter().filter(|v| !read_set.contains(v)).collect();
+    assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
+
+    // The old leader returns as a follower, catches up and rejoins the ISR.
+    brokers[(first_leader - 1) as usize].restart();
+    wait_for(Duration::from_secs(40), || {
+        isr_view(&bootstrap, topic).filter(|s| s[&0].1.contains(&first_leader))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "broker {first_leader} did not rejoin the ISR: {:?}",
+            isr_view(&bootstrap, topic)
+        )
+    });
+
+    // Now kill the second leader: a remaining in-sync replica leads with everything.
+    brokers[(second_leader - 1) as usize].kill9();
+    let survivor = (1..=3)
+        .find(|n| *n != second_leader)
+        .map(|n| brokers[(n - 1) as usize].bootstrap())
+        .unwrap();
+    wait_for(Duration::from_secs(30), || {
+        isr_view(&survivor, topic).filter(|s| s[&0].0 >= 0 && s[&0].0 != second_leader)
+    })
+    .expect("a third leader");
+    let reread = values(&survivor, topic, 1).remove(&0).unwrap_or_default();
+    assert_eq!(
+        reread, read,
+        "the same records, in the same order, after the second failover"
+    );
+}

@@ -201,13 +201,12 @@ pub fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Handled {
                     }
                     // Directories, files and fsyncs: off the async workers.
                     let created = tokio::task::block_in_place(|| {
-                        ctx.broker
-                            .create_topic(
-                                name,
-                                checked.partitions,
-                                checked.placement.clone(),
-                                checked.configs.clone(),
-                            )
+                        ctx.broker.create_topic(
+                            name,
+                            checked.partitions,
+                            checked.placement.clone(),
+                            checked.configs.clone(),
+                        )
                     });
                     match created {
                         Ok(topic) => Ok((topic.id, checked)),

@@ -7,11 +7,11 @@ use super::{Handled, RequestContext};
 use crate::broker::{LookupError, Topic};
 use crate::log::batch;
 use crate::log::{Durability, Partition, ReadOutcome};
+use crate::replica::FollowerFetch;
 use crate::security::{Operation, ResourceType};
 use crate::tier::Tier;
 use bytes::Bytes;
 use futures::future::{join_all, select_all};
-use crate::replica::FollowerFetch;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
@@ -96,8 +96,9 @@ impl Plan {
                     let limit = w.max_bytes.min(self.max_bytes.saturating_sub(total));
                     let local = match w.follower {
                         Some(FollowerFetch::Diverging(epoch, end_offset)) => {
-                            data.diverging_epoch =
-                                EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset);
+                            data.diverging_epoch = EpochEndOffset::default()
+                                .with_epoch(epoch)
+                                .with_end_offset(end_offset);
                             Ok(ReadOutcome::Records(Bytes::new()))
                         }
                         Some(_) => log.read_for_follower(w.fetch_offset, limit),

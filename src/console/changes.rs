@@ -182,13 +182,12 @@ pub async fn create_apply(State(c): State<Arc<Console>>, Form(f): Form<Params>) 
         ));
     }
     let t = check_new_topic(&broker, &f)?;
-    let created =
-        tokio::task::block_in_place(|| {
-            let rf = crate::broker::Placement::Factor(
-                broker.config.default_replication_factor.max(1) as usize,
-            );
-            broker.create_topic(&t.name, t.partitions, rf, t.configs)
-        });
+    let created = tokio::task::block_in_place(|| {
+        let rf = crate::broker::Placement::Factor(
+            broker.config.default_replication_factor.max(1) as usize
+        );
+        broker.create_topic(&t.name, t.partitions, rf, t.configs)
+    });
     match created {
         Ok(topic) => {
             tracing::info!(topic = %topic.name, "topic created from the web console");

@@ -96,7 +96,10 @@ async fn follow(log: &Arc<Partition>, target: &Target, cluster: &Arc<EtcdMetadat
             bail!("the leader answered without the partition");
         };
         if data.error_code != 0 {
-            bail!("fetch of the partition failed with error {}", data.error_code);
+            bail!(
+                "fetch of the partition failed with error {}",
+                data.error_code
+            );
         }
         let diverging = (data.diverging_epoch.epoch, data.diverging_epoch.end_offset);
         if diverging.1 >= 0 || diverging.0 >= 0 {

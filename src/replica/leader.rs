@@ -190,7 +190,10 @@ impl LedState {
     }
 
     fn ask_isr(&mut self, replication: &Replication, isr: Vec<i32>) {
-        if self.isr_asked.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+        if self
+            .isr_asked
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
             return;
         }
         self.isr_asked = Some(Instant::now());

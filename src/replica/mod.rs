@@ -103,10 +103,19 @@ impl Replication {
         }
     }
 
-    fn follow(&self, topic: &Topic, log: &Arc<Partition>, state: &PartitionState, key: (String, i32)) {
+    fn follow(
+        &self,
+        topic: &Topic,
+        log: &Arc<Partition>,
+        state: &PartitionState,
+        key: (String, i32),
+    ) {
         let mut following = self.following.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = following.get(&key) {
-            if f.leader == state.leader && f.leader_epoch == state.leader_epoch && !f.task.is_finished() {
+            if f.leader == state.leader
+                && f.leader_epoch == state.leader_epoch
+                && !f.task.is_finished()
+            {
                 return;
             }
         }
@@ -146,7 +155,11 @@ impl Replication {
         fetch_offset: i64,
         last_fetched_epoch: i32,
     ) -> FollowerFetch {
-        let Some(led) = self.led.get(&(topic.to_string(), log.index)).map(|l| l.clone()) else {
+        let Some(led) = self
+            .led
+            .get(&(topic.to_string(), log.index))
+            .map(|l| l.clone())
+        else {
             return FollowerFetch::NotLeader;
         };
         led.follower_fetch(self, replica, fetch_offset, last_fetched_epoch)

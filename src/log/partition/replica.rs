@@ -61,7 +61,12 @@ fn write_epochs(dir: &Path, epochs: &[(i32, i64)]) -> io::Result<()> {
 
 impl State {
     /// Notes a batch of `epoch` starting at `base_offset`; a new epoch is checkpointed.
-    pub(super) fn note_epoch(&mut self, dir: &Path, epoch: i32, base_offset: i64) -> io::Result<()> {
+    pub(super) fn note_epoch(
+        &mut self,
+        dir: &Path,
+        epoch: i32,
+        base_offset: i64,
+    ) -> io::Result<()> {
         if epoch < 0 || self.epochs.last().is_some_and(|(e, _)| *e >= epoch) {
             return Ok(());
         }
@@ -106,7 +111,11 @@ impl State {
             return false;
         };
         if let Some(r) = &mut self.replicated {
-            while r.boundaries.front().is_some_and(|(end, _, _)| *end <= offset) {
+            while r
+                .boundaries
+                .front()
+                .is_some_and(|(end, _, _)| *end <= offset)
+            {
                 r.boundaries.pop_front();
             }
         }
@@ -253,7 +262,8 @@ impl Partition {
             }
             let interval = st.config.index_interval_bytes;
             let (head, body) = bytes.split_at(batch::HEADER_LEN);
-            let head: &[u8; batch::HEADER_LEN] = head.try_into().expect("split at the header length");
+            let head: &[u8; batch::HEADER_LEN] =
+                head.try_into().expect("split at the header length");
             if let Err(e) = st.active_mut().append(head, body, &header, interval) {
                 self.fail(&mut st, "segment write", &e);
                 return Err(AppendError::Io(e));
@@ -401,7 +411,8 @@ mod tests {
     fn follower_copies_batches_and_its_high_watermark_follows_the_leaders() {
         let dir = tempfile::tempdir().unwrap();
         let flusher = Flusher::start();
-        let leader = Partition::open("t", 0, dir.path().join("l"), config(), flusher.clone()).unwrap();
+        let leader =
+            Partition::open("t", 0, dir.path().join("l"), config(), flusher.clone()).unwrap();
         let follower = Partition::open("t", 0, dir.path().join("f"), config(), flusher).unwrap();
         leader.set_replicated(true);
         follower.set_replicated(true);

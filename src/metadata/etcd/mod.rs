@@ -489,8 +489,14 @@ impl EtcdMetadata {
             next.isr = isr;
             next.partition_epoch += 1;
             match m.swap_partition(&topic, index, revision, &next).await {
-                Ok(true) => tracing::info!(topic, partition = index, isr = ?next.isr, "ISR changed"),
-                Ok(false) => tracing::info!(topic, partition = index, "ISR change lost a race; the state changed meanwhile"),
+                Ok(true) => {
+                    tracing::info!(topic, partition = index, isr = ?next.isr, "ISR changed")
+                }
+                Ok(false) => tracing::info!(
+                    topic,
+                    partition = index,
+                    "ISR change lost a race; the state changed meanwhile"
+                ),
                 Err(e) => tracing::warn!(topic, partition = index, error = %e, "changing the ISR"),
             }
         });
