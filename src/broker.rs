@@ -41,6 +41,25 @@ pub enum LookupError {
 }
 
 /// A partition this broker leads, and the epoch it leads it in.
+/// Broker ids ordered so that racks alternate: the first broker of each rack, then the second
+/// of each, and so on (brokers without a rack form one rack of their own).
+fn rack_alternating(registrations: &[crate::metadata::BrokerRegistration]) -> Vec<i32> {
+    let mut by_rack: BTreeMap<Option<&str>, Vec<i32>> = BTreeMap::new();
+    for r in registrations {
+        by_rack
+            .entry(r.rack.as_deref())
+            .or_default()
+            .push(r.node_id);
+    }
+    for ids in by_rack.values_mut() {
+        ids.sort_unstable();
+    }
+    let deepest = by_rack.values().map(Vec::len).max().unwrap_or(0);
+    (0..deepest)
+        .flat_map(|i| by_rack.values().filter_map(move |ids| ids.get(i).copied()))
+        .collect()
+}
+
 /// Where a new topic's replicas go.
 #[derive(Debug, Clone)]
 pub enum Placement {
@@ -735,13 +754,17 @@ impl Broker {
 
     /// Replicas for `count` new partitions, `rf` each: leaders spread round-robin over the
     /// registered brokers from a random one, each partition's followers the brokers after its
-    /// leader, as Kafka places replicas without racks.
+    /// leader in a list that alternates racks (`broker.rack`), so consecutive replicas sit on
+    /// different racks where there are several, as Kafka's rack-aware placement.
     fn assign_replicas(&self, count: i32, rf: usize) -> Vec<Vec<i32>> {
-        let mut brokers = self.metadata.brokers();
+        let mut brokers = rack_alternating(&self.metadata.registrations());
+        if brokers.is_empty() {
+            brokers = self.metadata.brokers();
+            brokers.sort_unstable();
+        }
         if brokers.is_empty() {
             brokers.push(self.config.node_id);
         }
-        brokers.sort_unstable();
         let rf = rf.clamp(1, brokers.len());
         let start = Uuid::new_v4().as_u128() as usize;
         (0..count as usize)
@@ -1056,6 +1079,28 @@ impl TopicSource for Broker {
 #[cfg(test)]
 mod tests {
     use super::validate_topic_name;
+
+    #[test]
+    fn racks_alternate_in_placement() {
+        let reg = |node_id, rack: Option<&str>| crate::metadata::BrokerRegistration {
+            node_id,
+            epoch: 0,
+            rack: rack.map(String::from),
+            endpoints: Vec::new(),
+        };
+        let brokers = [
+            reg(1, Some("a")),
+            reg(2, Some("a")),
+            reg(3, Some("b")),
+            reg(4, Some("b")),
+            reg(5, Some("c")),
+        ];
+        assert_eq!(super::rack_alternating(&brokers), vec![1, 3, 5, 2, 4]);
+        assert_eq!(
+            super::rack_alternating(&[reg(2, None), reg(1, None)]),
+            vec![1, 2]
+        );
+    }
 
     #[test]
     fn topic_names() {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::etcd::{etcd_path, Etcd};
-use common::{admin, admin_opts, consume_all, producer, skip_allowed, wait_for, Broker};
+use common::{admin, admin_opts, consume_all, producer, skip_allowed, wait_for, wire, Broker};
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureRecord;
@@ -347,4 +347,117 @@ async fn replicated_partition_keeps_acknowledged_records_across_leader_kill9() {
         reread, read,
         "the same records, in the same order, after the second failover"
     );
+}
+
+/// A leader paused (SIGSTOP) past its session is replaced; resumed, it must not acknowledge
+/// anything as leader any more: it learns the new state, follows, truncates what diverged and
+/// rejoins the ISR, and every record acknowledged on either side is there once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_is_fenced_and_rejoins_as_a_follower() {
+    if !have_etcd("a_paused_leader_is_fenced_and_rejoins_as_a_follower") {
+        return;
+    }
+    let etcd = Etcd::start();
+    let url = etcd.cluster_url("paused");
+    let brokers: Vec<Broker> = (1..=3)
+        .map(|n| {
+            let node = n.to_string();
+            let mut args = vec!["--cluster", &url, "--node-id", &node];
+            args.extend_from_slice(SESSION);
+            args.extend_from_slice(&["--set", "replica.lag.time.max.ms=4000"]);
+            Broker::start(&args)
+        })
+        .collect();
+    let all = BTreeSet::from([1, 2, 3]);
+    wait_for(Duration::from_secs(20), || {
+        view(&brokers[0].bootstrap(), None).filter(|(ids, _)| *ids == all)
+    })
+    .expect("three brokers registered");
+    let topic = "paused";
+    let created = admin(&brokers[0].bootstrap())
+        .create_topics(
+            &[NewTopic::new(topic, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2")],
+            &admin_opts(),
+        )
+        .await
+        .expect("CreateTopics");
+    assert!(created[0].is_ok(), "{created:?}");
+    let state = wait_for(Duration::from_secs(20), || {
+        isr_view(&brokers[1].bootstrap(), topic)
+            .filter(|s| s.get(&0).is_some_and(|(_, isr)| isr.len() == 3))
+    })
+    .expect("three in-sync replicas");
+    let old_leader = state[&0].0;
+    let paused = &brokers[(old_leader - 1) as usize];
+    let other = brokers[(old_leader % 3) as usize].bootstrap();
+    let mut acked = produce_acked(&other, topic, 0, 200).await;
+    assert_eq!(acked.len(), 200);
+
+    // A producer that only knows the leader-to-be-paused keeps sending through the pause.
+    let paused_bootstrap = paused.bootstrap();
+    paused.signal(libc::SIGSTOP);
+    let during =
+        tokio::spawn(async move { produce_acked(&paused_bootstrap, topic, 200, 100).await });
+    let new_state = wait_for(Duration::from_secs(30), || {
+        isr_view(&other, topic).filter(|s| s[&0].0 >= 0 && s[&0].0 != old_leader)
+    })
+    .expect("a new leader while the old one is paused");
+    acked.extend(produce_acked(&other, topic, 300, 100).await);
+    paused.signal(libc::SIGCONT);
+    acked.extend(during.await.unwrap());
+    wait_for(Duration::from_secs(40), || {
+        isr_view(&other, topic).filter(|s| s[&0].1.contains(&old_leader))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "broker {old_leader} did not rejoin the ISR: {:?}",
+            isr_view(&other, topic)
+        )
+    });
+    let read = values(&other, topic, 1).remove(&0).unwrap_or_default();
+    let read_set: BTreeSet<&String> = read.iter().collect();
+    assert_eq!(read_set.len(), read.len(), "no duplicates");
+    let lost: Vec<&String> = acked.iter().filter(|v| !read_set.contains(v)).collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged records lost (new leader {}): {lost:?}",
+        new_state[&0].0
+    );
+
+    // Back in the ISR, the first replica can take the lead again on request (ElectLeaders,
+    // preferred), and then there is nothing more to elect.
+    let preferred = preferred_replica(&other, topic);
+    let elect = |b: &Broker| {
+        use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+        use kafka_protocol::messages::{ElectLeadersRequest, TopicName};
+        let request = ElectLeadersRequest::default()
+            .with_election_type(0)
+            .with_topic_partitions(Some(vec![TopicPartitions::default()
+                .with_topic(TopicName(
+                    kafka_protocol::protocol::StrBytes::from_static_str(topic),
+                ))
+                .with_partitions(vec![0])]))
+            .with_timeout_ms(5000);
+        let mut conn = wire::connect(b.addr(), Duration::from_secs(10));
+        std::io::Write::write_all(&mut conn, &wire::request(2, 1, &request)).unwrap();
+        let frame = wire::read_frame(&mut conn).expect("a response");
+        let r = wire::response::<ElectLeadersRequest>(2, frame).1;
+        r.replica_election_results[0].partition_result[0].error_code
+    };
+    let leader_now = isr_view(&other, topic).unwrap()[&0].0;
+    let expected = if leader_now == preferred { 84 } else { 0 }; // ELECTION_NOT_NEEDED
+    assert_eq!(elect(&brokers[0]), expected);
+    wait_for(Duration::from_secs(20), || {
+        isr_view(&other, topic).filter(|s| s[&0].0 == preferred)
+    })
+    .expect("the preferred replica leads");
+    assert_eq!(elect(&brokers[1]), 84, "ELECTION_NOT_NEEDED once it leads");
+}
+
+fn preferred_replica(bootstrap: &str, topic: &str) -> i32 {
+    let c: BaseConsumer = common::client_config(bootstrap).create().unwrap();
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .unwrap();
+    md.topics()[0].partitions()[0].replicas()[0]
 }

@@ -1,10 +1,13 @@
-//! ElectLeaders (`kafka-leader-election`): this broker is every partition's only replica and
-//! leads it, so it is always the preferred leader and no partition ever needs an election.
+//! ElectLeaders (`kafka-leader-election`). On a single node this broker is every partition's
+//! only replica and leads it, so no partition ever needs an election. In cluster mode the
+//! preferred replica (the first) takes the lead if it is alive and in sync, and an unclean
+//! election gives a leaderless partition any live replica, each by compare-and-swap in etcd.
 //! Answered as Kafka's controller answers (ReplicationControlManager.electLeaders), after its
 //! check: ALTER on the cluster, refused with CLUSTER_AUTHORIZATION_FAILED at the top and on
 //! every partition asked for (ElectLeadersRequest.getErrorResponse).
 
 use super::{str_bytes, Handled, RequestContext};
+use crate::metadata::NoElection;
 use crate::security::Operation;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{
@@ -44,6 +47,42 @@ fn error_response(request: ElectLeadersRequest, error: ResponseError, message: S
             .with_error_code(error.code())
             .with_replica_election_results(results),
     ))
+}
+
+fn elect_in_cluster(
+    ctx: &RequestContext,
+    topic: &str,
+    partition: i32,
+    unclean: bool,
+) -> PartitionResult {
+    let Some(cluster) = &ctx.broker.cluster else {
+        return result(partition, ResponseError::UnknownServerError, String::new());
+    };
+    let outcome = tokio::task::block_in_place(|| cluster.elect_leader(topic, partition, unclean));
+    match outcome {
+        Ok(Ok(_)) => PartitionResult::default().with_partition_id(partition),
+        Ok(Err(NoElection::NotNeeded)) => result(
+            partition,
+            ResponseError::ElectionNotNeeded,
+            "Leader election not needed for topic partition.".to_string(),
+        ),
+        Ok(Err(NoElection::NotAvailable)) if unclean => result(
+            partition,
+            ResponseError::EligibleLeadersNotAvailable,
+            format!("Failed to elect leader for partition {topic}-{partition} under strategy UncleanLeaderElection"),
+        ),
+        Ok(Err(NoElection::NotAvailable)) => result(
+            partition,
+            ResponseError::PreferredLeaderNotAvailable,
+            format!("Failed to elect leader for partition {topic}-{partition} under strategy PreferredReplicaPartitionLeaderElectionStrategy"),
+        ),
+        Ok(Err(NoElection::UnknownPartition)) => result(
+            partition,
+            ResponseError::UnknownTopicOrPartition,
+            format!("No such partition as {topic}-{partition}"),
+        ),
+        Err(e) => result(partition, ResponseError::UnknownServerError, e.to_string()),
+    }
 }
 
 pub fn handle(ctx: &RequestContext, request: ElectLeadersRequest) -> Handled {
@@ -91,6 +130,9 @@ pub fn handle(ctx: &RequestContext, request: ElectLeadersRequest) -> Handled {
                             ResponseError::UnknownTopicOrPartition,
                             format!("No such partition as {}-{p}", t.topic.0.as_str()),
                         ),
+                        Some(_) if broker.cluster.is_some() => {
+                            elect_in_cluster(ctx, t.topic.0.as_str(), p, election_type == UNCLEAN)
+                        }
                         // Preferred: the leader is the first replica. Unclean: there is a leader.
                         Some(_) => result(
                             p,

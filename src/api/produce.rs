@@ -49,6 +49,9 @@ struct DurableWait {
     partition: usize,
     log: Arc<Partition>,
     end_offset: i64,
+    /// The leader epoch the batch was appended at: if this broker lost the lead meanwhile, a
+    /// high watermark past `end_offset` may cover the new leader's records, not these.
+    leader_epoch: i32,
 }
 
 fn error_response(
@@ -349,6 +352,7 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
                         waits.push(DurableWait {
                             topic: t_idx,
                             partition: p_idx,
+                            leader_epoch: log.leader_epoch(),
                             log,
                             end_offset: out.last_offset + 1,
                         });
@@ -492,6 +496,7 @@ async fn add_and_append(
                             partition: q.partition,
                             log: q.log.clone(),
                             end_offset: out.last_offset + 1,
+                            leader_epoch: q.log.leader_epoch(),
                         });
                     }
                     appended(index, &out)
@@ -517,6 +522,10 @@ async fn wait_durable(
 ) -> ResponseKind {
     let outcomes = join_all(waits.iter().map(|w| async move {
         match tokio::time::timeout(timeout, w.log.wait_replicated(w.end_offset)).await {
+            Ok(true) if w.log.leader_epoch() != w.leader_epoch => Some((
+                ResponseError::NotLeaderOrFollower,
+                "this broker stopped leading the partition before the write was replicated",
+            )),
             Ok(true) => None,
             Ok(false) => Some((
                 ResponseError::KafkaStorageError,

@@ -6,7 +6,7 @@
 mod etcd;
 mod local;
 
-pub use etcd::{ClusterConfig, EtcdMetadata};
+pub use etcd::{ClusterConfig, EtcdMetadata, NoElection};
 pub use local::LocalMetadata;
 
 use anyhow::Result;

@@ -67,6 +67,7 @@ impl Replication {
             if state.leader == me {
                 self.stop_following(&key);
                 log.set_replicated(true);
+                log.set_follower(false);
                 let led = self
                     .led
                     .entry(key)
@@ -76,10 +77,13 @@ impl Replication {
             } else if state.leader >= 0 && state.replicas.contains(&me) {
                 self.led.remove(&key);
                 log.set_replicated(true);
+                log.set_follower(true);
                 self.follow(topic, log, state, key);
             } else {
                 self.led.remove(&key);
                 self.stop_following(&key);
+                // Not a replica here (or no leader): nothing to tier from this copy.
+                log.set_follower(true);
             }
         }
     }

@@ -31,6 +31,8 @@ impl Tier {
                 // A partition whose topic stopped tiering while the tier holds some of it:
                 // that data is purged (`purge_partition`).
                 .filter(|(_, p)| p.config().remote_storage || p.remote().is_some())
+                // Cluster mode: only the leader copies to the shared store.
+                .filter(|(_, p)| !p.is_follower())
                 .collect();
             let lag = work.iter().fold((0u64, 0usize), |(b, n), (_, p)| {
                 let (pb, pn) = p.upload_lag();

@@ -257,6 +257,17 @@ impl Broker {
         }
     }
 
+    /// Sends `signal` (e.g. libc::SIGSTOP / SIGCONT) to the running broker.
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("broker not running");
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(child.id() as i32, signal) };
+        assert_eq!(rc, 0, "kill({}, {signal})", child.id());
+        if let Ok(mut f) = OpenOptions::new().append(true).open(&self.log_path) {
+            writeln!(f, "===== test harness: sent signal {signal} =====").ok();
+        }
+    }
+
     /// Waits until the broker exits on its own (a crash point), then reaps it.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let mut child = self.child.take().expect("broker not running");

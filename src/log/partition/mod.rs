@@ -46,7 +46,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
@@ -217,6 +217,9 @@ pub struct Partition {
     /// Written into every appended batch (its partition leader epoch field); set by whoever
     /// knows leadership.
     leader_epoch: AtomicI32,
+    /// Cluster mode: this broker follows the partition (it copies the leader's log and leaves
+    /// tiering to the leader).
+    follower: AtomicBool,
 }
 
 impl Partition {
@@ -278,6 +281,7 @@ impl Partition {
             topic: topic.to_string(),
             index,
             leader_epoch: AtomicI32::new(0),
+            follower: AtomicBool::new(false),
             dir,
             state: Mutex::new(state),
             durability,
@@ -298,6 +302,20 @@ impl Partition {
     /// The leader epoch stamped on batches appended from now on.
     pub fn set_leader_epoch(&self, epoch: i32) {
         self.leader_epoch.store(epoch, Ordering::Relaxed);
+    }
+
+    /// The leader epoch stamped on appends now.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Relaxed)
+    }
+
+    /// Cluster mode: whether this broker follows the partition rather than leading it.
+    pub fn set_follower(&self, follower: bool) {
+        self.follower.store(follower, Ordering::Relaxed);
+    }
+
+    pub fn is_follower(&self) -> bool {
+        self.follower.load(Ordering::Relaxed)
     }
 
     pub fn dir(&self) -> &Path {

@@ -55,7 +55,98 @@ pub(super) fn next_state(state: &PartitionState, alive: &BTreeSet<i32>) -> Optio
     Some(next)
 }
 
+/// Why an asked-for election (ElectLeaders) changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoElection {
+    /// Preferred: the first replica leads already; unclean: there is a leader.
+    NotNeeded,
+    /// Preferred: the first replica is not alive and in the ISR; unclean: no replica is alive.
+    NotAvailable,
+    UnknownPartition,
+}
+
+/// ElectLeaders' decision: the preferred replica (the first) if it is alive and in sync, or
+/// for an unclean election of a leaderless partition any live replica, the ISR then being it
+/// alone (what it holds becomes the log).
+pub(super) fn elect(
+    state: &PartitionState,
+    alive: &BTreeSet<i32>,
+    unclean: bool,
+) -> Result<PartitionState, NoElection> {
+    let mut next = state.clone();
+    if unclean {
+        if state.leader >= 0 {
+            return Err(NoElection::NotNeeded);
+        }
+        let leader = state
+            .isr
+            .iter()
+            .chain(&state.replicas)
+            .copied()
+            .find(|n| alive.contains(n))
+            .ok_or(NoElection::NotAvailable)?;
+        next.leader = leader;
+        if !state.isr.contains(&leader) {
+            next.isr = vec![leader];
+        }
+    } else {
+        let preferred = *state.replicas.first().ok_or(NoElection::NotAvailable)?;
+        if state.leader == preferred {
+            return Err(NoElection::NotNeeded);
+        }
+        if !alive.contains(&preferred) || !state.isr.contains(&preferred) {
+            return Err(NoElection::NotAvailable);
+        }
+        next.leader = preferred;
+    }
+    next.leader_epoch += 1;
+    next.partition_epoch += 1;
+    Ok(next)
+}
+
 impl EtcdMetadata {
+    /// ElectLeaders for one partition, by compare-and-swap on its state.
+    pub fn elect_leader(
+        &self,
+        topic: &str,
+        index: i32,
+        unclean: bool,
+    ) -> anyhow::Result<Result<i32, NoElection>> {
+        let current = self
+            .view()
+            .partitions
+            .get(&(topic.to_string(), index))
+            .cloned();
+        let Some((state, revision)) = current else {
+            return Ok(Err(NoElection::UnknownPartition));
+        };
+        let alive: BTreeSet<i32> = self.view().brokers.keys().copied().collect();
+        let next = match elect(&state, &alive, unclean) {
+            Ok(next) => next,
+            Err(e) => return Ok(Err(e)),
+        };
+        let key = self.key(&format!("partitions/{topic}/{index}"));
+        let swapped = self.block_txn(
+            vec![Compare::ModRevision(key.clone(), revision)],
+            vec![Op::Put {
+                key,
+                value: json(&next),
+                lease: 0,
+            }],
+        )?;
+        if !swapped {
+            anyhow::bail!("the partition's state changed meanwhile; try again");
+        }
+        tracing::info!(
+            topic,
+            partition = index,
+            leader = next.leader,
+            unclean,
+            "elected a leader on request"
+        );
+        Ok(Ok(next.leader))
+    }
+
     /// Takes the controller seat if it is free.
     async fn campaign(&self) -> anyhow::Result<()> {
         let lease = *self.lease.lock().unwrap_or_else(|p| p.into_inner());
@@ -111,6 +202,27 @@ mod tests {
             replicas: vec![1, 2, 3],
             isr: isr.to_vec(),
         }
+    }
+
+    #[test]
+    fn elections_on_request() {
+        let alive = BTreeSet::from([1, 2, 3]);
+        let moved = elect(&state(2, &[1, 2]), &alive, false).unwrap();
+        assert_eq!((moved.leader, moved.leader_epoch), (1, 4));
+        assert_eq!(
+            elect(&state(1, &[1, 2]), &alive, false),
+            Err(NoElection::NotNeeded)
+        );
+        assert_eq!(
+            elect(&state(2, &[2, 3]), &alive, false),
+            Err(NoElection::NotAvailable)
+        );
+        let unclean = elect(&state(-1, &[1]), &BTreeSet::from([3]), true).unwrap();
+        assert_eq!((unclean.leader, unclean.isr), (3, vec![3]));
+        assert_eq!(
+            elect(&state(2, &[2]), &alive, true),
+            Err(NoElection::NotNeeded)
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 mod client;
 mod controller;
+pub use controller::NoElection;
 
 use client::{Compare, Etcd, Event, Op};
 
