@@ -375,6 +375,7 @@ impl Broker {
             partitions: old.partitions.clone(),
             states: old.states.clone(),
             configs,
+            traffic: old.traffic.clone(),
         });
         self.topics.insert(topic.name.clone(), topic);
         tracing::info!(topic = name, "updated topic configs");
@@ -471,12 +472,20 @@ impl Broker {
             partitions,
             states: Vec::new(),
             configs: meta.configs.clone(),
+            traffic: Default::default(),
         })
     }
 
     /// Makes a topic the metadata already holds visible to requests.
     fn register(&self, mut topic: Topic) -> Arc<Topic> {
         let node = self.config.node_id;
+        if let Some(old) = self
+            .topics
+            .get(&topic.name)
+            .filter(|old| old.id == topic.id)
+        {
+            topic.traffic = old.traffic.clone();
+        }
         topic.states = (0..topic.partitions.len() as i32)
             .map(|i| {
                 self.metadata
@@ -680,6 +689,7 @@ impl Broker {
             partitions: logs,
             states: Vec::new(),
             configs: meta.configs,
+            traffic: Default::default(),
         })))
     }
 
@@ -827,6 +837,7 @@ impl Broker {
             partitions,
             states: Vec::new(),
             configs: meta.configs.clone(),
+            traffic: Default::default(),
         });
         Ok(())
     }
@@ -900,6 +911,12 @@ impl Broker {
             broker,
             cleaner,
         });
+    }
+
+    /// The running cleaner's figures (they start over when its settings change).
+    pub fn cleaner_totals(&self) -> Option<Arc<crate::log::cleaner::CleanerTotals>> {
+        let slot = self.cleaner.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref()?.cleaner.as_ref().map(|c| c.totals.clone())
     }
 
     /// Stops the log cleaner (shutdown).

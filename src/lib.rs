@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod record_batch;
 pub mod security;
 pub mod server;
+pub mod stats;
 pub mod tier;
 pub mod topic;

@@ -62,6 +62,28 @@ struct Read {
     had_error: bool,
     /// Partitions whose offset lies in the tier and was not read yet.
     needs_remote: Vec<usize>,
+    /// (index into `Plan::wanted`, bytes, records) of each partition that returned records.
+    returned: Vec<(usize, usize, u64)>,
+}
+
+impl Read {
+    /// The response to send: its records are counted into their topics' traffic.
+    fn respond(self, plan: &Plan) -> ResponseKind {
+        for (i, bytes, records) in self.returned {
+            if let Some(t) = &plan.wanted[i].topic_ref {
+                t.traffic.fetched(bytes, records);
+            }
+        }
+        ResponseKind::Fetch(self.response)
+    }
+}
+
+/// Records in the batches of `bytes`, control batches (transaction markers) left out.
+fn records_in(bytes: &[u8]) -> u64 {
+    batch::headers(bytes)
+        .filter(|(_, h)| !h.is_control())
+        .map(|(_, h)| h.records_count.max(0) as u64)
+        .sum()
 }
 
 impl Plan {
@@ -83,6 +105,7 @@ impl Plan {
         let mut total = 0usize;
         let mut had_error = false;
         let mut needs_remote = Vec::new();
+        let mut returned = Vec::new();
         // Like Kafka: the first partition with data may exceed the limits by one batch.
         let mut min_one = true;
         for (i, w) in self.wanted.iter().enumerate() {
@@ -132,6 +155,9 @@ impl Plan {
                                     }
                                 }
                             }
+                            if !bytes.is_empty() && data.error_code == 0 {
+                                returned.push((i, bytes.len(), records_in(&bytes)));
+                            }
                             data.records = Some(bytes);
                         }
                         Ok(ReadOutcome::OutOfRange) | Ok(ReadOutcome::Remote) => {
@@ -176,6 +202,7 @@ impl Plan {
             bytes: total,
             had_error,
             needs_remote,
+            returned,
         }
     }
 }
@@ -359,13 +386,13 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
                 }
             });
             let remote: RemoteReads = join_all(reads).await.into_iter().collect();
-            ResponseKind::Fetch(plan.read(&remote).response)
+            plan.read(&remote).respond(&plan)
         }));
     }
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
     if first.bytes >= plan.min_bytes || first.had_error || max_wait.is_zero() || watchers.is_empty()
     {
-        return Handled::ready(ResponseKind::Fetch(first.response));
+        return Handled::ready(first.respond(&plan));
     }
     let deadline = Instant::now() + max_wait;
     Handled::Deferred(Box::pin(async move {
@@ -381,7 +408,7 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
                 || again.had_error
                 || !again.needs_remote.is_empty()
             {
-                return ResponseKind::Fetch(again.response);
+                return again.respond(&plan);
             }
         }
     }))

@@ -14,6 +14,7 @@ use crate::coordinator::txn::{TopicPartition, TransactionVersion};
 use crate::log::batch::BatchHeader;
 use crate::log::{AppendError, AppendOutcome, Partition};
 use crate::security::{Operation, ResourceType};
+use crate::topic::Traffic;
 use bytes::Bytes;
 use futures::future::{join_all, FutureExt};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -35,6 +36,7 @@ struct QueuedAppend {
     topic: usize,
     partition: usize,
     log: Arc<Partition>,
+    traffic: Arc<Traffic>,
     records: Bytes,
     /// The same producer's earlier queued batch to this partition: it goes first.
     after: Option<AppendDone>,
@@ -130,7 +132,16 @@ fn route(
     }
 }
 
-fn appended(index: i32, out: &AppendOutcome) -> PartitionProduceResponse {
+fn appended(
+    index: i32,
+    out: &AppendOutcome,
+    traffic: &Traffic,
+    bytes: usize,
+) -> PartitionProduceResponse {
+    // A retried batch the log already holds is not new traffic.
+    if !out.duplicate {
+        traffic.produced(bytes, (out.last_offset - out.base_offset + 1).max(0) as u64);
+    }
     PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(NONE)
@@ -235,12 +246,13 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
                 ));
                 continue;
             }
-            let led = topic
-                .as_ref()
-                .map_err(|e| *e)
-                .and_then(|t| ctx.broker.led_partition(t, data.index, NO_LEADER_EPOCH));
-            let log = match led {
-                Ok(led) => led.log,
+            let led = topic.as_ref().map_err(|e| *e).and_then(|t| {
+                ctx.broker
+                    .led_partition(t, data.index, NO_LEADER_EPOCH)
+                    .map(|led| (led.log, t.traffic.clone()))
+            });
+            let (log, traffic) = match led {
+                Ok(led) => led,
                 Err(e) => {
                     partitions.push(error_response(data.index, lookup_error(e), None));
                     continue;
@@ -298,6 +310,7 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
                                 topic: t_idx,
                                 partition: p_idx,
                                 log,
+                                traffic,
                                 records: records.clone(),
                                 after,
                                 key,
@@ -329,7 +342,7 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
             };
             match result {
                 Ok(out) => {
-                    partitions.push(appended(data.index, &out));
+                    partitions.push(appended(data.index, &out, &traffic, records.len()));
                     if acks == -1 {
                         waits.push(DurableWait {
                             topic: t_idx,
@@ -479,7 +492,7 @@ async fn add_and_append(
                             end_offset: out.last_offset + 1,
                         });
                     }
-                    appended(index, &out)
+                    appended(index, &out, &q.traffic, q.records.len())
                 }
                 Err(e) => rejected(client, &q.log, index, &e),
             }

@@ -20,6 +20,7 @@ pub mod txn_index;
 
 pub use partition::{
     AppendError, AppendOutcome, Durability, LogStartError, Partition, ReadOutcome,
+    APPENDS_PER_FSYNC, FSYNC_SECONDS,
 };
 pub use segment::SealedSegment;
 

@@ -534,6 +534,7 @@ mod tests {
             partitions: vec![p.clone()],
             states: vec![PartitionState::sole_replica(0)],
             configs: BTreeMap::new(),
+            traffic: Default::default(),
         };
         let tier = Tier::open(&TierConfig::default(), dir.path()).unwrap();
         let root = dir.path().join("tier");
