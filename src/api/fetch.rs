@@ -62,16 +62,20 @@ struct Read {
     had_error: bool,
     /// Partitions whose offset lies in the tier and was not read yet.
     needs_remote: Vec<usize>,
-    /// (index into `Plan::wanted`, bytes, records) of each partition that returned records.
-    returned: Vec<(usize, usize, u64)>,
 }
 
 impl Read {
-    /// The response to send: its records are counted into their topics' traffic.
+    /// The response to send: its records are counted into their topics' traffic. The
+    /// response's partitions are `plan.wanted` in order (grouped by topic, as `read` builds
+    /// them), so the two are walked together.
     fn respond(self, plan: &Plan) -> ResponseKind {
-        for (i, bytes, records) in self.returned {
-            if let Some(t) = &plan.wanted[i].topic_ref {
-                t.traffic.fetched(bytes, records);
+        let partitions = self.response.responses.iter().flat_map(|t| &t.partitions);
+        for (w, data) in plan.wanted.iter().zip(partitions) {
+            match (&w.topic_ref, &data.records) {
+                (Some(t), Some(bytes)) if data.error_code == 0 && !bytes.is_empty() => {
+                    t.traffic.fetched(bytes.len(), records_in(bytes))
+                }
+                _ => {}
             }
         }
         ResponseKind::Fetch(self.response)
@@ -105,7 +109,6 @@ impl Plan {
         let mut total = 0usize;
         let mut had_error = false;
         let mut needs_remote = Vec::new();
-        let mut returned = Vec::new();
         // Like Kafka: the first partition with data may exceed the limits by one batch.
         let mut min_one = true;
         for (i, w) in self.wanted.iter().enumerate() {
@@ -155,9 +158,6 @@ impl Plan {
                                     }
                                 }
                             }
-                            if !bytes.is_empty() && data.error_code == 0 {
-                                returned.push((i, bytes.len(), records_in(&bytes)));
-                            }
                             data.records = Some(bytes);
                         }
                         Ok(ReadOutcome::OutOfRange) | Ok(ReadOutcome::Remote) => {
@@ -202,7 +202,6 @@ impl Plan {
             bytes: total,
             had_error,
             needs_remote,
-            returned,
         }
     }
 }

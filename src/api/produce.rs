@@ -249,7 +249,7 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
             let led = topic.as_ref().map_err(|e| *e).and_then(|t| {
                 ctx.broker
                     .led_partition(t, data.index, NO_LEADER_EPOCH)
-                    .map(|led| (led.log, t.traffic.clone()))
+                    .map(|led| (led.log, &t.traffic))
             });
             let (log, traffic) = match led {
                 Ok(led) => led,
@@ -310,7 +310,7 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
                                 topic: t_idx,
                                 partition: p_idx,
                                 log,
-                                traffic,
+                                traffic: traffic.clone(),
                                 records: records.clone(),
                                 after,
                                 key,
@@ -342,7 +342,7 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
             };
             match result {
                 Ok(out) => {
-                    partitions.push(appended(data.index, &out, &traffic, records.len()));
+                    partitions.push(appended(data.index, &out, traffic, records.len()));
                     if acks == -1 {
                         waits.push(DurableWait {
                             topic: t_idx,
