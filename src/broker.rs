@@ -128,6 +128,8 @@ pub struct Broker {
     dynamic: RwLock<(BTreeMap<String, String>, BTreeMap<String, String>)>,
     /// The running log cleaner and the settings it runs with (restarted when they change).
     cleaner: Mutex<Option<CleanerSlot>>,
+    /// What the log cleaner did since start, over its restarts (for /metrics).
+    pub cleaner_totals: Arc<crate::log::cleaner::CleanerTotals>,
 }
 
 /// The running cleaner, the settings it runs with, and the broker it cleans for.
@@ -242,6 +244,7 @@ impl Broker {
             static_settings,
             dynamic,
             cleaner: Mutex::new(None),
+            cleaner_totals: Default::default(),
         };
         for meta in broker.metadata.topics() {
             let topic = broker
@@ -904,6 +907,7 @@ impl Broker {
                             .collect()
                     })
                 }),
+                self.cleaner_totals.clone(),
             )
         });
         *slot = Some(CleanerSlot {
@@ -911,12 +915,6 @@ impl Broker {
             broker,
             cleaner,
         });
-    }
-
-    /// The running cleaner's figures (they start over when its settings change).
-    pub fn cleaner_totals(&self) -> Option<Arc<crate::log::cleaner::CleanerTotals>> {
-        let slot = self.cleaner.lock().unwrap_or_else(|p| p.into_inner());
-        slot.as_ref()?.cleaner.as_ref().map(|c| c.totals.clone())
     }
 
     /// Stops the log cleaner (shutdown).

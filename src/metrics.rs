@@ -396,7 +396,7 @@ fn encode_topics(
         ),
         (
             "sluice_topic_bytes_out",
-            "Record batch bytes fetched from the topic (consumers and followers alike).",
+            "Record batch bytes fetched from the topic.",
             bytes_out,
         ),
         (
@@ -569,13 +569,10 @@ fn encode_cleaner_and_transactions(
     encoder: &mut DescriptorEncoder,
     broker: &Arc<Broker>,
 ) -> Result<(), std::fmt::Error> {
-    if let Some(c) = broker.cleaner_totals() {
+    {
+        let c = &broker.cleaner_totals;
         let counters = [
-            (
-                "sluice_cleaner_passes",
-                "Log cleaner passes (since the cleaner last started).",
-                &c.passes,
-            ),
+            ("sluice_cleaner_passes", "Log cleaner passes.", &c.passes),
             (
                 "sluice_cleaner_bytes_read",
                 "Bytes the cleaner read.",
