@@ -433,3 +433,54 @@ async fn the_dashboard_uses_only_exposed_metrics() {
     );
     broker.assert_alive();
 }
+
+/// A committed and an aborted transaction of a real transactional producer: the transaction
+/// counters, and none left ongoing once their markers are written.
+#[tokio::test(flavor = "multi_thread")]
+async fn transaction_counters() {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use rdkafka::util::Timeout;
+
+    let port = common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut broker = Broker::start(&["--admin-listen", &listen]);
+    let bs = broker.bootstrap();
+    common::create_topic(&bs, "txn-counted", 1, &[]).await;
+    let mut c = common::client_config(&bs);
+    c.set("transactional.id", "counted-txn");
+    let p: ThreadedProducer<DefaultProducerContext> = c.create().expect("a producer");
+    let t = || Timeout::After(Duration::from_secs(30));
+    p.init_transactions(t()).expect("init_transactions");
+    for commit in [true, false] {
+        p.begin_transaction().expect("begin");
+        p.send(BaseRecord::<(), str>::to("txn-counted").payload("v"))
+            .map_err(|(e, _)| e)
+            .expect("enqueue");
+        p.flush(t()).expect("flush");
+        if commit {
+            p.commit_transaction(t()).expect("commit");
+        } else {
+            p.abort_transaction(t()).expect("abort");
+        }
+    }
+    // Markers are written after EndTxn answers: wait for both transactions to complete.
+    let m = common::wait_for(Duration::from_secs(15), || {
+        let (_, m) = get(port, "/metrics");
+        let done = value(&m, "sluice_transactions_committed_total") == Some(1.0)
+            && value(&m, "sluice_transactions_aborted_total") == Some(1.0);
+        done.then_some(m)
+    })
+    .unwrap_or_else(|| get(port, "/metrics").1);
+    assert_eq!(
+        value(&m, "sluice_transactions_committed_total"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        value(&m, "sluice_transactions_aborted_total"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(value(&m, "sluice_transactions_ongoing"), Some(0.0), "{m}");
+    broker.assert_alive();
+}
