@@ -1,4 +1,5 @@
-//! Log levels, changeable at runtime (Kafka's BROKER_LOGGER resource, KIP-412).
+//! The log subscriber (--log-format text or json) and its levels, changeable at runtime
+//! (Kafka's BROKER_LOGGER resource, KIP-412).
 //!
 //! Kafka names log4j loggers; sluice's loggers are its tracing targets. The names a client
 //! sees and sets: `root` (the default level, for every target including libraries), `kafka`
@@ -131,7 +132,7 @@ pub fn init(directive: &str, format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    // Both arms are the same layer type to the registry through Option: one is None.
+    // The two formats are layers of different types: both are installed as Options, one None.
     let (text, json) = match format {
         LogFormat::Text => (
             Some(

@@ -1,7 +1,9 @@
 //! Prometheus metrics, served on the admin listener (`admin_http`). The hot path only does
-//! relaxed atomic increments on counters that exist from the start (a fixed table per API
-//! key and version, latency buckets per API); everything else (partitions, the process) is
-//! read when /metrics is scraped. prometheus-client encodes the text format.
+//! relaxed atomic increments on counters that exist from the start (fixed tables per API key
+//! and version or error code, latency buckets per API), on the topic it already holds
+//! (`Topic::traffic`) and on the log engine's and tier's histograms (`stats`); everything else
+//! (partitions, groups, the tier, the cleaner, transactions, the process) is read when
+//! /metrics is scraped. prometheus-client encodes the text format.
 
 use crate::api;
 use crate::api::errors::ResponseError;
