@@ -161,6 +161,8 @@ pub struct Broker {
     dynamic: RwLock<(BTreeMap<String, String>, BTreeMap<String, String>)>,
     /// The running log cleaner and the settings it runs with (restarted when they change).
     cleaner: Mutex<Option<CleanerSlot>>,
+    /// What the log cleaner did since start, over its restarts (for /metrics).
+    pub cleaner_totals: Arc<crate::log::cleaner::CleanerTotals>,
 }
 
 /// The running cleaner, the settings it runs with, and the broker it cleans for.
@@ -286,6 +288,7 @@ impl Broker {
             static_settings,
             dynamic,
             cleaner: Mutex::new(None),
+            cleaner_totals: Default::default(),
         };
         for meta in broker.metadata.topics() {
             let topic = broker
@@ -430,6 +433,7 @@ impl Broker {
             states: old.states.clone(),
             min_insync_replicas: self.min_insync_replicas(&configs),
             configs,
+            traffic: old.traffic.clone(),
         });
         self.topics.insert(topic.name.clone(), topic);
         tracing::info!(topic = name, "updated topic configs");
@@ -527,12 +531,20 @@ impl Broker {
             states: Vec::new(),
             configs: meta.configs.clone(),
             min_insync_replicas: 1,
+            traffic: Default::default(),
         })
     }
 
     /// Makes a topic the metadata already holds visible to requests.
     fn register(&self, mut topic: Topic) -> Arc<Topic> {
         let node = self.config.node_id;
+        if let Some(old) = self
+            .topics
+            .get(&topic.name)
+            .filter(|old| old.id == topic.id)
+        {
+            topic.traffic = old.traffic.clone();
+        }
         topic.states = (0..topic.partitions.len() as i32)
             .map(|i| {
                 self.metadata
@@ -749,6 +761,7 @@ impl Broker {
             states: Vec::new(),
             configs: meta.configs,
             min_insync_replicas: 1,
+            traffic: Default::default(),
         })))
     }
 
@@ -912,6 +925,7 @@ impl Broker {
             states: Vec::new(),
             configs: meta.configs.clone(),
             min_insync_replicas: 1,
+            traffic: Default::default(),
         });
         Ok(())
     }
@@ -978,6 +992,7 @@ impl Broker {
                             .collect()
                     })
                 }),
+                self.cleaner_totals.clone(),
             )
         });
         *slot = Some(CleanerSlot {

@@ -17,5 +17,6 @@ pub mod record_batch;
 pub mod replica;
 pub mod security;
 pub mod server;
+pub mod stats;
 pub mod tier;
 pub mod topic;

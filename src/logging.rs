@@ -1,4 +1,5 @@
-//! Log levels, changeable at runtime (Kafka's BROKER_LOGGER resource, KIP-412).
+//! The log subscriber (--log-format text or json) and its levels, changeable at runtime
+//! (Kafka's BROKER_LOGGER resource, KIP-412).
 //!
 //! Kafka names log4j loggers; sluice's loggers are its tracing targets. The names a client
 //! sees and sets: `root` (the default level, for every target including libraries), `kafka`
@@ -104,20 +105,49 @@ fn tracing_level(level: &str) -> Option<&'static str> {
     })
 }
 
+/// How log lines are written (--log-format).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people: time, level, message and fields on one line.
+    Text,
+    /// For collectors: one JSON object a line (timestamp, level, fields.message, the fields,
+    /// target).
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(s: &str) -> Option<LogFormat> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
 /// Sets up the global subscriber with a reloadable filter (the binary calls this once).
-pub fn init(directive: &str) {
+pub fn init(directive: &str, format: LogFormat) {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_new(directive)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    // The two formats are layers of different types: both are installed as Options, one None.
+    let (text, json) = match format {
+        LogFormat::Text => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_ansi(colour),
+            ),
+            None,
+        ),
+        LogFormat::Json => (None, Some(tracing_subscriber::fmt::layer().json())),
+    };
     tracing_subscriber::registry()
         .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_target(false)
-                .with_ansi(colour),
-        )
+        .with(text)
+        .with(json)
         .init();
     *LEVELS.lock().unwrap_or_else(|p| p.into_inner()) = Some(Levels::parse(directive));
     let _ = RELOAD.set(Box::new(move |d| {

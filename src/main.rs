@@ -71,7 +71,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    sluice::logging::init(&config.log_level);
+    sluice::logging::init(&config.log_level, config.log_format);
     sluice::alloc_guard::retain_freed_buffers();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,10 +1,15 @@
 //! Prometheus metrics, served on the admin listener (`admin_http`). The hot path only does
-//! relaxed atomic increments on counters that exist from the start (a fixed table per API
-//! key and version, latency buckets per API); everything else (partitions, the process) is
-//! read when /metrics is scraped. prometheus-client encodes the text format.
+//! relaxed atomic increments on counters that exist from the start (fixed tables per API key
+//! and version or error code, latency buckets per API), on the topic it already holds
+//! (`Topic::traffic`) and on the log engine's and tier's histograms (`stats`); everything else
+//! (partitions, groups, the tier, the cleaner, transactions, the process) is read when
+//! /metrics is scraped. prometheus-client encodes the text format.
 
 use crate::api;
+use crate::api::errors::ResponseError;
 use crate::broker::Broker;
+use crate::stats::HistogramSnapshot;
+use kafka_protocol::messages::ResponseKind;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -17,6 +22,9 @@ use std::time::Duration;
 /// API keys and versions the table has room for (Kafka's keys are below 100, versions below 20).
 const KEYS: usize = 100;
 const VERSIONS: usize = 20;
+/// Error codes the table has room for: -1 (UNKNOWN_SERVER_ERROR) up to 158 (Kafka 4.1 ends
+/// near 130), at index code + 1.
+const ERROR_CODES: usize = 160;
 /// Upper bounds of the request latency buckets, in seconds (the last bucket is +Inf).
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
@@ -31,6 +39,8 @@ struct ApiLatency {
 pub struct Metrics {
     requests: [[AtomicU64; VERSIONS]; KEYS],
     latency: [ApiLatency; KEYS],
+    /// Error codes in responses, by API key and code + 1.
+    errors: [[AtomicU64; ERROR_CODES]; KEYS],
     /// Connections closed because of a bad request (unknown API, unsupported version,
     /// undecodable or oversized frame).
     requests_refused: AtomicU64,
@@ -51,6 +61,7 @@ pub static METRICS: Metrics = Metrics {
             sum_micros: AtomicU64::new(0),
         }
     }; KEYS],
+    errors: [const { [const { AtomicU64::new(0) }; ERROR_CODES] }; KEYS],
     requests_refused: AtomicU64::new(0),
     connections_open: AtomicI64::new(0),
     connections_opened: AtomicU64::new(0),
@@ -78,6 +89,24 @@ impl Metrics {
         let l = &self.latency[key];
         l.buckets[bucket].fetch_add(1, Relaxed);
         l.sum_micros.fetch_add(took.as_micros() as u64, Relaxed);
+    }
+
+    /// Counts the error codes of a response about to be sent.
+    pub fn response(&self, api_key: i16, response: &ResponseKind) {
+        let Some(row) = usize::try_from(api_key)
+            .ok()
+            .and_then(|k| self.errors.get(k))
+        else {
+            return;
+        };
+        api::errors::response_errors(response, |code| {
+            if let Some(n) = usize::try_from(i32::from(code) + 1)
+                .ok()
+                .and_then(|i| row.get(i))
+            {
+                n.fetch_add(1, Relaxed);
+            }
+        });
     }
 
     pub fn request_refused(&self) {
@@ -153,6 +182,36 @@ fn api_name(key: usize) -> Option<String> {
     api::lookup(key as i16).map(|e| format!("{:?}", e.key))
 }
 
+/// Kafka's name of an error code (UNKNOWN_TOPIC_OR_PARTITION), from the protocol crate's
+/// variant name; a code it does not know is `CODE_<n>`.
+fn error_name(code: i16) -> String {
+    match ResponseError::try_from_code(code) {
+        None => "NONE".to_string(),
+        Some(ResponseError::Unknown(c)) => format!("CODE_{c}"),
+        Some(e) => {
+            let camel = format!("{e:?}");
+            let mut out = String::with_capacity(camel.len() + 8);
+            for (i, ch) in camel.chars().enumerate() {
+                if ch.is_ascii_uppercase() && i > 0 {
+                    out.push('_');
+                }
+                out.push(ch.to_ascii_uppercase());
+            }
+            out
+        }
+    }
+}
+
+fn histogram(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    h: &HistogramSnapshot,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    family.encode_histogram::<Vec<(String, String)>>(h.sum, h.count, &h.buckets, None)
+}
+
 impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let m = &METRICS;
@@ -198,6 +257,22 @@ impl Collector for Scrape {
                     .encode_histogram::<Vec<(String, String)>>(sum, total, &buckets, None)?;
             }
         }
+        let mut errors = Vec::new();
+        for (key, codes) in m.errors.iter().enumerate() {
+            for (i, n) in codes.iter().enumerate() {
+                let n = n.load(Relaxed);
+                if let (Some(api), true) = (api_name(key), n > 0) {
+                    let error = error_name(i as i16 - 1);
+                    errors.push((vec![("api", api), ("error", error)], n));
+                }
+            }
+        }
+        counter(
+            &mut encoder,
+            "sluice_request_errors",
+            "Error codes in responses (top level, per group, topic and partition), by API and Kafka error name.",
+            &errors,
+        )?;
         counter(
             &mut encoder,
             "sluice_requests_refused",
@@ -234,8 +309,13 @@ impl Collector for Scrape {
             "Sum of the throttle times of those requests, in milliseconds.",
             &[(vec![], m.throttle_ms.load(Relaxed))],
         )?;
+        encode_storage(&mut encoder)?;
         if let Some(broker) = self.broker.get().and_then(Weak::upgrade) {
             encode_partitions(&mut encoder, &broker)?;
+            encode_topics(&mut encoder, &broker)?;
+            encode_groups(&mut encoder, &broker)?;
+            encode_tier(&mut encoder, &broker)?;
+            encode_cleaner_and_transactions(&mut encoder, &broker)?;
         }
         encode_process(&mut encoder)
     }
@@ -288,6 +368,257 @@ fn encode_partitions(
         gauge(encoder, name, help, &series)?;
     }
     Ok(())
+}
+
+/// Client traffic per topic (`Topic::traffic`).
+fn encode_topics(
+    encoder: &mut DescriptorEncoder,
+    broker: &Arc<Broker>,
+) -> Result<(), std::fmt::Error> {
+    let (mut bytes_in, mut records_in, mut bytes_out, mut records_out) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for t in broker.topics() {
+        let c = t.traffic.counts();
+        let labels = vec![("topic", t.name.clone())];
+        bytes_in.push((labels.clone(), c.bytes_in));
+        records_in.push((labels.clone(), c.records_in));
+        bytes_out.push((labels.clone(), c.bytes_out));
+        records_out.push((labels, c.records_out));
+    }
+    let per_topic = [
+        (
+            "sluice_topic_bytes_in",
+            "Record batch bytes produced to the topic (duplicates of retried batches left out).",
+            bytes_in,
+        ),
+        (
+            "sluice_topic_records_in",
+            "Records produced to the topic.",
+            records_in,
+        ),
+        (
+            "sluice_topic_bytes_out",
+            "Record batch bytes fetched from the topic.",
+            bytes_out,
+        ),
+        (
+            "sluice_topic_records_out",
+            "Records fetched from the topic (transaction markers left out).",
+            records_out,
+        ),
+    ];
+    for (name, help, series) in per_topic {
+        counter(encoder, name, help, &series)?;
+    }
+    Ok(())
+}
+
+/// Members, state and per-partition lag of every group, from the coordinator. Lag is what
+/// `sluice group describe` and the console show (`console::groups::lag`).
+fn encode_groups(
+    encoder: &mut DescriptorEncoder,
+    broker: &Arc<Broker>,
+) -> Result<(), std::fmt::Error> {
+    let (mut members, mut states, mut lags) = (Vec::new(), Vec::new(), Vec::new());
+    for g in broker.groups.list_groups(&[], &[]) {
+        let described = crate::console::groups::describe(broker, &g.group_id);
+        let group_members = described.map_or(Vec::new(), |d| d.members);
+        members.push((
+            vec![("group", g.group_id.clone())],
+            group_members.len() as i64,
+        ));
+        states.push((
+            vec![
+                ("group", g.group_id.clone()),
+                ("state", g.state.to_string()),
+            ],
+            1,
+        ));
+        for p in crate::console::groups::lag(broker, &g.group_id, &group_members) {
+            if let Some(lag) = p.lag {
+                lags.push((
+                    vec![
+                        ("group", g.group_id.clone()),
+                        ("topic", p.topic),
+                        ("partition", p.partition.to_string()),
+                    ],
+                    lag,
+                ));
+            }
+        }
+    }
+    gauge(
+        encoder,
+        "sluice_group_members",
+        "Members of the group.",
+        &members,
+    )?;
+    gauge(
+        encoder,
+        "sluice_group_state",
+        "1 for the group's current state.",
+        &states,
+    )?;
+    gauge(
+        encoder,
+        "sluice_group_lag",
+        "High watermark minus the group's committed offset (the whole high watermark when nothing is committed), per partition it committed for or owns.",
+        &lags,
+    )
+}
+
+/// The log engine's group commit and page-cache figures (process-wide).
+fn encode_storage(encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    histogram(
+        encoder,
+        "sluice_fsync_seconds",
+        "Time each partition flush spent in fsync (files and, after a new file, the directory).",
+        &crate::log::FSYNC_SECONDS.snapshot(),
+    )?;
+    histogram(
+        encoder,
+        "sluice_fsync_appends",
+        "Appends each partition flush made durable (group commit batch size).",
+        &crate::log::APPENDS_PER_FSYNC.snapshot(),
+    )?;
+    gauge(
+        encoder,
+        "sluice_page_cache_bytes",
+        "Bytes of recently fsynced log kept in the page cache under log.page.cache.max.bytes (0 without a budget).",
+        &[(vec![], crate::log::flush::PAGE_CACHE_BYTES.load(Relaxed) as i64)],
+    )
+}
+
+/// Tiered storage: copies, what is still to copy, remote reads and the chunk cache.
+fn encode_tier(
+    encoder: &mut DescriptorEncoder,
+    broker: &Arc<Broker>,
+) -> Result<(), std::fmt::Error> {
+    let Some(tier) = &broker.tier else {
+        return Ok(());
+    };
+    let (mut lag_bytes, mut lag_segments) = (0u64, 0usize);
+    for t in broker.topics() {
+        for p in t.partitions.iter().filter(|p| p.config().remote_storage) {
+            let (b, n) = p.upload_lag();
+            lag_bytes += b;
+            lag_segments += n;
+        }
+    }
+    gauge(
+        encoder,
+        "sluice_tier_upload_lag_bytes",
+        "Bytes of sealed local segments not yet copied to the tier.",
+        &[(vec![], lag_bytes as i64)],
+    )?;
+    gauge(
+        encoder,
+        "sluice_tier_upload_lag_segments",
+        "Sealed local segments not yet copied to the tier.",
+        &[(vec![], lag_segments as i64)],
+    )?;
+    let s = &tier.stats;
+    let (hits, misses) = tier.cache_counts();
+    let counters = [
+        (
+            "sluice_tier_uploaded_bytes",
+            "Segment bytes copied to the tier.",
+            s.bytes_uploaded.load(Relaxed),
+        ),
+        (
+            "sluice_tier_uploaded_segments",
+            "Segments copied to the tier.",
+            s.segments_uploaded.load(Relaxed),
+        ),
+        (
+            "sluice_tier_upload_errors",
+            "Failed upload turns of a partition (retried with backoff).",
+            s.upload_failures.load(Relaxed),
+        ),
+        (
+            "sluice_tier_remote_segments_deleted",
+            "Remote segments deleted by remote retention.",
+            s.segments_deleted.load(Relaxed),
+        ),
+        (
+            "sluice_tier_remote_read_bytes",
+            "Record bytes read from the tier.",
+            s.remote_read_bytes.load(Relaxed),
+        ),
+        (
+            "sluice_tier_cache_hits",
+            "Chunk reads served by the local chunk cache.",
+            hits,
+        ),
+        (
+            "sluice_tier_cache_misses",
+            "Chunk reads that went to the object store.",
+            misses,
+        ),
+    ];
+    for (name, help, v) in counters {
+        counter(encoder, name, help, &[(vec![], v)])?;
+    }
+    histogram(
+        encoder,
+        "sluice_tier_remote_read_seconds",
+        "Time of each read of records from the tier.",
+        &crate::tier::REMOTE_READ_SECONDS.snapshot(),
+    )
+}
+
+fn encode_cleaner_and_transactions(
+    encoder: &mut DescriptorEncoder,
+    broker: &Arc<Broker>,
+) -> Result<(), std::fmt::Error> {
+    {
+        let c = &broker.cleaner_totals;
+        let counters = [
+            ("sluice_cleaner_passes", "Log cleaner passes.", &c.passes),
+            (
+                "sluice_cleaner_bytes_read",
+                "Bytes the cleaner read.",
+                &c.bytes_read,
+            ),
+            (
+                "sluice_cleaner_bytes_written",
+                "Bytes the cleaner wrote (the cleaned segments).",
+                &c.bytes_written,
+            ),
+            (
+                "sluice_cleaner_records_removed",
+                "Records compaction removed.",
+                &c.records_removed,
+            ),
+            (
+                "sluice_cleaner_errors",
+                "Cleaner passes that failed.",
+                &c.errors,
+            ),
+        ];
+        for (name, help, v) in counters {
+            counter(encoder, name, help, &[(vec![], v.load(Relaxed))])?;
+        }
+    }
+    let (committed, aborted) = broker.transactions.completed();
+    gauge(
+        encoder,
+        "sluice_transactions_ongoing",
+        "Transactions open now (ongoing, or their markers being written).",
+        &[(vec![], broker.transactions.ongoing() as i64)],
+    )?;
+    counter(
+        encoder,
+        "sluice_transactions_committed",
+        "Transactions committed (markers written).",
+        &[(vec![], committed)],
+    )?;
+    counter(
+        encoder,
+        "sluice_transactions_aborted",
+        "Transactions aborted (markers written), timed-out ones included.",
+        &[(vec![], aborted)],
+    )
 }
 
 /// RSS, CPU time and open files from /proc/self (Linux; nothing elsewhere).

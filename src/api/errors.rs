@@ -4,6 +4,7 @@ use crate::broker::LookupError;
 use crate::log::batch::BatchError;
 use crate::log::producer_state::SequenceError;
 use crate::log::AppendError;
+use kafka_protocol::messages::ResponseKind;
 pub use kafka_protocol::ResponseError;
 
 pub const NONE: i16 = 0;
@@ -78,3 +79,90 @@ pub fn append_error(e: &AppendError) -> (i16, String) {
 /// What Kafka answers the ACL APIs with while no authorizer runs (SECURITY_DISABLED);
 /// `kafka-acls` and UIs (kafbat) treat exactly this as "ACLs are off".
 pub const NO_AUTHORIZER: &str = "No Authorizer is configured on the broker";
+
+/// Calls `count` with every error code `response` carries (top level, per group, topic and
+/// partition), for /metrics. APIs whose responses are not walked here count nothing.
+pub fn response_errors(response: &ResponseKind, mut count: impl FnMut(i16)) {
+    let mut c = |code: i16| {
+        if code != NONE {
+            count(code)
+        }
+    };
+    match response {
+        ResponseKind::Produce(r) => r
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .for_each(|p| c(p.error_code)),
+        ResponseKind::Fetch(r) => {
+            c(r.error_code);
+            r.responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .for_each(|p| c(p.error_code));
+        }
+        ResponseKind::ListOffsets(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| c(p.error_code)),
+        ResponseKind::Metadata(r) => {
+            c(r.error_code);
+            for t in &r.topics {
+                c(t.error_code);
+                t.partitions.iter().for_each(|p| c(p.error_code));
+            }
+        }
+        ResponseKind::OffsetCommit(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| c(p.error_code)),
+        ResponseKind::TxnOffsetCommit(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| c(p.error_code)),
+        ResponseKind::OffsetFetch(r) => {
+            c(r.error_code);
+            r.topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .for_each(|p| c(p.error_code));
+            for g in &r.groups {
+                c(g.error_code);
+                g.topics
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .for_each(|p| c(p.error_code));
+            }
+        }
+        ResponseKind::FindCoordinator(r) => {
+            c(r.error_code);
+            r.coordinators.iter().for_each(|k| c(k.error_code));
+        }
+        ResponseKind::JoinGroup(r) => c(r.error_code),
+        ResponseKind::SyncGroup(r) => c(r.error_code),
+        ResponseKind::Heartbeat(r) => c(r.error_code),
+        ResponseKind::LeaveGroup(r) => {
+            c(r.error_code);
+            r.members.iter().for_each(|m| c(m.error_code));
+        }
+        ResponseKind::ConsumerGroupHeartbeat(r) => c(r.error_code),
+        ResponseKind::DescribeGroups(r) => r.groups.iter().for_each(|g| c(g.error_code)),
+        ResponseKind::InitProducerId(r) => c(r.error_code),
+        ResponseKind::AddOffsetsToTxn(r) => c(r.error_code),
+        ResponseKind::EndTxn(r) => c(r.error_code),
+        ResponseKind::AddPartitionsToTxn(r) => {
+            c(r.error_code);
+            r.results_by_transaction
+                .iter()
+                .flat_map(|t| &t.topic_results)
+                .flat_map(|t| &t.results_by_partition)
+                .for_each(|p| c(p.partition_error_code));
+        }
+        ResponseKind::CreateTopics(r) => r.topics.iter().for_each(|t| c(t.error_code)),
+        ResponseKind::DeleteTopics(r) => r.responses.iter().for_each(|t| c(t.error_code)),
+        _ => {}
+    }
+}

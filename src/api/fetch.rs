@@ -67,6 +67,32 @@ struct Read {
     needs_remote: Vec<usize>,
 }
 
+impl Read {
+    /// The response to send: its records are counted into their topics' traffic. The
+    /// response's partitions are `plan.wanted` in order (grouped by topic, as `read` builds
+    /// them), so the two are walked together.
+    fn respond(self, plan: &Plan) -> ResponseKind {
+        let partitions = self.response.responses.iter().flat_map(|t| &t.partitions);
+        for (w, data) in plan.wanted.iter().zip(partitions) {
+            match (&w.topic_ref, &data.records) {
+                (Some(t), Some(bytes)) if data.error_code == 0 && !bytes.is_empty() => {
+                    t.traffic.fetched(bytes.len(), records_in(bytes))
+                }
+                _ => {}
+            }
+        }
+        ResponseKind::Fetch(self.response)
+    }
+}
+
+/// Records in the batches of `bytes`, control batches (transaction markers) left out.
+fn records_in(bytes: &[u8]) -> u64 {
+    batch::headers(bytes)
+        .filter(|(_, h)| !h.is_control())
+        .map(|(_, h)| h.records_count.max(0) as u64)
+        .sum()
+}
+
 impl Plan {
     /// Reads every partition once, taking what lies below the local log start from `remote`.
     fn read(&self, remote: &RemoteReads) -> Read {
@@ -402,13 +428,13 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
                 }
             });
             let remote: RemoteReads = join_all(reads).await.into_iter().collect();
-            ResponseKind::Fetch(plan.read(&remote).response)
+            plan.read(&remote).respond(&plan)
         }));
     }
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
     if first.bytes >= plan.min_bytes || first.had_error || max_wait.is_zero() || watchers.is_empty()
     {
-        return Handled::ready(ResponseKind::Fetch(first.response));
+        return Handled::ready(first.respond(&plan));
     }
     let deadline = Instant::now() + max_wait;
     Handled::Deferred(Box::pin(async move {
@@ -424,7 +450,7 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
                 || again.had_error
                 || !again.needs_remote.is_empty()
             {
-                return ResponseKind::Fetch(again.response);
+                return again.respond(&plan);
             }
         }
     }))

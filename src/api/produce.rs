@@ -14,6 +14,7 @@ use crate::coordinator::txn::{TopicPartition, TransactionVersion};
 use crate::log::batch::BatchHeader;
 use crate::log::{AppendError, AppendOutcome, Partition};
 use crate::security::{Operation, ResourceType};
+use crate::topic::Traffic;
 use bytes::Bytes;
 use futures::future::{join_all, FutureExt};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -35,6 +36,7 @@ struct QueuedAppend {
     topic: usize,
     partition: usize,
     log: Arc<Partition>,
+    traffic: Arc<Traffic>,
     records: Bytes,
     /// The same producer's earlier queued batch to this partition: it goes first.
     after: Option<AppendDone>,
@@ -133,7 +135,16 @@ fn route(
     }
 }
 
-fn appended(index: i32, out: &AppendOutcome) -> PartitionProduceResponse {
+fn appended(
+    index: i32,
+    out: &AppendOutcome,
+    traffic: &Traffic,
+    bytes: usize,
+) -> PartitionProduceResponse {
+    // A retried batch the log already holds is not new traffic.
+    if !out.duplicate {
+        traffic.produced(bytes, (out.last_offset - out.base_offset + 1).max(0) as u64);
+    }
     PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(NONE)
@@ -238,26 +249,26 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
                 ));
                 continue;
             }
-            let led = topic
-                .as_ref()
-                .map_err(|e| *e)
-                .and_then(|t| ctx.broker.led_partition(t, data.index, NO_LEADER_EPOCH));
-            let log = match led {
-                Ok(led) => {
-                    let min_insync = topic.as_ref().map_or(1, |t| t.min_insync_replicas);
-                    if acks == -1 && led.isr < min_insync {
+            let led = topic.as_ref().map_err(|e| *e).and_then(|t| {
+                ctx.broker
+                    .led_partition(t, data.index, NO_LEADER_EPOCH)
+                    .map(|led| (led, t))
+            });
+            let (log, traffic) = match led {
+                Ok((led, t)) => {
+                    if acks == -1 && led.isr < t.min_insync_replicas {
                         // Kafka refuses before appending when the ISR is too small.
                         partitions.push(error_response(
                             data.index,
                             ResponseError::NotEnoughReplicas,
                             Some(format!(
-                                "The size of the current ISR {} is insufficient to satisfy the min.isr requirement of {min_insync}",
-                                led.isr
+                                "The size of the current ISR {} is insufficient to satisfy the min.isr requirement of {}",
+                                led.isr, t.min_insync_replicas
                             )),
                         ));
                         continue;
                     }
-                    led.log
+                    (led.log, &t.traffic)
                 }
                 Err(e) => {
                     partitions.push(error_response(data.index, lookup_error(e), None));
@@ -316,6 +327,7 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
                                 topic: t_idx,
                                 partition: p_idx,
                                 log,
+                                traffic: traffic.clone(),
                                 records: records.clone(),
                                 after,
                                 key,
@@ -347,7 +359,7 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
             };
             match result {
                 Ok(out) => {
-                    partitions.push(appended(data.index, &out));
+                    partitions.push(appended(data.index, &out, traffic, records.len()));
                     if acks == -1 {
                         waits.push(DurableWait {
                             topic: t_idx,
@@ -499,7 +511,7 @@ async fn add_and_append(
                             leader_epoch: q.log.leader_epoch(),
                         });
                     }
-                    appended(index, &out)
+                    appended(index, &out, &q.traffic, q.records.len())
                 }
                 Err(e) => rejected(client, &q.log, index, &e),
             }

@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// Log filter (error, warn, info, debug, trace, or a tracing directive). Default info.
     #[arg(long = "log-level", value_name = "LEVEL", env = "SLUICE_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Log line format: `text` (for people) or `json` (one object a line, for collectors).
+    /// Default text.
+    #[arg(long = "log-format", value_name = "FORMAT", env = "SLUICE_LOG_FORMAT")]
+    pub log_format: Option<String>,
     /// A broker or default topic setting under its Kafka name (repeatable), e.g. num.partitions=3.
     #[arg(
         long = "set",
@@ -50,7 +54,8 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub set: Vec<String>,
-    /// TOML file with the same keys (listen, advertised_listener, data_dir, node_id, log_level)
+    /// TOML file with the same keys (listen, advertised_listener, data_dir, node_id, log_level,
+    /// log_format, ...)
     /// and a [settings] table of Kafka properties. Flags and env win over the file.
     #[arg(long = "config", value_name = "FILE", env = "SLUICE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -80,6 +85,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     node_id: Option<i32>,
     log_level: Option<String>,
+    log_format: Option<String>,
     object_store: Option<String>,
     admin_listen: Option<String>,
     cluster: Option<String>,
@@ -111,6 +117,7 @@ pub struct BrokerConfig {
     pub replica_lag_time_max_ms: u64,
     pub replica_fetch_wait_max_ms: u64,
     pub log_level: String,
+    pub log_format: crate::logging::LogFormat,
     pub num_partitions: i32,
     pub auto_create_topics: bool,
     pub default_replication_factor: i16,
@@ -630,6 +637,11 @@ impl BrokerConfig {
                 .clone()
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".to_string()),
+            log_format: match args.log_format.clone().or(file.log_format).as_deref() {
+                None => crate::logging::LogFormat::Text,
+                Some(f) => crate::logging::LogFormat::parse(f)
+                    .ok_or_else(|| anyhow!("--log-format {f}: expected text or json"))?,
+            },
             // Each of these is set from the registry's defaults below.
             num_partitions: 0,
             auto_create_topics: false,

@@ -9,7 +9,7 @@
 //! change it showed, so a forged or replayed-with-other-values form is refused.
 
 mod changes;
-mod groups;
+pub(crate) mod groups;
 mod html;
 mod messages;
 mod overview;

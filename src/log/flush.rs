@@ -13,8 +13,13 @@
 //! the partition module (which depends on it to queue its flushes).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, Weak};
+
+/// Bytes of recently fsynced log the page-cache budget keeps cached now (0 without a
+/// budget), for /metrics.
+pub static PAGE_CACHE_BYTES: AtomicU64 = AtomicU64::new(0);
 
 /// What the flusher asks of a log (a partition).
 pub trait Flushable: Send + Sync {
@@ -186,5 +191,6 @@ impl PageCacheBudget {
                 self.ranges.pop_front();
             }
         }
+        PAGE_CACHE_BYTES.store(self.cached, Relaxed);
     }
 }

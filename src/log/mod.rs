@@ -19,7 +19,8 @@ pub mod segment;
 pub mod txn_index;
 
 pub use partition::{
-    AppendError, AppendOutcome, Durability, LogStartError, Partition, ReadOutcome, UNDEFINED_EPOCH,
+    AppendError, AppendOutcome, Durability, LogStartError, Partition, ReadOutcome,
+    APPENDS_PER_FSYNC, FSYNC_SECONDS, UNDEFINED_EPOCH,
 };
 pub use segment::SealedSegment;
 

@@ -430,6 +430,7 @@ async fn write_responses<W: AsyncWrite + Unpin>(
             Some(&mut response),
             &mute,
         );
+        METRICS.response(meta.api.key as i16, &response);
         let chunks = match encode_response(&meta, &response) {
             Ok(chunks) => chunks,
             Err(e) => {

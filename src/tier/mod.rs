@@ -10,6 +10,7 @@
 pub mod cache;
 pub mod manifest;
 mod reader;
+pub use reader::REMOTE_READ_SECONDS;
 mod uploader;
 
 use crate::config::TierConfig;
@@ -272,6 +273,14 @@ impl Tier {
 
     /// Bytes of a partition's remote segments as its loaded manifest lists them; None while
     /// the manifest is not loaded or is being changed (the console shows it as unknown).
+    /// (hits, misses) of the chunk cache since start.
+    pub fn cache_counts(&self) -> (u64, u64) {
+        (
+            self.cache.hits.load(Ordering::Relaxed),
+            self.cache.misses.load(Ordering::Relaxed),
+        )
+    }
+
     pub fn remote_bytes(&self, t: &Topic, partition: i32) -> Option<u64> {
         let cell = self.manifests.get(&(t.id, partition))?.clone();
         let guard = cell.try_lock().ok()?;

@@ -9,6 +9,7 @@ use crate::log::records;
 use crate::log::segment::{self, IndexEntry};
 use crate::log::txn_index::{self, AbortedTxn};
 use crate::log::Partition;
+use crate::stats::{Histogram, SECONDS_BUCKETS};
 use crate::topic::Topic;
 use bytes::{Bytes, BytesMut};
 use dashmap::DashMap;
@@ -18,6 +19,9 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// How long each read of records from the tier took (index, chunks, cache), for /metrics.
+pub static REMOTE_READ_SECONDS: Histogram = Histogram::new(&SECONDS_BUCKETS);
 
 impl Tier {
     /// The remote segment holding `offset`, if the tier has it.
@@ -241,6 +245,7 @@ impl Tier {
                 let _ = tier.chunk(&object, next_chunk, seg.size).await;
             });
         }
+        REMOTE_READ_SECONDS.observe(started.elapsed().as_secs_f64());
         self.stats.remote_reads.fetch_add(1, Ordering::Relaxed);
         self.stats
             .remote_read_bytes

@@ -537,6 +537,7 @@ mod tests {
             states: vec![PartitionState::sole_replica(0)],
             configs: BTreeMap::new(),
             min_insync_replicas: 1,
+            traffic: Default::default(),
         };
         let tier = Tier::open(&TierConfig::default(), dir.path()).unwrap();
         let root = dir.path().join("tier");

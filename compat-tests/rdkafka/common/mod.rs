@@ -337,7 +337,9 @@ impl Broker {
         let text = strip_ansi(&String::from_utf8_lossy(&bytes));
         text.lines()
             .filter(|l| {
-                l.contains("panicked") || (!self.log_errors_allowed && l.contains(" ERROR "))
+                // Text lines have ` ERROR `, --log-format json lines `"level":"ERROR"`.
+                let error = l.contains(" ERROR ") || l.contains("\"level\":\"ERROR\"");
+                l.contains("panicked") || (!self.log_errors_allowed && error)
             })
             .map(str::to_string)
             .collect()

@@ -29,6 +29,7 @@ pub use metadata::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 pub use store::{TxnRecord, TxnStore};
 
@@ -186,6 +187,9 @@ pub struct TxnCoordinator {
     store: TxnStore,
     producer_ids: ProducerIdSource,
     clock: Clock,
+    /// Transactions completed (markers written) since start, for /metrics.
+    committed: AtomicU64,
+    aborted: AtomicU64,
 }
 
 fn lock(e: &Mutex<TxnEntry>) -> MutexGuard<'_, TxnEntry> {
@@ -256,6 +260,8 @@ impl TxnCoordinator {
             store,
             producer_ids,
             clock: Arc::new(crate::log::now_ms),
+            committed: AtomicU64::new(0),
+            aborted: AtomicU64::new(0),
         })
     }
 
@@ -819,8 +825,33 @@ impl TxnCoordinator {
             self.stage(&mut e, next)?
         };
         self.settle(&handle, staged, None, Some(complete_state))
-            .await
-            .map(|_| ())
+            .await?;
+        let completed = match job.result {
+            TxnResult::Commit => &self.committed,
+            TxnResult::Abort => &self.aborted,
+        };
+        completed.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    /// (committed, aborted): transactions completed since start.
+    pub fn completed(&self) -> (u64, u64) {
+        (self.committed.load(Relaxed), self.aborted.load(Relaxed))
+    }
+
+    /// Transactions open now (Ongoing, or ending: their markers not all written).
+    pub fn ongoing(&self) -> usize {
+        self.handles()
+            .iter()
+            .filter(|h| {
+                let e = lock(h);
+                !e.removed
+                    && matches!(
+                        e.meta.state,
+                        TxnState::Ongoing | TxnState::PrepareCommit | TxnState::PrepareAbort
+                    )
+            })
+            .count()
     }
 
     /// Every transaction left in Prepare* (after a restart): write their markers, then

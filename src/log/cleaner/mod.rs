@@ -49,12 +49,16 @@ pub struct Cleaner {
 type Logs = dyn Fn() -> Vec<Arc<Partition>> + Send + Sync;
 
 impl Cleaner {
-    /// Starts `settings.threads` threads over the partitions `logs` lists each round.
-    pub fn start(settings: CleanerSettings, logs: Arc<Logs>) -> Cleaner {
+    /// Starts `settings.threads` threads over the partitions `logs` lists each round, counting
+    /// into `totals` (the caller's, so they outlive a restart with new settings).
+    pub fn start(
+        settings: CleanerSettings,
+        logs: Arc<Logs>,
+        totals: Arc<CleanerTotals>,
+    ) -> Cleaner {
         let stop = Arc::new(AtomicBool::new(false));
         let busy = Arc::new(Mutex::new(HashSet::<PathBuf>::new()));
         let throttle = Arc::new(Throttle::new(settings.io_max_bytes_per_second));
-        let totals = Arc::new(CleanerTotals::default());
         let map_bytes = settings.dedupe_buffer_bytes / settings.threads.max(1) as u64;
         let threads = (0..settings.threads)
             .map(|i| {

@@ -250,6 +250,7 @@ impl Partition {
             _ => st.producers.record(&stored, base_offset, now),
         }
         let log_start_offset = st.log_start;
+        st.appends_unflushed = st.appends_unflushed.saturating_add(1);
         self.queue_flush(&mut st);
         Ok(AppendOutcome {
             base_offset,

@@ -6,7 +6,17 @@
 use super::{Partition, State};
 use crate::log::flush::{Flushable, FlushedRange};
 use crate::log::segment::{drop_cached, PAGE_SIZE};
+use crate::stats::{Histogram, SECONDS_BUCKETS};
 use std::fs::File;
+use std::time::Instant;
+
+/// How long each partition's flush spent in fsync (its files and, when new files appeared,
+/// its directory), for /metrics.
+pub static FSYNC_SECONDS: Histogram = Histogram::new(&SECONDS_BUCKETS);
+/// How many appends each of those flushes made durable: group commit at work.
+pub static APPENDS_PER_FSYNC: Histogram = Histogram::new(&[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0, 16384.0,
+]);
 
 impl State {
     /// Byte ranges made durable since the last call, now that the segment at `flushed_base`
@@ -41,7 +51,7 @@ impl Partition {
     /// Returns the byte ranges that became durable.
     pub fn flush_now(&self) -> Vec<FlushedRange> {
         let _serial = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let (files, dir_dirty, log_end, active_base, active_size) = {
+        let (files, dir_dirty, log_end, active_base, active_size, appends) = {
             let mut st = self.lock();
             st.flush_queued = false;
             if st.failed || st.deleted {
@@ -55,8 +65,10 @@ impl Partition {
                 end,
                 base,
                 size,
+                std::mem::take(&mut st.appends_unflushed),
             )
         };
+        let started = Instant::now();
         for f in &files {
             if let Err(e) = f.sync_data() {
                 // A failed fsync may have dropped dirty pages; retrying could "succeed" over lost
@@ -70,6 +82,10 @@ impl Partition {
                 self.fail(&mut self.lock(), "directory fsync", &e);
                 return Vec::new();
             }
+        }
+        if !files.is_empty() || dir_dirty {
+            FSYNC_SECONDS.observe(started.elapsed().as_secs_f64());
+            APPENDS_PER_FSYNC.observe(appends as f64);
         }
         let mut st = self.lock();
         if dir_dirty {

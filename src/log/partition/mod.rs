@@ -39,6 +39,7 @@ use super::segment::Segment;
 use super::LogConfig;
 use bytes::Bytes;
 pub use compaction::{CleanableSegment, CompactionPlan};
+pub use durability::{APPENDS_PER_FSYNC, FSYNC_SECONDS};
 pub use log_start::LogStartError;
 use recovery::Recovered;
 pub use replica::UNDEFINED_EPOCH;
@@ -145,6 +146,8 @@ struct State {
     /// active again, so it is not offered to the tier.
     dir_synced_segment_base: i64,
     flush_queued: bool,
+    /// Appends since the last flush took the unflushed files (for APPENDS_PER_FSYNC).
+    appends_unflushed: u32,
     deleted: bool,
     failed: bool,
     /// Offsets below this were compacted by the cleaner at least once.
@@ -260,6 +263,7 @@ impl Partition {
             dir_dirty: false,
             dir_synced_segment_base: hw_segment,
             flush_queued: false,
+            appends_unflushed: 0,
             deleted: false,
             failed: false,
             first_dirty_offset: compaction::load_first_dirty(&dir),
