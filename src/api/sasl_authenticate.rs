@@ -3,7 +3,9 @@
 //! AlterUserScramCredentials or `sluice format --add-scram` stored; OAUTHBEARER one (two when the
 //! token is refused: the error JSON, then the client's acknowledgement). A failed authentication is answered
 //! SASL_AUTHENTICATION_FAILED after connection.failed.authentication.delay.ms, then the
-//! connection closes, as in Kafka. Re-authentication (KIP-368) is not served.
+//! connection closes, as in Kafka. With connections.max.reauth.ms the response carries the
+//! session lifetime and the client re-authenticates on the live connection (KIP-368); the
+//! principal may not change.
 
 use super::{Handled, Principal, RequestContext, SaslState};
 use crate::security::sasl_oauthbearer::{self, Validator};
@@ -69,11 +71,37 @@ fn failed(ctx: &RequestContext, message: String, reason: &str) -> Handled {
     }
 }
 
+/// connections.max.reauth.ms of the connection's listener (0: sessions do not expire).
+fn session_lifetime_ms(ctx: &RequestContext) -> i64 {
+    ctx.broker
+        .config
+        .security
+        .setting(&ctx.session.listener.name, "connections.max.reauth.ms")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0)
+        .max(0)
+}
+
 fn authenticated(ctx: &RequestContext, mechanism: &str, user: String, reply: Bytes) -> Handled {
-    tracing::info!(peer = %ctx.session.peer, listener = %ctx.session.listener.name, principal = %format!("User:{user}"), mechanism, "SASL authentication succeeded");
+    let session = &ctx.session;
+    if session.authenticated_once && session.principal.name != user {
+        let message = format!(
+            "Cannot change principals during re-authentication from {}:{}: User:{user}",
+            session.principal.principal_type, session.principal.name
+        );
+        return failed(ctx, message, "re-authentication changed the principal");
+    }
+    let what = if session.authenticated_once {
+        "SASL re-authentication succeeded"
+    } else {
+        "SASL authentication succeeded"
+    };
+    tracing::info!(peer = %session.peer, listener = %session.listener.name, principal = %format!("User:{user}"), mechanism, "{what}");
     Handled::Sasl {
         response: Box::new(ResponseKind::SaslAuthenticate(
-            SaslAuthenticateResponse::default().with_auth_bytes(reply),
+            SaslAuthenticateResponse::default()
+                .with_auth_bytes(reply)
+                .with_session_lifetime_ms(session_lifetime_ms(ctx)),
         )),
         sasl: SaslState::Authenticated,
         principal: Some(Principal {
