@@ -20,7 +20,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::producer::FutureRecord;
 
-const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="secret";"#;
+const JAAS: &str =
+    r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="secret";"#;
 
 /// RSS may grow this much over the whole attack (buffers, allocator caches).
 const RSS_BOUND_KIB: u64 = 64 << 10;
@@ -35,7 +36,10 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn connect(port: u16) -> TcpStream {
-    wire::connect(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(10))
+    wire::connect(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(10),
+    )
 }
 
 /// Reads until EOF or reset; false when the broker kept the connection open past the timeout.
@@ -185,7 +189,10 @@ async fn hostile_tls_and_sasl_input() {
             let mut s = connect(sasl_port);
             wire::write_lenient(&mut s, &size.to_be_bytes());
             wire::write_lenient(&mut s, &garbage[..1024]);
-            assert!(closes(&mut s), "a frame of {size} bytes before authentication");
+            assert!(
+                closes(&mut s),
+                "a frame of {size} bytes before authentication"
+            );
         }
         // A SaslAuthenticate whose token declares 2^31 bytes in a small frame.
         {
@@ -208,7 +215,14 @@ async fn hostile_tls_and_sasl_input() {
         }
         // Wrong mechanism names: UNSUPPORTED_SASL_MECHANISM, then a close.
         let long = "X".repeat(20_000);
-        for mechanism in ["GSSAPI", "", "plain", "SCRAM-SHA-1", long.as_str(), "PLAIN\0"] {
+        for mechanism in [
+            "GSSAPI",
+            "",
+            "plain",
+            "SCRAM-SHA-1",
+            long.as_str(),
+            "PLAIN\0",
+        ] {
             let mut s = connect(sasl_port);
             s.write_all(&handshake_frame(1, mechanism)).unwrap();
             let (_, r) =
@@ -222,21 +236,27 @@ async fn hostile_tls_and_sasl_input() {
             wire::write_lenient(&mut s, &wire::request(9, 1, &MetadataRequest::default()));
             assert!(closes(&mut s), "Metadata before authentication");
             let mut s = connect(sasl_port);
-            let produce = ProduceRequest::default().with_acks(-1).with_timeout_ms(1000);
+            let produce = ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(1000);
             wire::write_lenient(&mut s, &wire::request(9, 1, &produce));
             assert!(closes(&mut s), "Produce before authentication");
             let mut s = connect(sasl_port);
             s.write_all(&handshake_frame(1, "PLAIN")).unwrap();
             wire::read_frame(&mut s).unwrap();
             wire::write_lenient(&mut s, &wire::request(9, 2, &MetadataRequest::default()));
-            assert!(closes(&mut s), "Metadata between handshake and authenticate");
+            assert!(
+                closes(&mut s),
+                "Metadata between handshake and authenticate"
+            );
             // Random bytes as the body of every API key.
             for key in 0..80i16 {
                 let mut body = vec![0u8; 200];
                 rng.fill(&mut body);
                 let mut s = connect(sasl_port);
                 // ApiVersions is answered and the connection stays open: do not wait long.
-                s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
                 wire::write_lenient(&mut s, &wire::frame(key, 0, 1, 1, &body));
                 let _ = closes(&mut s);
             }
@@ -272,7 +292,8 @@ async fn hostile_tls_and_sasl_input() {
     let mut s = connect(sasl_port);
     s.write_all(&handshake_frame(1, "PLAIN")).unwrap();
     wire::read_frame(&mut s).unwrap();
-    let auth = SaslAuthenticateRequest::default().with_auth_bytes(b"\0alice\0secret".to_vec().into());
+    let auth =
+        SaslAuthenticateRequest::default().with_auth_bytes(b"\0alice\0secret".to_vec().into());
     s.write_all(&wire::request(2, 2, &auth)).unwrap();
     let (_, r) = wire::response::<SaslAuthenticateRequest>(2, wire::read_frame(&mut s).unwrap());
     assert_eq!(r.error_code, 0);
