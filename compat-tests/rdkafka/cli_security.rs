@@ -472,3 +472,271 @@ fn cli_over_mutual_tls() {
     );
     assert_eq!(missing.code, 2, "{}", missing.err);
 }
+
+/// A SASL_PLAINTEXT SCRAM listener with the authorizer on and the super user admin: a sluice
+/// broker, or, with `SLUICE_CLI_AGAINST=kafka`, a fresh Apache Kafka 4.4 (refkafka.py).
+enum ScramTarget {
+    Sluice(Broker, #[allow(dead_code)] tempfile::TempDir),
+    Kafka(tempfile::TempDir),
+}
+
+impl ScramTarget {
+    /// (target, the SASL_PLAINTEXT bootstrap address).
+    fn start() -> (ScramTarget, String) {
+        let port = common::free_port();
+        let listener = format!("SASL_PLAINTEXT://127.0.0.1:{port}");
+        let admin = "SCRAM-SHA-512=[name=admin,password=admin-secret]";
+        let jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;";
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-cli-sec-")
+            .tempdir()
+            .unwrap();
+        if std::env::var("SLUICE_CLI_AGAINST").as_deref() == Ok("kafka") {
+            let script = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/compat-tests/kafka/refkafka.py"
+            );
+            let out = Command::new(script)
+                .arg("start")
+                .arg(dir.path())
+                .args(["--listener", &listener, "--add-scram", admin])
+                .args([
+                    "--set",
+                    "sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256",
+                ])
+                .args([
+                    "--set",
+                    &format!("listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config={jaas}"),
+                ])
+                .args([
+                    "--set",
+                    &format!("listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config={jaas}"),
+                ])
+                .args([
+                    "--set",
+                    &format!("authorizer.class.name={STANDARD_AUTHORIZER}"),
+                ])
+                // The controller and inter-broker listener is PLAINTEXT: User:ANONYMOUS.
+                .args(["--set", "super.users=User:admin;User:ANONYMOUS"])
+                .output()
+                .expect("run refkafka.py");
+            assert!(
+                out.status.success(),
+                "refkafka.py start failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return (ScramTarget::Kafka(dir), format!("127.0.0.1:{port}"));
+        }
+        let data_dir = dir.path().join("data");
+        format_users(&data_dir, &[admin]);
+        let settings = [
+            format!("listeners={listener}"),
+            "sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256".to_string(),
+            format!("authorizer.class.name={STANDARD_AUTHORIZER}"),
+            "super.users=User:admin".to_string(),
+        ];
+        let args: Vec<String> = settings
+            .iter()
+            .flat_map(|s| ["--set".to_string(), s.clone()])
+            .collect();
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let broker = Broker::start_in(&data_dir, &refs);
+        (
+            ScramTarget::Sluice(broker, dir),
+            format!("127.0.0.1:{port}"),
+        )
+    }
+}
+
+impl Drop for ScramTarget {
+    fn drop(&mut self) {
+        if let ScramTarget::Kafka(dir) = self {
+            let script = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/compat-tests/kafka/refkafka.py"
+            );
+            let _ = Command::new(script).arg("stop").arg(dir.path()).status();
+        }
+    }
+}
+
+/// Retries `f` while it fails (Kafka applies credentials and ACLs asynchronously, through its
+/// metadata log); the last run.
+fn eventually(mut f: impl FnMut() -> Run, done: impl Fn(&Run) -> bool) -> Run {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let run = f();
+        if done(&run) || std::time::Instant::now() > deadline {
+            return run;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+/// The same `sluice user` and `sluice acl` commands, with the same results, against sluice and
+/// (SLUICE_CLI_AGAINST=kafka) Apache Kafka.
+#[test]
+fn cli_acl_and_user_commands_same_on_sluice_and_kafka() {
+    let (_target, brokers) = ScramTarget::start();
+    let env_for = |user: &str, password: &str, mechanism: &str| {
+        vec![
+            ("SLUICE_BROKERS", brokers.clone()),
+            ("SLUICE_SASL_MECHANISM", mechanism.to_string()),
+            ("SLUICE_USER", user.to_string()),
+            ("SLUICE_PASSWORD", password.to_string()),
+        ]
+    };
+    let admin = env_for("admin", "admin-secret", "SCRAM-SHA-512");
+    let alice = env_for("alice", "alice-secret", "SCRAM-SHA-512");
+    let mallory = env_for("mallory", "m-secret", "SCRAM-SHA-256");
+    let topic = "kafka-and-sluice";
+    ok(
+        cli(
+            &admin,
+            &["topic", "create", topic, "-p", "1", "-r", "1"],
+            "",
+        ),
+        "topic create",
+    );
+    ok(
+        cli(
+            &admin,
+            &[
+                "user",
+                "create",
+                "alice",
+                "--new-password",
+                "alice-secret",
+                "--mechanism",
+                "SCRAM-SHA-512",
+            ],
+            "",
+        ),
+        "user create alice",
+    );
+    ok(
+        cli(
+            &admin,
+            &["user", "create", "mallory", "--new-password", "m-secret"],
+            "",
+        ),
+        "user create mallory",
+    );
+    let users = eventually(
+        || cli(&admin, &["user", "list"], ""),
+        |r| r.out.lines().count() == 4,
+    );
+    assert_eq!(
+        ok(users, "user list"),
+        "NAME     MECHANISM      ITERATIONS\n\
+         admin    SCRAM-SHA-512  4096\n\
+         alice    SCRAM-SHA-512  4096\n\
+         mallory  SCRAM-SHA-256  4096\n"
+    );
+    ok(
+        cli(
+            &admin,
+            &[
+                "acl",
+                "create",
+                "--allow-principal",
+                "User:alice",
+                "--operation",
+                "write",
+                "--operation",
+                "read",
+                "--operation",
+                "describe",
+                "--topic",
+                topic,
+            ],
+            "",
+        ),
+        "acl create",
+    );
+    let listed = eventually(
+        || cli(&admin, &["acl", "list", "--format", "json"], ""),
+        |r| r.out.matches("User:alice").count() == 3,
+    );
+    let acls: Value = serde_json::from_str(&ok(listed, "acl list")).unwrap();
+    let mut ops: Vec<&str> = acls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["operation"].as_str().unwrap())
+        .collect();
+    ops.sort_unstable();
+    assert_eq!(ops, ["DESCRIBE", "READ", "WRITE"], "{acls}");
+    assert!(acls
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["pattern_type"] == "LITERAL"
+            && a["host"] == "*"
+            && a["permission"] == "ALLOW"
+            && a["resource_type"] == "TOPIC"));
+
+    let produced = eventually(
+        || cli(&alice, &["produce", topic, "-q"], "hello\n"),
+        |r| r.code == 0,
+    );
+    ok(produced, "alice produces");
+    let out = ok(
+        cli(&alice, &["consume", topic, "-n", "1", "-f", "%o:%v\\n"], ""),
+        "alice consumes",
+    );
+    assert_eq!(out, "0:hello\n");
+    let denied = cli(&mallory, &["produce", topic], "x\n");
+    assert_eq!(denied.code, 1, "{} {}", denied.out, denied.err);
+    assert!(
+        denied.err.contains("TOPIC_AUTHORIZATION_FAILED"),
+        "{}",
+        denied.err
+    );
+    let wrong = cli(
+        &env_for("alice", "guess", "SCRAM-SHA-512"),
+        &["topic", "list"],
+        "",
+    );
+    assert_eq!(wrong.code, 1, "{}", wrong.err);
+    assert!(
+        wrong.err.contains("SASL_AUTHENTICATION_FAILED"),
+        "{}",
+        wrong.err
+    );
+
+    let deleted = ok(
+        cli(
+            &admin,
+            &[
+                "acl",
+                "delete",
+                "--principal",
+                "User:alice",
+                "--topic",
+                topic,
+            ],
+            "",
+        ),
+        "acl delete",
+    );
+    assert_eq!(deleted.lines().count(), 4, "{deleted}");
+    let gone = eventually(
+        || cli(&admin, &["acl", "list"], ""),
+        |r| r.out.lines().count() == 1,
+    );
+    assert_eq!(
+        ok(gone, "acl list after delete"),
+        "PRINCIPAL  HOST  OPERATION  PERMISSION  RESOURCE-TYPE  RESOURCE-NAME  PATTERN-TYPE\n"
+    );
+    ok(
+        cli(&admin, &["user", "delete", "mallory"], ""),
+        "user delete",
+    );
+    let users = eventually(
+        || cli(&admin, &["user", "list", "--format", "json"], ""),
+        |r| !r.out.contains("mallory"),
+    );
+    let users: Value = serde_json::from_str(&ok(users, "user list json")).unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 2, "{users}");
+}
