@@ -3,6 +3,10 @@
 //! users (`sluice user`) and ACLs (`sluice acl`) with the CLI; an allowed user produces and
 //! consumes with the CLI, a user without ACLs gets TOPIC_AUTHORIZATION_FAILED and exit code 1,
 //! a wrong password SASL_AUTHENTICATION_FAILED; mTLS with a client certificate.
+//!
+//! `SLUICE_CLI_AGAINST=kafka cargo test --test cli_security` runs the `user`/`acl` scenario
+//! (`cli_acl_and_user_commands_same_on_sluice_and_kafka`, SASL_PLAINTEXT SCRAM, same expected
+//! output) against a fresh Apache Kafka 4.4 too; the TLS scenarios stay on sluice.
 
 mod common;
 
@@ -476,7 +480,11 @@ fn cli_over_mutual_tls() {
 /// A SASL_PLAINTEXT SCRAM listener with the authorizer on and the super user admin: a sluice
 /// broker, or, with `SLUICE_CLI_AGAINST=kafka`, a fresh Apache Kafka 4.4 (refkafka.py).
 enum ScramTarget {
-    Sluice(Broker, #[allow(dead_code)] tempfile::TempDir),
+    /// Held for their Drop: the broker stops, the data dir goes.
+    Sluice {
+        _broker: Broker,
+        _dir: tempfile::TempDir,
+    },
     Kafka(tempfile::TempDir),
 }
 
@@ -542,7 +550,10 @@ impl ScramTarget {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let broker = Broker::start_in(&data_dir, &refs);
         (
-            ScramTarget::Sluice(broker, dir),
+            ScramTarget::Sluice {
+                _broker: broker,
+                _dir: dir,
+            },
             format!("127.0.0.1:{port}"),
         )
     }
