@@ -227,3 +227,60 @@ async fn librdkafka_reauthenticates_while_producing_and_consuming() {
         "no connection outlived its session"
     );
 }
+
+/// The `sluice` command line re-authenticates too: a consume that outlives several sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reauthenticates_on_long_runs() {
+    let port = common::free_port();
+    let broker = start(port, &["connections.max.reauth.ms=1000".to_string()]);
+    let topic = "reauth-cli";
+    common::create_topic(&broker.bootstrap(), topic, 1, &[]).await;
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "consume",
+            topic,
+            "-n",
+            "3",
+            "-b",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args([
+            "--sasl-mechanism",
+            "PLAIN",
+            "--user",
+            "alice",
+            "--password",
+            "secret",
+        ])
+        .env_remove("SLUICE_BROKERS")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sluice consume");
+    // Over the harness's PLAINTEXT listener, one record every 1.2 s: the consume spans more
+    // than three sessions.
+    let producer = common::producer(&broker.bootstrap(), &[]);
+    for i in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        producer
+            .send(
+                FutureRecord::<(), str>::to(topic).payload(&format!("r{i}")),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produce");
+    }
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "r0\nr1\nr2\n");
+    let log = log_text(&broker);
+    assert!(
+        log.matches("SASL re-authentication succeeded").count() >= 2,
+        "the CLI re-authenticated"
+    );
+    assert!(!log.contains("after the SASL session expired"), "{log}");
+}

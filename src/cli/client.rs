@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const CLIENT_ID: &str = "sluice-cli";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -256,6 +256,10 @@ pub struct Conn {
     correlation: i32,
     versions: HashMap<i16, (i16, i16)>,
     pub api_versions: ApiVersionsResponse,
+    login: Option<SaslLogin>,
+    /// KIP-368: when to re-authenticate, 90% into the session lifetime the broker announced
+    /// (a request after the expiry would get the connection closed).
+    reauthenticate_at: Option<Instant>,
 }
 
 impl Conn {
@@ -283,6 +287,8 @@ impl Conn {
                         correlation: 0,
                         versions: HashMap::new(),
                         api_versions: ApiVersionsResponse::default(),
+                        login: security.sasl.clone(),
+                        reauthenticate_at: None,
                     };
                     conn.handshake()?;
                     if let Some(login) = &security.sasl {
@@ -350,23 +356,27 @@ impl Conn {
         };
         let refused =
             |e: String| CliError::kafka(58, format!("{mechanism} with {}: {e}", login.user));
-        match scram {
+        let lifetime_ms = match scram {
             None => {
                 let token = format!("\0{}\0{}", login.user, login.password);
-                self.sasl_round(token.into_bytes(), v)?;
+                self.sasl_round(token.into_bytes(), v)?.1
             }
             Some(m) => {
                 let (mut client, first) = ScramClient::start(m, &login.user, &login.password);
-                let server_first = self.sasl_round(first, v)?;
+                let (server_first, _) = self.sasl_round(first, v)?;
                 let last = client.client_final(&server_first).map_err(refused)?;
-                let server_final = self.sasl_round(last, v)?;
+                let (server_final, lifetime_ms) = self.sasl_round(last, v)?;
                 client.verify_server_final(&server_final).map_err(refused)?;
+                lifetime_ms
             }
-        }
+        };
+        self.reauthenticate_at = (lifetime_ms > 0)
+            .then(|| Instant::now() + Duration::from_millis(lifetime_ms as u64 * 9 / 10));
         Ok(())
     }
 
-    fn sasl_round(&mut self, token: Vec<u8>, v: i16) -> Result<Bytes> {
+    /// One SaslAuthenticate: (the server's token, session_lifetime_ms).
+    fn sasl_round(&mut self, token: Vec<u8>, v: i16) -> Result<(Bytes, i64)> {
         let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
         let response = self.send_at(&request, v)?;
         CliError::check(
@@ -374,7 +384,17 @@ impl Conn {
             response.error_message.as_deref(),
             || format!("SASL authentication with {} failed", self.addr),
         )?;
-        Ok(response.auth_bytes)
+        Ok((response.auth_bytes, response.session_lifetime_ms))
+    }
+
+    /// Re-authenticates (KIP-368) when the session is near its end.
+    fn keep_session(&mut self) -> Result<()> {
+        if self.reauthenticate_at.is_some_and(|t| Instant::now() >= t) {
+            if let Some(login) = self.login.clone() {
+                self.authenticate(&login)?;
+            }
+        }
+        Ok(())
     }
 
     /// The highest version both sides know, at most `cap` (the highest whose fields the CLI
@@ -413,6 +433,9 @@ impl Conn {
     }
 
     fn write_request<R: Request>(&mut self, request: &R, version: i16) -> Result<i32> {
+        if R::KEY != ApiKey::SaslHandshake as i16 && R::KEY != ApiKey::SaslAuthenticate as i16 {
+            self.keep_session()?;
+        }
         self.correlation += 1;
         let header = RequestHeader::default()
             .with_request_api_key(R::KEY)
