@@ -284,3 +284,48 @@ async fn the_cli_reauthenticates_on_long_runs() {
     );
     assert!(!log.contains("after the SASL session expired"), "{log}");
 }
+
+/// An OAUTHBEARER session ends no later than its token (Kafka caps the lifetime at the token's
+/// expiry).
+#[test]
+fn an_oauthbearer_session_ends_with_its_token() {
+    use base64::Engine;
+    let port = common::free_port();
+    let args: Vec<String> = [
+        format!("listeners=SASL_PLAINTEXT://127.0.0.1:{port}"),
+        "sasl.enabled.mechanisms=OAUTHBEARER".to_string(),
+        "connections.max.reauth.ms=600000".to_string(),
+    ]
+    .into_iter()
+    .flat_map(|s| ["--set".to_string(), s])
+    .collect();
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _broker = Broker::start(&refs);
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 20;
+    let token = format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none"}"#),
+        b64(&format!(r#"{{"sub":"carol","exp":{exp}}}"#))
+    );
+    let mut s = connect(port);
+    let handshake =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("OAUTHBEARER"));
+    s.write_all(&wire::request(1, 1, &handshake)).unwrap();
+    let (_, r) = wire::response::<SaslHandshakeRequest>(1, wire::read_frame(&mut s).unwrap());
+    assert_eq!(r.error_code, 0);
+    let initial = format!("n,,\x01auth=Bearer {token}\x01\x01");
+    let auth = SaslAuthenticateRequest::default().with_auth_bytes(initial.into_bytes().into());
+    s.write_all(&wire::request(2, 2, &auth)).unwrap();
+    let (_, r) = wire::response::<SaslAuthenticateRequest>(2, wire::read_frame(&mut s).unwrap());
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    assert!(
+        (15_000..=20_000).contains(&r.session_lifetime_ms),
+        "the token's remaining 20 s, not 600 s: {}",
+        r.session_lifetime_ms
+    );
+}
