@@ -32,7 +32,7 @@ enum Command {
     /// Prepare a data directory before the broker starts: create its metadata store and seed
     /// SCRAM users, as Kafka's `kafka-storage format --add-scram`. The broker must be stopped.
     Format(FormatArgs),
-    /// The client commands (topic, produce, consume, group, cluster): they talk the Kafka
+    /// The client commands (topic, produce, consume, group, cluster, acl, user): they talk the Kafka
     /// protocol to any broker.
     #[command(flatten)]
     Client(sluice::cli::Command),

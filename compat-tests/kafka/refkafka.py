@@ -3,7 +3,8 @@
 
   compat-tests/kafka/refkafka.py install                 fetch the jars (cached, idempotent)
   compat-tests/kafka/refkafka.py classpath               print the class path of the cached jars
-  compat-tests/kafka/refkafka.py start DIR [--port P] [--set NAME=VALUE ...]
+  compat-tests/kafka/refkafka.py start DIR [--port P] [--set NAME=VALUE ...] [--listener URI ...]
+                                         [--add-scram MECHANISM=[name=..,password=..] ...]
                                                          format DIR as a combined broker+controller
                                                          node and start it; prints HOST:PORT
   compat-tests/kafka/refkafka.py stop DIR                stop the broker started in DIR
@@ -215,6 +216,10 @@ def main():
     p.add_argument("dir")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--listener", action="append", default=[], metavar="PROTOCOL://HOST:PORT",
+                   help="a listener besides PLAINTEXT (its ssl.*/sasl.* settings with --set)")
+    p.add_argument("--add-scram", action="append", default=[], metavar="MECHANISM=[name=..,password=..]",
+                   help="a SCRAM user seeded by StorageTool format")
     p = sub.add_parser("stop")
     p.add_argument("dir")
     p = sub.add_parser("run")
@@ -226,7 +231,8 @@ def main():
     elif a.cmd == "classpath":
         print(classpath())
     elif a.cmd == "start":
-        k = Kafka(a.dir, a.port, a.set).start()
+        format_args = [x for spec in a.add_scram for x in ("--add-scram", spec)]
+        k = Kafka(a.dir, a.port, a.set, listeners=a.listener, format_args=format_args).start()
         print(k.addr)
     elif a.cmd == "stop":
         stop_dir(a.dir)

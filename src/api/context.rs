@@ -81,6 +81,14 @@ pub struct Session {
     pub client_id: Option<String>,
     pub principal: Principal,
     pub sasl: SaslState,
+    /// The mechanism of the last SaslHandshake: a re-authentication must use the same one.
+    pub sasl_mechanism: Option<String>,
+    /// The client has authenticated once: a new SASL exchange is a re-authentication (KIP-368),
+    /// and the principal it proves must be the same.
+    pub authenticated_once: bool,
+    /// When the SASL session ends (connections.max.reauth.ms): a request after it, other than
+    /// SaslHandshake or SaslAuthenticate starting a re-authentication, closes the connection.
+    pub sasl_session_expires: Option<std::time::Instant>,
 }
 
 impl Session {
@@ -91,6 +99,9 @@ impl Session {
             client_id: None,
             principal: Principal::anonymous(),
             sasl: SaslState::NotStarted,
+            sasl_mechanism: None,
+            authenticated_once: false,
+            sasl_session_expires: None,
         }
     }
 
@@ -101,6 +112,13 @@ impl Session {
             self.listener.security_protocol,
             SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
         ) && self.sasl != SaslState::Authenticated
+            // A re-authenticating client keeps its principal for the requests in between.
+            && !self.authenticated_once
+    }
+
+    /// The SASL session has expired (KIP-368) and the client did not re-authenticate.
+    pub fn sasl_session_expired(&self, now: std::time::Instant) -> bool {
+        self.sasl_session_expires.is_some_and(|t| now >= t)
     }
 
     /// The client id for log lines ("" when the client sent none).

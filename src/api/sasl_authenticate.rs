@@ -3,7 +3,9 @@
 //! AlterUserScramCredentials or `sluice format --add-scram` stored; OAUTHBEARER one (two when the
 //! token is refused: the error JSON, then the client's acknowledgement). A failed authentication is answered
 //! SASL_AUTHENTICATION_FAILED after connection.failed.authentication.delay.ms, then the
-//! connection closes, as in Kafka. Re-authentication (KIP-368) is not served.
+//! connection closes, as in Kafka. With connections.max.reauth.ms the response carries the
+//! session lifetime and the client re-authenticates on the live connection (KIP-368); the
+//! principal may not change.
 
 use super::{Handled, Principal, RequestContext, SaslState};
 use crate::security::sasl_oauthbearer::{self, Validator};
@@ -69,11 +71,54 @@ fn failed(ctx: &RequestContext, message: String, reason: &str) -> Handled {
     }
 }
 
-fn authenticated(ctx: &RequestContext, mechanism: &str, user: String, reply: Bytes) -> Handled {
-    tracing::info!(peer = %ctx.session.peer, listener = %ctx.session.listener.name, principal = %format!("User:{user}"), mechanism, "SASL authentication succeeded");
+/// connections.max.reauth.ms of the connection's listener (0: sessions do not expire), and, as
+/// Kafka, no longer than the credential (an OAUTHBEARER token's exp, ms since the epoch).
+fn session_lifetime_ms(ctx: &RequestContext, credential_expires_ms: Option<i64>) -> i64 {
+    let max = ctx
+        .broker
+        .config
+        .security
+        .setting(&ctx.session.listener.name, "connections.max.reauth.ms")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0)
+        .max(0);
+    match credential_expires_ms {
+        Some(expires) if max > 0 => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            max.min(expires - now).max(1)
+        }
+        _ => max,
+    }
+}
+
+fn authenticated(
+    ctx: &RequestContext,
+    mechanism: &str,
+    user: String,
+    reply: Bytes,
+    credential_expires_ms: Option<i64>,
+) -> Handled {
+    let session = &ctx.session;
+    if session.authenticated_once && session.principal.name != user {
+        let message = format!(
+            "Cannot change principals during re-authentication from {}:{}: User:{user}",
+            session.principal.principal_type, session.principal.name
+        );
+        return failed(ctx, message, "re-authentication changed the principal");
+    }
+    let what = if session.authenticated_once {
+        "SASL re-authentication succeeded"
+    } else {
+        "SASL authentication succeeded"
+    };
+    tracing::info!(peer = %session.peer, listener = %session.listener.name, principal = %format!("User:{user}"), mechanism, "{what}");
     Handled::Sasl {
         response: Box::new(ResponseKind::SaslAuthenticate(
-            SaslAuthenticateResponse::default().with_auth_bytes(reply),
+            SaslAuthenticateResponse::default()
+                .with_auth_bytes(reply)
+                .with_session_lifetime_ms(session_lifetime_ms(ctx, credential_expires_ms)),
         )),
         sasl: SaslState::Authenticated,
         principal: Some(Principal {
@@ -93,7 +138,7 @@ fn plain(ctx: &RequestContext, request: &SaslAuthenticateRequest) -> Handled {
         .and_then(|jaas| sasl_plain::users(jaas).ok())
         .unwrap_or_default();
     match sasl_plain::authenticate(&request.auth_bytes, &users) {
-        Ok(user) => authenticated(ctx, "PLAIN", user, Bytes::new()),
+        Ok(user) => authenticated(ctx, "PLAIN", user, Bytes::new(), None),
         Err(message) => failed(ctx, message.clone(), &message),
     }
 }
@@ -134,6 +179,7 @@ fn scram_final(
             state.mechanism.name(),
             state.user.clone(),
             Bytes::from(reply),
+            None,
         ),
         Err(e) => failed(ctx, e.client_message(state.mechanism), e.reason()),
     }
@@ -191,10 +237,10 @@ fn oauthbearer(ctx: &RequestContext, request: &SaslAuthenticateRequest) -> Handl
         Ok(i) => i,
         Err(reason) => return failed(ctx, generic.to_string(), &reason),
     };
-    let outcome =
-        oauthbearer_validator(ctx).and_then(|v| sasl_oauthbearer::validate(&v, &initial.token));
+    let outcome = oauthbearer_validator(ctx)
+        .and_then(|v| sasl_oauthbearer::validate_with_expiry(&v, &initial.token));
     match outcome {
-        Ok(principal) if !initial.authzid.is_empty() && initial.authzid != principal => failed(
+        Ok((principal, _)) if !initial.authzid.is_empty() && initial.authzid != principal => failed(
             ctx,
             format!(
                 "Authentication failed: Client requested an authorization id ({}) that is different from the token's principal name ({principal})",
@@ -202,7 +248,9 @@ fn oauthbearer(ctx: &RequestContext, request: &SaslAuthenticateRequest) -> Handl
             ),
             "authorization id differs from the principal",
         ),
-        Ok(principal) => authenticated(ctx, "OAUTHBEARER", principal, Bytes::new()),
+        Ok((principal, expires_ms)) => {
+            authenticated(ctx, "OAUTHBEARER", principal, Bytes::new(), Some(expires_ms))
+        }
         Err(reason) => {
             tracing::info!(peer = %ctx.session.peer, listener = %ctx.session.listener.name, reason, "OAUTHBEARER token refused");
             Handled::Sasl {

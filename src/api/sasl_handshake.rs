@@ -1,6 +1,8 @@
 //! SaslHandshake: the client names its mechanism; the answer lists the listener's enabled
 //! ones. v0 (raw SASL tokens after the handshake, pre-Kafka 1.0 clients) is answered but its
-//! raw tokens are not served: clients since Kafka 1.0 use v1 and SaslAuthenticate.
+//! raw tokens are not served: clients since Kafka 1.0 use v1 and SaslAuthenticate. On an
+//! authenticated connection whose session expires (connections.max.reauth.ms), a handshake
+//! with the same mechanism starts a re-authentication (KIP-368).
 
 use super::{str_bytes, Handled, RequestContext, SaslState, SecurityProtocol};
 use kafka_protocol::messages::{ResponseKind, SaslHandshakeRequest, SaslHandshakeResponse};
@@ -45,6 +47,20 @@ pub fn handle(ctx: &RequestContext, request: SaslHandshakeRequest) -> Handled {
             close: None,
         };
     }
+    let mechanism = request.mechanism.to_string();
+    // KIP-368: on an authenticated connection whose session expires, a handshake with the
+    // same mechanism starts a re-authentication; without expiry Kafka refuses it.
+    let reauthentication = ctx.session.sasl == SaslState::Authenticated
+        && ctx.session.sasl_session_expires.is_some()
+        && ctx.session.sasl_mechanism.as_deref() == Some(mechanism.as_str());
+    if reauthentication {
+        return Handled::Sasl {
+            response: response(None),
+            sasl: SaslState::Handshaken { mechanism },
+            principal: None,
+            close: None,
+        };
+    }
     if ctx.session.sasl != SaslState::NotStarted {
         return Handled::Sasl {
             response: response(Some(ResponseError::IllegalSaslState)),
@@ -53,7 +69,6 @@ pub fn handle(ctx: &RequestContext, request: SaslHandshakeRequest) -> Handled {
             close: Some(std::time::Duration::ZERO),
         };
     }
-    let mechanism = request.mechanism.to_string();
     if !mechanisms.contains(&mechanism) {
         tracing::info!(peer = %ctx.session.peer, mechanism, "SASL mechanism not enabled; closing connection");
         return Handled::Sasl {

@@ -1,15 +1,22 @@
 //! A small blocking Kafka client over kafka-protocol: connect, ApiVersions to pick each
 //! request's version, Metadata, and routing to partition leaders, group coordinators and the
-//! controller. It knows nothing of the broker in this crate; it talks to any Kafka broker.
+//! controller; TLS (rustls) and SASL PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512 when asked. It knows
+//! nothing of the broker in this crate (only the SCRAM arithmetic is shared); it talks to any
+//! Kafka broker.
 
 use super::error::{CliError, Result};
+use super::Common;
+use crate::security::sasl_scram::{ScramClient, ScramMechanism};
 use bytes::{Buf, Bytes};
+use clap::ValueEnum;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 const CLIENT_ID: &str = "sluice-cli";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,17 +29,241 @@ pub fn str(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
+/// The TLS and SASL options of every client command (after the command group or after the
+/// subcommand; also from the environment).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SecurityArgs {
+    /// Connect with TLS (implied by --tls-ca, --tls-cert and --tls-key).
+    #[arg(long, env = "SLUICE_TLS_ENABLED", global = true)]
+    pub tls_enabled: bool,
+    /// PEM file of the certificates to trust (default: the system's trusted roots).
+    #[arg(long, env = "SLUICE_TLS_CA", value_name = "FILE", global = true)]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM certificate chain of this client, for brokers that require mTLS (with --tls-key).
+    #[arg(long, env = "SLUICE_TLS_CERT", value_name = "FILE", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SLUICE_TLS_KEY", value_name = "FILE", global = true)]
+    pub tls_key: Option<PathBuf>,
+    /// Authenticate with SASL (with --user and --password).
+    #[arg(
+        long,
+        env = "SLUICE_SASL_MECHANISM",
+        value_enum,
+        ignore_case = true,
+        global = true
+    )]
+    pub sasl_mechanism: Option<SaslMechanism>,
+    /// SASL user name.
+    #[arg(long, env = "SLUICE_USER", global = true)]
+    pub user: Option<String>,
+    /// SASL password.
+    #[arg(long, env = "SLUICE_PASSWORD", hide_env_values = true, global = true)]
+    pub password: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SaslMechanism {
+    #[value(name = "PLAIN")]
+    Plain,
+    #[value(name = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[value(name = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    pub fn name(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+#[derive(Clone)]
+struct SaslLogin {
+    mechanism: SaslMechanism,
+    user: String,
+    password: String,
+}
+
+/// SecurityArgs checked and loaded: what every connection of a command uses.
+#[derive(Clone, Default)]
+pub struct Security {
+    tls: Option<Arc<rustls::ClientConfig>>,
+    sasl: Option<SaslLogin>,
+}
+
+impl SecurityArgs {
+    pub fn resolve(&self) -> Result<Security> {
+        let tls_wanted = self.tls_enabled
+            || self.tls_ca.is_some()
+            || self.tls_cert.is_some()
+            || self.tls_key.is_some();
+        let tls = if tls_wanted {
+            Some(Arc::new(self.tls_config()?))
+        } else {
+            None
+        };
+        let sasl = match (&self.sasl_mechanism, &self.user, &self.password) {
+            (None, None, None) => None,
+            (Some(mechanism), Some(user), Some(password)) => Some(SaslLogin {
+                mechanism: *mechanism,
+                user: user.clone(),
+                password: password.clone(),
+            }),
+            (None, _, _) => {
+                return Err(CliError::Usage(
+                    "--user and --password need --sasl-mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+                        .into(),
+                ))
+            }
+            _ => {
+                return Err(CliError::Usage(
+                    "--sasl-mechanism needs both --user and --password".into(),
+                ))
+            }
+        };
+        Ok(Security { tls, sasl })
+    }
+
+    fn tls_config(&self) -> Result<rustls::ClientConfig> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| CliError::Other(format!("TLS: {e}")))?;
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.tls_ca {
+            Some(path) => {
+                let pem = read_pem(path, "--tls-ca")?;
+                for cert in CertificateDer::pem_slice_iter(&pem) {
+                    let cert = cert.map_err(|e| bad_pem(path, &e))?;
+                    roots.add(cert).map_err(|e| bad_pem(path, &e))?;
+                }
+                if roots.is_empty() {
+                    return Err(CliError::Usage(format!(
+                        "--tls-ca {}: no certificate in the file",
+                        path.display()
+                    )));
+                }
+            }
+            None => {
+                let native = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(native.certs);
+            }
+        }
+        let builder = builder.with_root_certificates(roots);
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => Ok(builder.with_no_client_auth()),
+            (Some(cert), Some(key)) => {
+                let chain_pem = read_pem(cert, "--tls-cert")?;
+                let chain: Vec<CertificateDer<'static>> =
+                    CertificateDer::pem_slice_iter(&chain_pem)
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(|e| bad_pem(cert, &e))?;
+                if chain.is_empty() {
+                    return Err(CliError::Usage(format!(
+                        "--tls-cert {}: no certificate in the file",
+                        cert.display()
+                    )));
+                }
+                let key_pem = read_pem(key, "--tls-key")?;
+                let private_key =
+                    PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| bad_pem(key, &e))?;
+                builder
+                    .with_client_auth_cert(chain, private_key)
+                    .map_err(|e| CliError::Usage(format!("--tls-cert/--tls-key: {e}")))
+            }
+            _ => Err(CliError::Usage(
+                "--tls-cert and --tls-key go together".into(),
+            )),
+        }
+    }
+}
+
+fn read_pem(path: &Path, flag: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| CliError::Usage(format!("{flag} {}: {e}", path.display())))
+}
+
+fn bad_pem(path: &Path, e: &dyn std::fmt::Display) -> CliError {
+    CliError::Usage(format!("{}: not usable PEM: {e}", path.display()))
+}
+
+/// A connection's byte stream: plain TCP or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// The host of HOST:PORT or [V6]:PORT, the name a broker's certificate must carry.
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// TLS over `tcp`, the handshake done (so a bad certificate is reported as such).
+fn tls_stream(
+    addr: &str,
+    config: &Arc<rustls::ClientConfig>,
+    mut tcp: TcpStream,
+) -> Result<Stream> {
+    let host = host_of(addr);
+    let name = rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|_| CliError::Usage(format!("{host} is neither a DNS name nor an IP address")))?;
+    let mut tls = rustls::ClientConnection::new(config.clone(), name)
+        .map_err(|e| CliError::Other(format!("TLS: {e}")))?;
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp).map_err(|e| {
+            CliError::Connection(format!("TLS handshake with broker {addr} failed: {e}"))
+        })?;
+    }
+    Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(tls, tcp))))
+}
+
 /// One connection to one broker, with the versions it serves.
 pub struct Conn {
     pub addr: String,
-    stream: TcpStream,
+    stream: Stream,
     correlation: i32,
     versions: HashMap<i16, (i16, i16)>,
     pub api_versions: ApiVersionsResponse,
+    login: Option<SaslLogin>,
+    /// KIP-368: when to re-authenticate, 90% into the session lifetime the broker announced
+    /// (a request after the expiry would get the connection closed).
+    reauthenticate_at: Option<Instant>,
 }
 
 impl Conn {
-    pub fn connect(addr: &str) -> Result<Conn> {
+    pub fn connect(addr: &str, security: &Security) -> Result<Conn> {
         let resolved: Vec<_> = addr
             .to_socket_addrs()
             .map_err(|e| {
@@ -46,14 +277,23 @@ impl Conn {
                     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
                     stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
                     stream.set_nodelay(true)?;
+                    let stream = match &security.tls {
+                        Some(config) => tls_stream(addr, config, stream)?,
+                        None => Stream::Plain(stream),
+                    };
                     let mut conn = Conn {
                         addr: addr.to_string(),
                         stream,
                         correlation: 0,
                         versions: HashMap::new(),
                         api_versions: ApiVersionsResponse::default(),
+                        login: security.sasl.clone(),
+                        reauthenticate_at: None,
                     };
                     conn.handshake()?;
+                    if let Some(login) = &security.sasl {
+                        conn.authenticate(login)?;
+                    }
                     return Ok(conn);
                 }
                 Err(e) => last = Some(e),
@@ -81,6 +321,79 @@ impl Conn {
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
         self.api_versions = response;
+        Ok(())
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate rounds: one for PLAIN, two for SCRAM (whose
+    /// server-final message is checked: the broker proves it holds the credential).
+    fn authenticate(&mut self, login: &SaslLogin) -> Result<()> {
+        let mechanism = login.mechanism.name();
+        let v = self.version::<SaslHandshakeRequest>(1)?;
+        if v < 1 {
+            return Err(CliError::kafka(
+                35,
+                format!("the broker at {} serves only SaslHandshake v0", self.addr),
+            ));
+        }
+        let handshake = self.send_at(
+            &SaslHandshakeRequest::default().with_mechanism(str(mechanism)),
+            v,
+        )?;
+        let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
+        CliError::check(handshake.error_code, None, || match handshake.error_code {
+            33 => format!(
+                "the broker at {} does not serve SASL mechanism {mechanism} (it offers: {})",
+                self.addr,
+                offered.join(", ")
+            ),
+            _ => format!("SASL handshake with {} failed", self.addr),
+        })?;
+        let v = self.version::<SaslAuthenticateRequest>(2)?;
+        let scram = match login.mechanism {
+            SaslMechanism::Plain => None,
+            SaslMechanism::ScramSha256 => Some(ScramMechanism::Sha256),
+            SaslMechanism::ScramSha512 => Some(ScramMechanism::Sha512),
+        };
+        let refused =
+            |e: String| CliError::kafka(58, format!("{mechanism} with {}: {e}", login.user));
+        let lifetime_ms = match scram {
+            None => {
+                let token = format!("\0{}\0{}", login.user, login.password);
+                self.sasl_round(token.into_bytes(), v)?.1
+            }
+            Some(m) => {
+                let (mut client, first) = ScramClient::start(m, &login.user, &login.password);
+                let (server_first, _) = self.sasl_round(first, v)?;
+                let last = client.client_final(&server_first).map_err(refused)?;
+                let (server_final, lifetime_ms) = self.sasl_round(last, v)?;
+                client.verify_server_final(&server_final).map_err(refused)?;
+                lifetime_ms
+            }
+        };
+        self.reauthenticate_at = (lifetime_ms > 0)
+            .then(|| Instant::now() + Duration::from_millis(lifetime_ms as u64 * 9 / 10));
+        Ok(())
+    }
+
+    /// One SaslAuthenticate: (the server's token, session_lifetime_ms).
+    fn sasl_round(&mut self, token: Vec<u8>, v: i16) -> Result<(Bytes, i64)> {
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        let response = self.send_at(&request, v)?;
+        CliError::check(
+            response.error_code,
+            response.error_message.as_deref(),
+            || format!("SASL authentication with {} failed", self.addr),
+        )?;
+        Ok((response.auth_bytes, response.session_lifetime_ms))
+    }
+
+    /// Re-authenticates (KIP-368) when the session is near its end.
+    fn keep_session(&mut self) -> Result<()> {
+        if self.reauthenticate_at.is_some_and(|t| Instant::now() >= t) {
+            if let Some(login) = self.login.clone() {
+                self.authenticate(&login)?;
+            }
+        }
         Ok(())
     }
 
@@ -120,6 +433,9 @@ impl Conn {
     }
 
     fn write_request<R: Request>(&mut self, request: &R, version: i16) -> Result<i32> {
+        if R::KEY != ApiKey::SaslHandshake as i16 && R::KEY != ApiKey::SaslAuthenticate as i16 {
+            self.keep_session()?;
+        }
         self.correlation += 1;
         let header = RequestHeader::default()
             .with_request_api_key(R::KEY)
@@ -228,6 +544,7 @@ impl BrokerInfo {
 /// Connections to the cluster: the bootstrap one and one per broker id, opened when needed.
 pub struct Client {
     bootstrap: Vec<String>,
+    security: Security,
     boot: Option<Conn>,
     conns: HashMap<i32, Conn>,
     pub brokers: BTreeMap<i32, BrokerInfo>,
@@ -235,9 +552,11 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(brokers: &str) -> Client {
-        Client {
-            bootstrap: brokers
+    pub fn new(common: &Common) -> Result<Client> {
+        Ok(Client {
+            security: common.security.resolve()?,
+            bootstrap: common
+                .brokers
                 .split(',')
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
@@ -246,7 +565,7 @@ impl Client {
             conns: HashMap::new(),
             brokers: BTreeMap::new(),
             controller_id: -1,
-        }
+        })
     }
 
     /// The bootstrap connection: the first of `--brokers` that answers ApiVersions.
@@ -254,7 +573,7 @@ impl Client {
         if self.boot.is_none() {
             let mut errors = Vec::new();
             for addr in &self.bootstrap {
-                match Conn::connect(addr) {
+                match Conn::connect(addr, &self.security) {
                     Ok(c) => {
                         self.boot = Some(c);
                         break;
@@ -332,7 +651,7 @@ impl Client {
             let info = self.brokers.get(&id).cloned().ok_or_else(|| {
                 CliError::kafka(8, format!("broker {id} is not in the cluster's metadata"))
             })?;
-            let conn = Conn::connect(&info.addr())?;
+            let conn = Conn::connect(&info.addr(), &self.security)?;
             self.conns.insert(id, conn);
         }
         Ok(self.conns.get_mut(&id).unwrap())

@@ -44,7 +44,7 @@ pub enum ConfigCommand {
 }
 
 pub fn run(common: &Common, format: Format, command: ClusterCommand) -> Result<()> {
-    let mut client = Client::new(&common.brokers);
+    let mut client = Client::new(common)?;
     match command {
         ClusterCommand::Info => info(&mut client, format),
         ClusterCommand::Health => health(&mut client, format),

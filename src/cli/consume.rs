@@ -213,7 +213,7 @@ pub fn run(args: ConsumeArgs) -> Result<()> {
         None => Some(Start::Earliest),
     };
     let topic = args.topic.as_str();
-    let mut client = Client::new(&args.common.brokers);
+    let mut client = Client::new(&args.common)?;
     let mut leaders: BTreeMap<i32, i32> = client.leaders(topic)?.into_iter().collect();
     if !args.partitions.is_empty() {
         let want = partition_list(&args.partitions)?;

@@ -37,7 +37,7 @@ pub enum GroupCommand {
 }
 
 pub fn run(common: &Common, format: Format, command: GroupCommand) -> Result<()> {
-    let mut client = Client::new(&common.brokers);
+    let mut client = Client::new(common)?;
     match command {
         GroupCommand::List => list(&mut client, format),
         GroupCommand::Describe { groups } => {

@@ -1,10 +1,12 @@
-//! `sluice topic|produce|consume|group|cluster`: an rpk-style command line that talks the
+//! `sluice topic|produce|consume|group|cluster|acl|user`: an rpk-style command line that talks the
 //! Kafka protocol to any broker (sluice or Apache Kafka). It is a client: nothing here uses
-//! the broker's own modules.
+//! the broker's own modules, except the SCRAM arithmetic (security::sasl_scram, both sides of
+//! the exchange) and Kafka's ACL code tables (security::authorizer).
 //!
 //! Exit codes: 0 success, 1 a Kafka error or another failed operation, 2 a usage error,
 //! 3 no broker reachable (or the connection was lost).
 
+pub mod acl;
 pub mod client;
 pub mod cluster;
 pub mod consume;
@@ -14,6 +16,7 @@ pub mod output;
 pub mod produce;
 pub mod records;
 pub mod topic;
+pub mod user;
 
 use clap::{Args, Subcommand};
 pub use error::{CliError, Result};
@@ -31,6 +34,8 @@ pub struct Common {
         global = true
     )]
     pub brokers: String,
+    #[command(flatten)]
+    pub security: client::SecurityArgs,
 }
 
 /// `--format text|json` of the admin commands.
@@ -74,6 +79,25 @@ pub enum Command {
         #[command(subcommand)]
         command: cluster::ClusterCommand,
     },
+    /// Create, list and delete ACLs (CreateAcls, DescribeAcls, DeleteAcls).
+    Acl {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        output: Output,
+        #[command(subcommand)]
+        command: acl::AclCommand,
+    },
+    /// Create, list and delete SCRAM users (AlterUserScramCredentials,
+    /// DescribeUserScramCredentials).
+    User {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        output: Output,
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
 }
 
 /// Runs a CLI command; returns the process exit code (errors are printed on stderr).
@@ -101,6 +125,16 @@ pub fn run(command: Command) -> i32 {
             output,
             command,
         } => cluster::run(&common, output.format, command),
+        Command::Acl {
+            common,
+            output,
+            command,
+        } => acl::run(&common, output.format, command),
+        Command::User {
+            common,
+            output,
+            command,
+        } => user::run(&common, output.format, command),
     };
     match result {
         Ok(()) => 0,

@@ -64,6 +64,62 @@ pub struct ProduceArgs {
     /// Output per record.
     #[arg(long, value_enum, default_value_t = ProduceFormat::Text)]
     pub format: ProduceFormat,
+    /// An idempotent producer (InitProducerId, then sequence numbers per partition): a retried
+    /// request is written once. Needs --acks all.
+    #[arg(long)]
+    pub idempotent: bool,
+}
+
+/// The idempotent producer's id, epoch and each partition's next sequence number.
+struct Idempotence {
+    producer_id: i64,
+    producer_epoch: i16,
+    next_sequence: BTreeMap<i32, i32>,
+}
+
+impl Idempotence {
+    fn init(client: &mut Client) -> Result<Idempotence> {
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(-1)
+            .with_producer_id((-1).into())
+            .with_producer_epoch(-1);
+        let mut attempt = 0;
+        loop {
+            let (_, response) = client.any()?.send(&request, 5)?;
+            match CliError::check(response.error_code, None, || {
+                "InitProducerId for an idempotent producer".into()
+            }) {
+                Ok(()) => {
+                    return Ok(Idempotence {
+                        producer_id: response.producer_id.0,
+                        producer_epoch: response.producer_epoch,
+                        next_sequence: BTreeMap::new(),
+                    })
+                }
+                // COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR.
+                Err(CliError::Kafka { code: 14..=16, .. }) if attempt < 20 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn sequenced(&self, partition: i32) -> records::Sequenced {
+        records::Sequenced {
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            base_sequence: self.next_sequence.get(&partition).copied().unwrap_or(0),
+        }
+    }
+
+    fn written(&mut self, partition: i32, records: usize) {
+        let next = self.next_sequence.entry(partition).or_insert(0);
+        // Sequences wrap from i32::MAX to 0, as Kafka's do.
+        *next = ((*next as i64 + records as i64) % (i32::MAX as i64 + 1)) as i32;
+    }
 }
 
 /// Lines still arriving this soon after the last one go into the same request.
@@ -92,7 +148,15 @@ pub fn run(args: ProduceArgs) -> Result<()> {
         Codec::Lz4 => Compression::Lz4,
         Codec::Zstd => Compression::Zstd,
     };
-    let mut client = Client::new(&args.common.brokers);
+    if args.idempotent && args.acks != -1 {
+        return Err(CliError::Usage("--idempotent needs --acks all".into()));
+    }
+    let mut client = Client::new(&args.common)?;
+    let mut idempotence = if args.idempotent {
+        Some(Idempotence::init(&mut client)?)
+    } else {
+        None
+    };
     let mut leaders: BTreeMap<i32, i32> = client.leaders(&args.topic)?.into_iter().collect();
     let partitions = leaders.len() as i32;
     if let Some(p) = args.partition {
@@ -181,7 +245,14 @@ pub fn run(args: ProduceArgs) -> Result<()> {
         if batch.is_empty() {
             continue;
         }
-        if !send(&mut client, &args, &mut leaders, batch, compression)? {
+        if !send(
+            &mut client,
+            &args,
+            &mut leaders,
+            batch,
+            compression,
+            idempotence.as_mut(),
+        )? {
             failed = true;
         }
     }
@@ -221,6 +292,7 @@ fn send(
     leaders: &mut BTreeMap<i32, i32>,
     mut batch: BTreeMap<i32, Vec<(usize, NewRecord)>>,
     compression: Compression,
+    mut idempotence: Option<&mut Idempotence>,
 ) -> Result<bool> {
     let mut ok = true;
     // (input line, partition, offset, timestamp): printed in input order at the end.
@@ -244,9 +316,10 @@ fn send(
                 data.push(
                     produce_request::PartitionProduceData::default()
                         .with_index(*p)
-                        .with_records(Some(records::encode(
+                        .with_records(Some(records::encode_sequenced(
                             &batch[p].iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(),
                             compression,
+                            idempotence.as_ref().map(|i| i.sequenced(*p)),
                         )?)),
                 );
             }
@@ -272,6 +345,9 @@ fn send(
                         continue;
                     };
                     if r.error_code == 0 {
+                        if let Some(i) = idempotence.as_mut() {
+                            i.written(r.index, records.len());
+                        }
                         for (i, (line, rec)) in records.iter().enumerate() {
                             let timestamp = if r.log_append_time_ms >= 0 {
                                 r.log_append_time_ms

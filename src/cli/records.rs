@@ -17,8 +17,29 @@ pub struct NewRecord {
     pub timestamp: i64,
 }
 
+/// An idempotent producer's identity and the first sequence number of a batch.
+#[derive(Clone, Copy, Debug)]
+pub struct Sequenced {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
 /// One batch of `records` (not idempotent: no producer id or sequence).
 pub fn encode(records: &[NewRecord], compression: Compression) -> Result<Bytes> {
+    encode_sequenced(records, compression, None)
+}
+
+/// One batch of `records`, with the idempotent producer's id, epoch and sequence when given.
+pub fn encode_sequenced(
+    records: &[NewRecord],
+    compression: Compression,
+    sequenced: Option<Sequenced>,
+) -> Result<Bytes> {
+    let (producer_id, producer_epoch, base_sequence) = match sequenced {
+        Some(s) => (s.producer_id, s.producer_epoch, s.base_sequence),
+        None => (NO_PRODUCER_ID, NO_PRODUCER_EPOCH, NO_SEQUENCE),
+    };
     let records: Vec<Record> = records
         .iter()
         .enumerate()
@@ -27,12 +48,12 @@ pub fn encode(records: &[NewRecord], compression: Compression) -> Result<Bytes> 
             control: false,
             delete_horizon: false,
             partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-            producer_id: NO_PRODUCER_ID,
-            producer_epoch: NO_PRODUCER_EPOCH,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder starts a new batch when offset - sequence changes: keep it constant.
-            sequence: NO_SEQUENCE.wrapping_add(i as i32),
+            sequence: base_sequence.wrapping_add(i as i32),
             timestamp: r.timestamp,
             key: r.key.clone(),
             value: r.value.clone(),

@@ -82,7 +82,7 @@ pub enum TopicCommand {
 }
 
 pub fn run(common: &Common, format: Format, command: TopicCommand) -> Result<()> {
-    let mut client = Client::new(&common.brokers);
+    let mut client = Client::new(common)?;
     match command {
         TopicCommand::Create {
             topics,

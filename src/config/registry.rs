@@ -767,6 +767,9 @@ pub static BROKER: &[Setting] = &[
     int("connection.failed.authentication.delay.ms", "100", 0, I32)
         .doc("Connection close delay on failed authentication: the time by which the answer and the close are delayed.")
         .broker(|c, v| c.failed_authentication_delay_ms = v.int() as u64),
+    long("connections.max.reauth.ms", "0", 0, I64)
+        .doc("When positive, a SASL session lasts at most this long (KIP-368): SaslAuthenticate tells the client (session_lifetime_ms), the client re-authenticates on the live connection before then (same mechanism and principal), and a request after the expiry closes the connection. 0: sessions do not expire. Settable per listener (listener.name.NAME.connections.max.reauth.ms).")
+        .broker(|c, v| ssl(c, "connections.max.reauth.ms", v)),
     int("sasl.server.max.receive.size", "524288", 1, I32)
         .doc("The maximum receive size allowed before and during initial SASL authentication.")
         .broker(|c, v| c.sasl_server_max_receive_size = v.int() as usize),
@@ -1249,7 +1252,10 @@ pub fn listener_scoped(s: &Setting) -> bool {
     s.name.starts_with("ssl.")
         || matches!(
             s.name,
-            "sasl.enabled.mechanisms" | "max.connections" | "max.connection.creation.rate"
+            "sasl.enabled.mechanisms"
+                | "max.connections"
+                | "max.connection.creation.rate"
+                | "connections.max.reauth.ms"
         )
 }
 

@@ -154,6 +154,12 @@ fn scopes(claim: Option<&Value>) -> Vec<String> {
 /// Validates a token; Ok: the principal name. Err: why (for the log; the client sees
 /// INVALID_TOKEN).
 pub fn validate(validator: &Validator, token: &str) -> Result<String, String> {
+    validate_with_expiry(validator, token).map(|(principal, _)| principal)
+}
+
+/// `validate`, with the token's expiry (its `exp`, ms since the epoch): a re-authenticating
+/// session (KIP-368) ends no later than its token.
+pub fn validate_with_expiry(validator: &Validator, token: &str) -> Result<(String, i64), String> {
     match validator {
         Validator::Unsecured {
             principal_claim,
@@ -197,7 +203,7 @@ pub fn validate(validator: &Validator, token: &str) -> Result<String, String> {
                 .get(principal_claim)
                 .and_then(Value::as_str)
                 .filter(|p| !p.is_empty())
-                .map(str::to_string)
+                .map(|p| (p.to_string(), (exp * 1000.0) as i64))
                 .ok_or_else(|| format!("no {principal_claim} claim"))
         }
         Validator::Signed {
@@ -230,11 +236,16 @@ pub fn validate(validator: &Validator, token: &str) -> Result<String, String> {
             }
             let data =
                 decode::<Value>(token, &key, &v).map_err(|e| format!("invalid token: {e}"))?;
+            let exp = data
+                .claims
+                .get("exp")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
             data.claims
                 .get(sub_claim)
                 .and_then(Value::as_str)
                 .filter(|p| !p.is_empty())
-                .map(str::to_string)
+                .map(|p| (p.to_string(), (exp * 1000.0) as i64))
                 .ok_or_else(|| format!("no {sub_claim} claim"))
         }
     }

@@ -184,7 +184,7 @@ pub fn salted_password(
     out
 }
 
-fn random_bytes(n: usize) -> Vec<u8> {
+pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut b = vec![0u8; n];
     ring::rand::SystemRandom::new()
         .fill(&mut b)
@@ -272,6 +272,96 @@ fn valid_nonce(nonce: &str) -> bool {
         && nonce
             .bytes()
             .all(|b| (0x21..=0x7e).contains(&b) && b != b',')
+}
+
+/// A saslname with ',' and '=' escaped as =2C and =3D (RFC 5802 5.1).
+fn escape_name(name: &str) -> String {
+    name.replace('=', "=3D").replace(',', "=2C")
+}
+
+/// The client's side of the exchange (the `sluice` command line authenticating to a broker),
+/// after it sent the client-first message.
+pub struct ScramClient {
+    mechanism: ScramMechanism,
+    password: String,
+    client_first_bare: String,
+    client_nonce: String,
+    /// The server signature the server-final message must carry, once client-final is built.
+    expected_server_signature: Option<Vec<u8>>,
+}
+
+impl ScramClient {
+    /// The client-first message for `user` (no channel binding, no authzid).
+    pub fn start(mechanism: ScramMechanism, user: &str, password: &str) -> (ScramClient, Vec<u8>) {
+        let client_nonce = BASE64.encode(random_bytes(18));
+        let client_first_bare = format!("n={},r={client_nonce}", escape_name(user));
+        let message = format!("n,,{client_first_bare}").into_bytes();
+        let client = ScramClient {
+            mechanism,
+            password: password.to_string(),
+            client_first_bare,
+            client_nonce,
+            expected_server_signature: None,
+        };
+        (client, message)
+    }
+
+    /// Answers the server-first message with the client-final message (the proof).
+    pub fn client_final(&mut self, server_first: &[u8]) -> Result<Vec<u8>, String> {
+        let server_first = std::str::from_utf8(server_first)
+            .map_err(|_| "the server-first message is not UTF-8".to_string())?;
+        let field = |prefix: &str| {
+            server_first
+                .split(',')
+                .find_map(|f| f.strip_prefix(prefix))
+                .ok_or_else(|| format!("the server-first message has no {prefix} field"))
+        };
+        let nonce = field("r=")?;
+        if !nonce.starts_with(&self.client_nonce) || nonce.len() == self.client_nonce.len() {
+            return Err("the server's nonce does not extend the client's".to_string());
+        }
+        let salt = BASE64
+            .decode(field("s=")?)
+            .map_err(|_| "the server's salt is not base64".to_string())?;
+        let iterations: i32 = field("i=")?
+            .parse()
+            .map_err(|_| "the server's iteration count is not a number".to_string())?;
+        if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
+            return Err(format!("the server asks for {iterations} iterations"));
+        }
+        let m = self.mechanism;
+        let salted = salted_password(m, &self.password, &salt, iterations);
+        let client_key = m.hmac_of(&salted, b"Client Key");
+        let stored_key = m.hash(&client_key);
+        // c=biws is base64("n,,"), the gs2 header of the client-first message.
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
+        let signature = m.hmac_of(&stored_key, auth_message.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
+        let server_key = m.hmac_of(&salted, b"Server Key");
+        self.expected_server_signature = Some(m.hmac_of(&server_key, auth_message.as_bytes()));
+        Ok(format!("{without_proof},p={}", BASE64.encode(proof)).into_bytes())
+    }
+
+    /// Checks the server-final message: the server proves it knows the credential too.
+    pub fn verify_server_final(&self, server_final: &[u8]) -> Result<(), String> {
+        let text = std::str::from_utf8(server_final).unwrap_or_default();
+        if let Some(e) = text.strip_prefix("e=") {
+            return Err(format!("the server refused the proof: {e}"));
+        }
+        let signature = text
+            .strip_prefix("v=")
+            .and_then(|v| BASE64.decode(v).ok())
+            .ok_or_else(|| "malformed server-final message".to_string())?;
+        match &self.expected_server_signature {
+            Some(expected) if super::equal_constant_time(expected, &signature) => Ok(()),
+            _ => Err("the server's signature does not match: not the broker that holds this user's credential".to_string()),
+        }
+    }
 }
 
 /// Answers the client-first message: `lookup` finds the user's credential for the mechanism.
@@ -479,6 +569,26 @@ mod tests {
                 client_final(&state, wrong.as_bytes()),
                 Err(invalid("Invalid client credentials"))
             );
+        }
+    }
+
+    #[test]
+    fn client_side_against_the_server_side() {
+        for m in ScramMechanism::ALL {
+            let cred = ScramCredential::from_password(m, "s3cret", 4096);
+            let (mut client, first) = ScramClient::start(m, "al,ice", "s3cret");
+            let (state, server_first) =
+                client_first(m, &first, |u| (u == "al,ice").then(|| cred.clone())).unwrap();
+            let last = client.client_final(&server_first).unwrap();
+            let server_final = client_final(&state, &last).unwrap();
+            assert_eq!(client.verify_server_final(&server_final), Ok(()));
+            assert!(client.verify_server_final(b"v=AAAA").is_err());
+
+            let (mut wrong, first) = ScramClient::start(m, "al,ice", "guess");
+            let (state, server_first) = client_first(m, &first, |_| Some(cred.clone())).unwrap();
+            let last = wrong.client_final(&server_first).unwrap();
+            assert!(client_final(&state, &last).is_err());
+            assert!(wrong.client_final(b"r=other,s=AAAA,i=4096").is_err());
         }
     }
 

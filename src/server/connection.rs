@@ -5,7 +5,9 @@
 
 use super::frame::{read_frame, FrameError};
 use crate::api::chunked::ChunkedBuf;
-use crate::api::{self, api_versions, ApiEntry, Handled, Ordering, RequestContext, Session};
+use crate::api::{
+    self, api_versions, ApiEntry, Handled, Ordering, RequestContext, SaslState, Session,
+};
 use crate::broker::Broker;
 use crate::metrics::METRICS;
 use crate::security::quotas::{nanos_to_percent, Kind as QuotaKind};
@@ -195,6 +197,16 @@ pub async fn serve<R, W>(
                 "unexpected {:?} request before SASL authentication",
                 entry.key
             )),
+            // Kafka closes such a connection without an answer (KIP-368).
+            Ok(entry)
+                if session.sasl_session_expired(Instant::now())
+                    && !matches!(entry.key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) =>
+            {
+                Err(format!(
+                    "{:?} after the SASL session expired without re-authentication (connections.max.reauth.ms)",
+                    entry.key
+                ))
+            }
             Ok(entry) => {
                 if entry.ordering == Ordering::AfterEarlierResponses {
                     while *written.borrow_and_update() < queued {
@@ -344,9 +356,24 @@ fn handle_request(
             close,
         } => {
             let s = Arc::make_mut(session);
+            if let SaslState::Handshaken { mechanism } = &sasl {
+                s.sasl_mechanism = Some(mechanism.clone());
+            }
+            let now_authenticated = sasl == SaslState::Authenticated && principal.is_some();
             s.sasl = sasl;
             if let Some(p) = principal {
                 s.principal = p;
+            }
+            if now_authenticated {
+                // The lifetime the response tells the client is the one enforced.
+                s.authenticated_once = true;
+                s.sasl_session_expires = match &*response {
+                    ResponseKind::SaslAuthenticate(r) if r.session_lifetime_ms > 0 => Some(
+                        Instant::now()
+                            + std::time::Duration::from_millis(r.session_lifetime_ms as u64),
+                    ),
+                    _ => None,
+                };
             }
             match close {
                 None => Reply::Ready(response),
