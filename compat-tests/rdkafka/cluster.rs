@@ -11,6 +11,8 @@ use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureRecord;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Short sessions, so a killed broker is noticed within seconds.
@@ -203,6 +205,59 @@ async fn leadership_leaves_a_dead_broker_and_returns_with_its_data() {
     assert_eq!(values(&survivor_bootstrap, "moves", 3), expected(3, 30));
 }
 
+/// A consumer reading partition 0 of `topic` from the start in the background (offset reset
+/// to the end, so a wrongly reset position would lose records, not repeat them).
+struct Reader {
+    stop: Arc<AtomicBool>,
+    values: Arc<Mutex<Vec<String>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+fn follow_partition(bootstrap: &str, topic: &str) -> Reader {
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = common::client_config(bootstrap)
+        .set("group.id", "failover-reader")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "latest")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).expect("assign");
+    let stop = Arc::new(AtomicBool::new(false));
+    let values = Arc::new(Mutex::new(Vec::new()));
+    let (flag, into) = (stop.clone(), values.clone());
+    let thread = std::thread::spawn(move || {
+        while !flag.load(Ordering::Relaxed) {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                let v = rdkafka::Message::payload(&m).unwrap_or_default();
+                into.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(v).into_owned());
+            }
+        }
+    });
+    Reader {
+        stop,
+        values,
+        thread,
+    }
+}
+
+impl Reader {
+    /// Waits (up to 60 s) until `count` records were read, then stops and returns them.
+    fn finish(self, count: usize) -> Vec<String> {
+        wait_for(Duration::from_secs(60), || {
+            (self.values.lock().unwrap().len() >= count).then_some(())
+        });
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("reader thread");
+        let values = self.values.lock().unwrap().clone();
+        values
+    }
+}
+
 /// (leader, ISR) of each partition of `topic`, as `bootstrap` tells it.
 fn isr_view(bootstrap: &str, topic: &str) -> Option<BTreeMap<i32, (i32, Vec<i32>)>> {
     let c: BaseConsumer = common::client_config(bootstrap).create().ok()?;
@@ -293,8 +348,9 @@ async fn replicated_partition_keeps_acknowledged_records_across_leader_kill9() {
     let mut acked = produce_acked(&brokers[0].bootstrap(), topic, 0, 300).await;
     assert_eq!(acked.len(), 300, "all acknowledged before the kill");
 
-    // kill -9 the leader while more records are in flight.
+    // kill -9 the leader while more records are in flight, and while a consumer reads on.
     let bootstrap = brokers[(first_leader % 3) as usize].bootstrap();
+    let reading = follow_partition(&bootstrap, topic);
     let in_flight = {
         let bootstrap = bootstrap.clone();
         tokio::spawn(async move { produce_acked(&bootstrap, topic, 300, 300).await })
@@ -319,6 +375,10 @@ async fn replicated_partition_keeps_acknowledged_records_across_leader_kill9() {
     );
     let lost: Vec<&String> = acked.iter().filter(|v| !read_set.contains(v)).collect();
     assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
+    // The consumer that read through the failover validated its position with the new leader
+    // (OffsetForLeaderEpoch) and went on where it was: the same records, none twice.
+    let followed = reading.finish(read.len());
+    assert_eq!(followed, read, "the consumer reading through the failover");
 
     // The old leader returns as a follower, catches up and rejoins the ISR.
     brokers[(first_leader - 1) as usize].restart();

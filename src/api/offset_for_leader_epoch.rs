@@ -1,5 +1,7 @@
-//! OffsetForLeaderEpoch: the end offset of the epoch asked about. Each partition has had one
-//! leader epoch so far (a single broker never changes leadership).
+//! OffsetForLeaderEpoch: the end offset of the epoch asked about. On a single node a partition
+//! has one leader epoch; in cluster mode the partition's leader-epoch cache answers for older
+//! epochs, as Kafka's, so a consumer validating its position after a leader change (KIP-320)
+//! learns where its epoch ended.
 
 use super::errors::{lookup_error, ResponseError};
 use super::{Handled, RequestContext};
@@ -40,12 +42,17 @@ pub fn handle(ctx: &RequestContext, request: OffsetForLeaderEpochRequest) -> Han
                     }
                     match led.map(|(_, led)| led) {
                         Err(e) => out.error_code = lookup_error(e).code(),
-                        // An unknown epoch (newer than ours, or -1) has no end offset: UNDEFINED, as in Kafka.
-                        Ok(led) if p.leader_epoch != led.leader_epoch => {}
-                        Ok(led) => {
+                        Ok(led) if p.leader_epoch == led.leader_epoch => {
                             out.leader_epoch = led.leader_epoch;
                             out.end_offset = led.log.offsets().log_end;
                         }
+                        // An older epoch, from the cache; an unknown one (newer than ours, or
+                        // -1) has no end offset: UNDEFINED, as in Kafka.
+                        Ok(led) if p.leader_epoch < led.leader_epoch => {
+                            (out.leader_epoch, out.end_offset) =
+                                led.log.epoch_end_offset(p.leader_epoch);
+                        }
+                        Ok(_) => {}
                     }
                     out
                 })

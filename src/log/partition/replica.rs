@@ -200,17 +200,21 @@ impl Partition {
         self.lock().epochs.last().map_or(-1, |(e, _)| *e)
     }
 
-    /// Kafka's LeaderEpochFileCache.endOffsetFor: the largest epoch at or below `epoch` and
-    /// the offset where it ended (the next epoch's start, or the log end for the newest).
-    /// UNDEFINED_EPOCH when the log knows no epoch that old.
+    /// Kafka's LeaderEpochFileCache.endOffsetFor: for the newest epoch, the log end; for an
+    /// older one, the largest epoch at or below it and the offset where the next began (the
+    /// epoch asked about and the first epoch's start when it predates them all);
+    /// UNDEFINED_EPOCH for a newer or negative epoch, or when no epoch is known.
     pub fn epoch_end_offset(&self, epoch: i32) -> (i32, i64) {
         let st = self.lock();
-        let Some(i) = st.epochs.iter().rposition(|(e, _)| *e <= epoch) else {
-            return UNDEFINED_EPOCH;
-        };
-        match st.epochs.get(i + 1) {
-            Some((_, next_start)) => (st.epochs[i].0, *next_start),
-            None => (st.epochs[i].0, st.log_end()),
+        match st.epochs.last() {
+            _ if epoch < 0 => UNDEFINED_EPOCH,
+            None => UNDEFINED_EPOCH,
+            Some((latest, _)) if *latest == epoch => (epoch, st.log_end()),
+            _ => match st.epochs.iter().position(|(e, _)| *e > epoch) {
+                None => UNDEFINED_EPOCH,
+                Some(0) => (epoch, st.epochs[0].1),
+                Some(i) => (st.epochs[i - 1].0, st.epochs[i].1),
+            },
         }
     }
 
@@ -448,7 +452,8 @@ mod tests {
         };
         assert_eq!(copy(0), 60);
         assert_eq!(follower.epoch_end_offset(3), (3, 60));
-        assert_eq!(follower.epoch_end_offset(2), super::UNDEFINED_EPOCH);
+        assert_eq!(follower.epoch_end_offset(2), (2, 0));
+        assert_eq!(follower.epoch_end_offset(4), super::UNDEFINED_EPOCH);
         leader.set_high_watermark_limit(40, false);
         assert_eq!(leader.offsets().high_watermark, 40);
         follower.set_high_watermark_limit(40, false);
