@@ -136,6 +136,20 @@ async fn brokers_share_topics_and_clients_reach_every_leader() {
         .unwrap_or_else(|| panic!("{} does not show the leaders {leaders:?}", b.bootstrap()));
     }
 
+    // KIP-951: a broker that does not lead a partition says who does, and where.
+    let (&partition, &leader) = leaders.iter().next().unwrap();
+    // Broker i+1 is brokers[i].
+    let other = &brokers[(leader % 3) as usize];
+    let leader_port = brokers[(leader - 1) as usize].addr().port();
+    let (code, hinted, endpoint) = produce_elsewhere(other, "spread", partition);
+    assert_eq!(code, 6, "NOT_LEADER_OR_FOLLOWER");
+    assert_eq!(hinted, leader, "the current leader in the answer");
+    assert_eq!(
+        endpoint,
+        Some(leader_port as i32),
+        "the leader's endpoint in the answer"
+    );
+
     // Bootstrapped on one broker, librdkafka produces to and fetches from every leader.
     produce(&brokers[1].bootstrap(), "spread", 6, 20).await;
     assert_eq!(
@@ -256,6 +270,35 @@ impl Reader {
         let values = self.values.lock().unwrap().clone();
         values
     }
+}
+
+/// A raw Produce v12 to `broker`, which does not lead `partition`: (error code, the leader
+/// it names, that leader's port among the node endpoints).
+fn produce_elsewhere(broker: &Broker, topic: &str, partition: i32) -> (i16, i32, Option<i32>) {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    let request = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_string(
+                topic.to_string(),
+            )))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(bytes::Bytes::from_static(b"")))])]);
+    let mut conn = wire::connect(broker.addr(), Duration::from_secs(10));
+    std::io::Write::write_all(&mut conn, &wire::request(12, 1, &request)).unwrap();
+    let frame = wire::read_frame(&mut conn).expect("a response");
+    let r = wire::response::<ProduceRequest>(12, frame).1;
+    let p = &r.responses[0].partition_responses[0];
+    let leader = p.current_leader.leader_id.0;
+    let endpoint = r
+        .node_endpoints
+        .iter()
+        .find(|e| e.node_id.0 == leader)
+        .map(|e| e.port);
+    (p.error_code, leader, endpoint)
 }
 
 /// (leader, ISR) of each partition of `topic`, as `bootstrap` tells it.

@@ -241,6 +241,18 @@ impl RequestContext {
             .collect()
     }
 
+    /// KIP-951: the leader (id, epoch) of a partition this broker does not lead, for clients
+    /// told NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH; None when no one leads it.
+    pub fn current_leader(
+        &self,
+        topic: &crate::topic::Topic,
+        partition: i32,
+    ) -> Option<(i32, i32)> {
+        let state = topic.states.get(usize::try_from(partition).ok()?)?;
+        (state.leader >= 0 && state.leader != self.broker.config.node_id)
+            .then_some((state.leader, state.leader_epoch))
+    }
+
     /// The controller clients are told of: this broker on a single node.
     pub fn controller_id(&self) -> i32 {
         match self.broker.cluster {

@@ -2,8 +2,9 @@
 //! stable offset, with the aborted transactions of the range read). Long-poll waits on the
 //! partitions' watermark notifications until min_bytes is reached or max_wait expires.
 
+use super::context::BrokerView;
 use super::errors::{lookup_error, ResponseError};
-use super::{Handled, RequestContext};
+use super::{str_bytes, Handled, RequestContext};
 use crate::broker::{LookupError, Topic};
 use crate::log::batch;
 use crate::log::{Durability, Partition, ReadOutcome};
@@ -13,9 +14,12 @@ use crate::tier::Tier;
 use bytes::Bytes;
 use futures::future::{join_all, select_all};
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+    PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, ResponseKind, TopicName};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, FetchResponse, ProducerId, ResponseKind, TopicName,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,10 +39,15 @@ struct Wanted {
     max_bytes: usize,
     /// A follower's fetch (cluster mode): what the leader made of it.
     follower: Option<FollowerFetch>,
+    /// KIP-951: the partition's leader (id, epoch) when this broker is not it.
+    current_leader: Option<(i32, i32)>,
 }
 
 struct Plan {
     topics: Vec<(TopicName, uuid::Uuid)>,
+    /// The brokers at the client's listener, for KIP-951's endpoints (filled only when some
+    /// partition has moved).
+    brokers: Vec<BrokerView>,
     wanted: Vec<Wanted>,
     max_bytes: usize,
     min_bytes: usize,
@@ -116,6 +125,11 @@ impl Plan {
         let mut min_one = true;
         for (i, w) in self.wanted.iter().enumerate() {
             let mut data = PartitionData::default().with_partition_index(w.partition);
+            if let Some((leader, epoch)) = w.current_leader {
+                data.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch);
+            }
             match &w.log {
                 Err(e) => data.error_code = e.code(),
                 Ok(log) => {
@@ -208,8 +222,27 @@ impl Plan {
             }
             topics[w.topic].partitions.push(data);
         }
+        let leaders: std::collections::BTreeSet<i32> = self
+            .wanted
+            .iter()
+            .filter_map(|w| w.current_leader.map(|(id, _)| id))
+            .collect();
+        let node_endpoints = self
+            .brokers
+            .iter()
+            .filter(|b| leaders.contains(&b.node_id))
+            .map(|b| {
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(b.node_id))
+                    .with_host(str_bytes(&b.host))
+                    .with_port(b.port as i32)
+                    .with_rack(b.rack.as_deref().map(str_bytes))
+            })
+            .collect();
         Read {
-            response: FetchResponse::default().with_responses(topics),
+            response: FetchResponse::default()
+                .with_responses(topics)
+                .with_node_endpoints(node_endpoints),
             bytes: total,
             had_error,
             needs_remote,
@@ -325,6 +358,7 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
         ));
     }
     let mut plan = Plan {
+        brokers: Vec::new(),
         topics: Vec::with_capacity(request.topics.len()),
         wanted: Vec::new(),
         // Kafka: min(request max_bytes, fetch.max.bytes, what the consumer_byte_rate quota
@@ -387,7 +421,16 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
                 }
                 _ => log,
             };
+            // KIP-951 (v16+): where the partition's leader is now.
+            let current_leader = match (&log, &found) {
+                (
+                    Err(ResponseError::NotLeaderOrFollower | ResponseError::FencedLeaderEpoch),
+                    Ok(t),
+                ) if ctx.api_version >= 16 => ctx.current_leader(t, p.partition),
+                _ => None,
+            };
             plan.wanted.push(Wanted {
+                current_leader,
                 follower,
                 topic: t_idx,
                 partition: p.partition,
@@ -397,6 +440,9 @@ pub fn handle(ctx: &RequestContext, request: FetchRequest) -> Handled {
                 max_bytes: p.partition_max_bytes.max(0) as usize,
             });
         }
+    }
+    if plan.wanted.iter().any(|w| w.current_leader.is_some()) {
+        plan.brokers = ctx.brokers();
     }
     // Subscribe before the first read so no append between the read and the wait is missed.
     let mut watchers: Vec<watch::Receiver<Durability>> = plan

@@ -9,7 +9,7 @@
 
 use super::errors::{append_error, lookup_error, ResponseError, NONE};
 use super::{str_bytes, Handled, RequestContext};
-use crate::broker::{AppendDone, Broker, NO_LEADER_EPOCH};
+use crate::broker::{AppendDone, Broker, LookupError, NO_LEADER_EPOCH};
 use crate::coordinator::txn::{TopicPartition, TransactionVersion};
 use crate::log::batch::BatchHeader;
 use crate::log::{AppendError, AppendOutcome, Partition};
@@ -17,8 +17,10 @@ use crate::security::{Operation, ResourceType};
 use crate::topic::Traffic;
 use bytes::Bytes;
 use futures::future::{join_all, FutureExt};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, ResponseKind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -224,6 +226,7 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
         None
     };
     let mut responses = Vec::with_capacity(request.topic_data.len());
+    let mut leaders = std::collections::BTreeSet::new();
     let mut waits = Vec::new();
     let mut queued = Vec::new();
     for (t_idx, topic_data) in request.topic_data.iter().enumerate() {
@@ -271,7 +274,21 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
                     (led.log, &t.traffic)
                 }
                 Err(e) => {
-                    partitions.push(error_response(data.index, lookup_error(e), None));
+                    let mut response = error_response(data.index, lookup_error(e), None);
+                    // KIP-951 (v10+): where the partition's leader is now.
+                    let moved = matches!(
+                        e,
+                        LookupError::NotLeaderOrFollower | LookupError::FencedLeaderEpoch
+                    );
+                    if let (true, true, Ok(t)) = (moved, ctx.api_version >= 10, &topic) {
+                        if let Some((leader, epoch)) = ctx.current_leader(t, data.index) {
+                            response.current_leader = LeaderIdAndEpoch::default()
+                                .with_leader_id(BrokerId(leader))
+                                .with_leader_epoch(epoch);
+                            leaders.insert(leader);
+                        }
+                    }
+                    partitions.push(response);
                     continue;
                 }
             };
@@ -382,7 +399,21 @@ pub fn handle(ctx: &RequestContext, request: ProduceRequest) -> Handled {
         }
         responses.push(topic_response);
     }
-    let response = ProduceResponse::default().with_responses(responses);
+    let response = ProduceResponse::default()
+        .with_responses(responses)
+        .with_node_endpoints(
+            ctx.brokers()
+                .into_iter()
+                .filter(|b| leaders.contains(&b.node_id))
+                .map(|b| {
+                    NodeEndpoint::default()
+                        .with_node_id(BrokerId(b.node_id))
+                        .with_host(str_bytes(&b.host))
+                        .with_port(b.port as i32)
+                        .with_rack(b.rack.as_deref().map(str_bytes))
+                })
+                .collect(),
+        );
     if !queued.is_empty() {
         let txn = txn.expect("only transactional batches queue");
         let broker = ctx.broker.clone();
