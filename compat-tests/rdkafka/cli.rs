@@ -467,6 +467,50 @@ fn produce_keys_and_headers_then_consume_with_format_and_json() {
         })
         .collect();
     assert_eq!(partitions, [0, 1, 0]);
+
+    // A large file with a progress line (on stderr; forced, as stderr is not a terminal here).
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.txt");
+    let lines: String = (0..30_000)
+        .map(|i| format!("line-{i:06}-{}\n", "x".repeat(60)))
+        .collect();
+    std::fs::write(&file, &lines).unwrap();
+    ok(&broker, &["topic", "create", "bulk", "-p", "3"], "");
+    let r = cli_at(
+        &broker.bootstrap(),
+        &[
+            "produce",
+            "bulk",
+            "--file",
+            file.to_str().unwrap(),
+            "-q",
+            "--progress",
+            "always",
+        ],
+        "",
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(r.out, "", "-q prints nothing on stdout");
+    // Redrawn in place: the last drawing, then the summary line.
+    let last = r.err.rsplit('\r').next().unwrap_or_default();
+    let last_bar = last.lines().next().unwrap_or_default();
+    assert!(
+        last_bar.contains("100%") && last_bar.contains("30000 records"),
+        "{:?}",
+        r.err
+    );
+    assert!(
+        r.err.ends_with(" s\n") && r.err.contains("produced 30000 records in "),
+        "{:?}",
+        r.err
+    );
+    // Without --progress (stderr is no terminal here): nothing on stderr.
+    let r = cli_at(
+        &broker.bootstrap(),
+        &["produce", "bulk", "--file", file.to_str().unwrap(), "-q"],
+        "",
+    );
+    assert_eq!((r.code, r.err.as_str()), (0, ""));
 }
 
 #[test]

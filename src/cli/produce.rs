@@ -32,6 +32,15 @@ pub enum ProduceFormat {
     Json,
 }
 
+/// When to draw the progress line on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// When stderr is a terminal and the input is a file of at least 1 MiB.
+    Auto,
+    Always,
+    Never,
+}
+
 #[derive(Args, Debug)]
 pub struct ProduceArgs {
     #[command(flatten)]
@@ -68,6 +77,94 @@ pub struct ProduceArgs {
     /// request is written once. Needs --acks all.
     #[arg(long)]
     pub idempotent: bool,
+    /// A progress line on stderr (bytes read, records sent, rate; a bar when the input's size
+    /// is known).
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+/// Inputs at least this large get a progress line by default (on a terminal).
+const PROGRESS_FROM_BYTES: u64 = 1 << 20;
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
+/// The progress line of a large produce: redrawn in place at most every 200 ms.
+struct Progress {
+    total: Option<u64>,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    records: u64,
+    started: std::time::Instant,
+    drawn: Option<std::time::Instant>,
+}
+
+impl Progress {
+    fn new(total: Option<u64>, read: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Progress {
+        Progress {
+            total,
+            read,
+            records: 0,
+            started: std::time::Instant::now(),
+            drawn: None,
+        }
+    }
+
+    fn line(&self) -> String {
+        let read = self.read.load(std::sync::atomic::Ordering::Relaxed);
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = self.records as f64 / secs;
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        match self.total.filter(|t| *t > 0) {
+            Some(total) => {
+                let done = (read.min(total) as f64 / total as f64).clamp(0.0, 1.0);
+                let filled = (done * 30.0).round() as usize;
+                format!(
+                    "[{}{}] {:>3.0}%  {:.1}/{:.1} MiB  {} records  {:.0} records/s",
+                    "#".repeat(filled),
+                    ".".repeat(30 - filled),
+                    done * 100.0,
+                    mib(read),
+                    mib(total),
+                    self.records,
+                    rate
+                )
+            }
+            None => format!(
+                "{:.1} MiB  {} records  {:.0} records/s",
+                mib(read),
+                self.records,
+                rate
+            ),
+        }
+    }
+
+    fn sent(&mut self, records: usize) {
+        self.records += records as u64;
+        if self.drawn.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
+            self.drawn = Some(std::time::Instant::now());
+            eprint!("\r{}", self.line());
+        }
+    }
+
+    fn finish(&self) {
+        eprintln!("\r{}", self.line());
+        eprintln!(
+            "produced {} records in {:.1} s",
+            self.records,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// The input's size when it is a regular file (--file, or stdin redirected from one).
+fn input_size(file: Option<&PathBuf>) -> Option<u64> {
+    let meta = match file {
+        Some(path) => std::fs::metadata(path).ok()?,
+        None => {
+            use std::os::fd::AsFd;
+            let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+            std::fs::File::from(fd).metadata().ok()?
+        }
+    };
+    meta.is_file().then_some(meta.len())
 }
 
 /// The idempotent producer's id, epoch and each partition's next sequence number.
@@ -174,6 +271,17 @@ pub fn run(args: ProduceArgs) -> Result<()> {
         )?)),
         None => Box::new(std::io::BufReader::new(std::io::stdin())),
     };
+    let size = input_size(args.file.as_ref());
+    let show_progress = match args.progress {
+        ProgressMode::Always => true,
+        ProgressMode::Never => false,
+        ProgressMode::Auto => {
+            use std::io::IsTerminal;
+            std::io::stderr().is_terminal() && size.is_some_and(|s| s >= PROGRESS_FROM_BYTES)
+        }
+    };
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut progress = show_progress.then(|| Progress::new(size, read.clone()));
     let (tx, rx) = mpsc::sync_channel::<std::io::Result<Vec<u8>>>(MAX_BATCH_RECORDS);
     std::thread::spawn(move || {
         let mut input = input;
@@ -181,7 +289,8 @@ pub fn run(args: ProduceArgs) -> Result<()> {
             let mut line = Vec::new();
             match input.read_until(b'\n', &mut line) {
                 Ok(0) => return,
-                Ok(_) => {
+                Ok(n) => {
+                    read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                     if line.last() == Some(&b'\n') {
                         line.pop();
                     }
@@ -245,16 +354,24 @@ pub fn run(args: ProduceArgs) -> Result<()> {
         if batch.is_empty() {
             continue;
         }
-        if !send(
+        let records: usize = batch.values().map(Vec::len).sum();
+        let sent = send(
             &mut client,
             &args,
             &mut leaders,
             batch,
             compression,
             idempotence.as_mut(),
-        )? {
+        )?;
+        if let Some(p) = &mut progress {
+            p.sent(records);
+        }
+        if !sent {
             failed = true;
         }
+    }
+    if let Some(p) = &progress {
+        p.finish();
     }
     if failed {
         Err(CliError::Reported)
