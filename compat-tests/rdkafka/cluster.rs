@@ -400,11 +400,16 @@ async fn replicated_partition_keeps_acknowledged_records_across_leader_kill9() {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     brokers[(first_leader - 1) as usize].kill9();
-    acked.extend(in_flight.await.unwrap());
+    let killed = std::time::Instant::now();
     let after = wait_for(Duration::from_secs(30), || {
         isr_view(&bootstrap, topic).filter(|s| s[&0].0 >= 0 && s[&0].0 != first_leader)
     })
     .expect("a follower leads after the kill");
+    eprintln!(
+        "a new leader {:?} after the kill -9 (broker.session.timeout.ms=3000)",
+        killed.elapsed()
+    );
+    acked.extend(in_flight.await.unwrap());
     let second_leader = after[&0].0;
     acked.extend(produce_acked(&bootstrap, topic, 600, 100).await);
 
