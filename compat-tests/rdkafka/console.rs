@@ -120,6 +120,10 @@ async fn console_pages_escaping_limits_and_confirmed_changes() {
     let (status, overview) = get(port, "/");
     assert_eq!(status, 200, "{overview}");
     assert!(overview.contains("Broker id") && overview.contains("chart-records"));
+    assert!(
+        overview.contains("chart-fetched"),
+        "the fetch throughput chart"
+    );
     assert_eq!(get(port, "/console").0, 200);
     let (status, topics) = get(port, "/console/topics");
     assert_eq!(status, 200);
@@ -136,6 +140,11 @@ async fn console_pages_escaping_limits_and_confirmed_changes() {
     let (status, series) = get(port, "/console/api/throughput");
     assert_eq!(status, 200);
     assert!(series.starts_with('['), "{series}");
+    let parsed: Vec<Vec<f64>> = serde_json::from_str(&series).unwrap();
+    assert!(
+        parsed.iter().all(|s| s.len() == 4),
+        "[ms, records/s, bytes in/s, bytes fetched/s]: {series}"
+    );
 
     // The message browser: by offset, records rendered as escaped text.
     let (status, page) = get(

@@ -42,6 +42,8 @@ struct Sample {
     records: i64,
     /// Sum of local segment bytes.
     bytes: u64,
+    /// Bytes clients fetched so far (the topics' traffic counters).
+    fetched: u64,
 }
 
 pub struct Console {
@@ -128,8 +130,9 @@ impl Console {
 
     fn sample(&self) {
         let Ok(broker) = self.broker() else { return };
-        let (mut records, mut bytes) = (0i64, 0u64);
+        let (mut records, mut bytes, mut fetched) = (0i64, 0u64, 0u64);
         for t in broker.topics() {
+            fetched += t.traffic.counts().bytes_out;
             for p in &t.partitions {
                 records += p.offsets().log_end;
                 bytes += p.size_bytes();
@@ -143,6 +146,7 @@ impl Console {
             at_ms: crate::log::now_ms(),
             records,
             bytes,
+            fetched,
         });
     }
 }

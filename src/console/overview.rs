@@ -63,9 +63,10 @@ pub async fn page(State(c): State<Arc<Console>>) -> Page {
         .collect();
     let body = format!(
         "<h1>Overview</h1>{}<h2>Throughput</h2>\
-<p class=\"note\">Sampled every 2 s in the broker process from the partitions' log end offsets and local sizes (produced records and bytes; retention and compaction shrink bytes).</p>\
+<p class=\"note\">Sampled every 2 s in the broker process from the partitions' log end offsets and local sizes (produced records and bytes; retention and compaction shrink bytes), and from the topics' fetched-bytes counters.</p>\
 <div class=\"charts\"><figure><figcaption>records in / s</figcaption><svg id=\"chart-records\" class=\"chart\" viewBox=\"0 0 600 160\" role=\"img\"></svg></figure>\
-<figure><figcaption>local bytes in / s</figcaption><svg id=\"chart-bytes\" class=\"chart\" viewBox=\"0 0 600 160\" role=\"img\"></svg></figure></div>\
+<figure><figcaption>local bytes in / s</figcaption><svg id=\"chart-bytes\" class=\"chart\" viewBox=\"0 0 600 160\" role=\"img\"></svg></figure>\
+<figure><figcaption>bytes fetched / s</figcaption><svg id=\"chart-fetched\" class=\"chart\" viewBox=\"0 0 600 160\" role=\"img\"></svg></figure></div>\
 <h2>Features</h2>{}",
         html::pairs(
             "overview",
@@ -102,10 +103,10 @@ pub async fn page(State(c): State<Arc<Console>>) -> Page {
 }
 
 /// The throughput series as rates between consecutive samples: [[unix ms, records/s,
-/// bytes/s], ...].
+/// bytes in/s, bytes fetched/s], ...].
 pub async fn throughput(State(c): State<Arc<Console>>) -> impl IntoResponse {
     let samples = c.samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let series: Vec<[f64; 3]> = samples
+    let series: Vec<[f64; 4]> = samples
         .iter()
         .zip(samples.iter().skip(1))
         .map(|(a, b)| {
@@ -114,6 +115,7 @@ pub async fn throughput(State(c): State<Arc<Console>>) -> impl IntoResponse {
                 b.at_ms as f64,
                 ((b.records - a.records).max(0) as f64 / secs).round(),
                 (b.bytes.saturating_sub(a.bytes) as f64 / secs).round(),
+                (b.fetched.saturating_sub(a.fetched) as f64 / secs).round(),
             ]
         })
         .collect();

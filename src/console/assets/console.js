@@ -44,12 +44,14 @@
   async function refresh() {
     const records = document.getElementById("chart-records");
     const bytes = document.getElementById("chart-bytes");
+    const fetched = document.getElementById("chart-fetched");
     if (!records || !bytes) return;
     try {
       const r = await fetch("/console/api/throughput", { cache: "no-store" });
       const series = await r.json();
       draw(records, series.map((s) => [s[0], s[1]]));
       draw(bytes, series.map((s) => [s[0], s[2]]));
+      if (fetched) draw(fetched, series.map((s) => [s[0], s[3]]));
       records.setAttribute("data-samples", String(series.length));
     } catch (e) {
       // The broker may be restarting; the next tick tries again.
