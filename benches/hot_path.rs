@@ -132,5 +132,41 @@ fn wire_codec(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, produce_path, index_lookup, wire_codec);
+/// What metrics add to one request on the hot path: the request counter and latency bucket,
+/// the scan of a Produce response's error codes, and a topic's traffic counters. Compared with
+/// the request's own work above (decode, validation), this is the whole per-request cost of
+/// /metrics; scraping happens elsewhere.
+fn metrics_per_request(c: &mut Criterion) {
+    use kafka_protocol::messages::produce_response::{
+        PartitionProduceResponse, TopicProduceResponse,
+    };
+    use kafka_protocol::messages::{ProduceResponse, ResponseKind};
+    use sluice::metrics::METRICS;
+    use sluice::topic::Traffic;
+    let response = ResponseKind::Produce(ProduceResponse::default().with_responses(vec![
+        TopicProduceResponse::default().with_partition_responses(
+            (0..3)
+                .map(|i| PartitionProduceResponse::default().with_index(i))
+                .collect(),
+        ),
+    ]));
+    let traffic = Traffic::default();
+    c.bench_function("metrics/produce_request_of_3_partitions", |bench| {
+        bench.iter(|| {
+            METRICS.request(0, 9, std::time::Duration::from_micros(black_box(180)));
+            METRICS.response(0, black_box(&response));
+            for _ in 0..3 {
+                traffic.produced(black_box(262_144), black_box(256));
+            }
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    produce_path,
+    index_lookup,
+    wire_codec,
+    metrics_per_request
+);
 criterion_main!(benches);
