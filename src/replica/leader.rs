@@ -177,16 +177,19 @@ impl Led {
 }
 
 impl LedState {
-    /// The high watermark may reach the lowest offset the in-sync followers hold.
+    /// The high watermark may reach the lowest offset the in-sync followers hold. The limit
+    /// may come down (a follower rejoining the ISR at the high watermark, behind a limit the
+    /// others had raised above the leader's durable offset); the high watermark never does.
     fn refresh_limit(&mut self, me: i32) {
         let mut limit = i64::MAX;
         for r in self.state.isr.iter().filter(|r| **r != me) {
             match self.followers.get(r) {
                 Some(p) => limit = limit.min(p.offset),
-                None => return,
+                // Not heard from yet: no further than where the high watermark is.
+                None => limit = limit.min(self.log.offsets().high_watermark),
             }
         }
-        self.log.set_high_watermark_limit(limit, false);
+        self.log.set_high_watermark_limit(limit, true);
     }
 
     fn ask_isr(&mut self, replication: &Replication, isr: Vec<i32>) {
