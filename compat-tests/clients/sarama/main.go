@@ -443,7 +443,12 @@ func sGroupConsume(s string) {
 	for i := 0; i < 6; i++ {
 		msgs = append(msgs, kv(i, int32(i%2), t))
 	}
-	_, err := produce(config(), msgs)
+	// Idempotent: a retry of a write that did land (a just-created topic's first produce on a
+	// busy Kafka) must not store the record twice.
+	conf := config()
+	conf.Producer.Idempotent = true
+	conf.Net.MaxOpenRequests = 1
+	_, err := produce(conf, msgs)
 	compat.Must(err, "produce")
 	got, claims := groupRead(g, t, 6, 6, 25*time.Second, 0)
 	var rs []string
