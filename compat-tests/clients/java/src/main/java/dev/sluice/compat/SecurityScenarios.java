@@ -159,7 +159,20 @@ final class SecurityScenarios {
                 new UserScramCredentialUpsertion(user, new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192), "pw-" + user),
                 new UserScramCredentialUpsertion(user + "-2", new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), "pw2")))
                 .all());
-        Map<String, UserScramCredentialsDescription> d = get(admin.describeUserScramCredentials(List.of(user, user + "-2")).all());
+        // Kafka's brokers describe from their metadata image, which trails the controller's
+        // commit: describe until both users show their credentials.
+        Map<String, UserScramCredentialsDescription> d = Map.of();
+        long described = System.nanoTime() + 15_000_000_000L;
+        while (true) {
+            try {
+                d = get(admin.describeUserScramCredentials(List.of(user, user + "-2")).all());
+            } catch (Exception e) {
+                d = Map.of();
+            }
+            boolean shown = d.size() == 2 && d.values().stream().noneMatch(x -> x.credentialInfos().isEmpty());
+            if (shown || System.nanoTime() > described) break;
+            Thread.sleep(200);
+        }
         obs(s, "described", d.values().stream()
                 .map(x -> x.name() + ":" + x.credentialInfos().stream()
                         .map(ci -> ci.mechanism() + "/" + ci.iterations()).sorted().collect(Collectors.joining("+")))
