@@ -301,6 +301,43 @@ fn produce_elsewhere(broker: &Broker, topic: &str, partition: i32) -> (i16, i32,
     (p.error_code, leader, endpoint)
 }
 
+/// Three brokers on `etcd` (key prefix `topic`), and `topic` with one partition, RF=3 and
+/// min.insync.replicas=2, once all three replicas are in sync; with the partition's state.
+async fn replicated_cluster(
+    etcd: &Etcd,
+    topic: &str,
+) -> (Vec<Broker>, BTreeMap<i32, (i32, Vec<i32>)>) {
+    let url = etcd.cluster_url(topic);
+    let brokers: Vec<Broker> = (1..=3)
+        .map(|n| {
+            let node = n.to_string();
+            let mut args = vec!["--cluster", &url, "--node-id", &node];
+            args.extend_from_slice(SESSION);
+            args.extend_from_slice(&["--set", "replica.lag.time.max.ms=4000"]);
+            Broker::start(&args)
+        })
+        .collect();
+    let all = BTreeSet::from([1, 2, 3]);
+    wait_for(Duration::from_secs(20), || {
+        view(&brokers[0].bootstrap(), None).filter(|(ids, _)| *ids == all)
+    })
+    .expect("three brokers registered");
+    let created = admin(&brokers[0].bootstrap())
+        .create_topics(
+            &[NewTopic::new(topic, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2")],
+            &admin_opts(),
+        )
+        .await
+        .expect("CreateTopics");
+    assert!(created[0].is_ok(), "{created:?}");
+    let state = wait_for(Duration::from_secs(20), || {
+        isr_view(&brokers[1].bootstrap(), topic)
+            .filter(|s| s.get(&0).is_some_and(|(_, isr)| isr.len() == 3))
+    })
+    .expect("three in-sync replicas");
+    (brokers, state)
+}
+
 /// (leader, ISR) of each partition of `topic`, as `bootstrap` tells it.
 fn isr_view(bootstrap: &str, topic: &str) -> Option<BTreeMap<i32, (i32, Vec<i32>)>> {
     let c: BaseConsumer = common::client_config(bootstrap).create().ok()?;
@@ -356,35 +393,8 @@ async fn replicated_partition_keeps_acknowledged_records_across_leader_kill9() {
         return;
     }
     let etcd = Etcd::start();
-    let url = etcd.cluster_url("replicated");
-    let mut brokers: Vec<Broker> = (1..=3)
-        .map(|n| {
-            let node = n.to_string();
-            let mut args = vec!["--cluster", &url, "--node-id", &node];
-            args.extend_from_slice(SESSION);
-            args.extend_from_slice(&["--set", "replica.lag.time.max.ms=4000"]);
-            Broker::start(&args)
-        })
-        .collect();
-    let all = BTreeSet::from([1, 2, 3]);
-    wait_for(Duration::from_secs(20), || {
-        view(&brokers[0].bootstrap(), None).filter(|(ids, _)| *ids == all)
-    })
-    .expect("three brokers registered");
     let topic = "replicated";
-    let created = admin(&brokers[0].bootstrap())
-        .create_topics(
-            &[NewTopic::new(topic, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2")],
-            &admin_opts(),
-        )
-        .await
-        .expect("CreateTopics");
-    assert!(created[0].is_ok(), "{created:?}");
-    let state = wait_for(Duration::from_secs(20), || {
-        isr_view(&brokers[1].bootstrap(), topic)
-            .filter(|s| s.get(&0).is_some_and(|(_, isr)| isr.len() == 3))
-    })
-    .expect("three in-sync replicas");
+    let (mut brokers, state) = replicated_cluster(&etcd, topic).await;
     let first_leader = state[&0].0;
 
     // Everything acknowledged with three in-sync replicas.
@@ -466,35 +476,8 @@ async fn a_paused_leader_is_fenced_and_rejoins_as_a_follower() {
         return;
     }
     let etcd = Etcd::start();
-    let url = etcd.cluster_url("paused");
-    let brokers: Vec<Broker> = (1..=3)
-        .map(|n| {
-            let node = n.to_string();
-            let mut args = vec!["--cluster", &url, "--node-id", &node];
-            args.extend_from_slice(SESSION);
-            args.extend_from_slice(&["--set", "replica.lag.time.max.ms=4000"]);
-            Broker::start(&args)
-        })
-        .collect();
-    let all = BTreeSet::from([1, 2, 3]);
-    wait_for(Duration::from_secs(20), || {
-        view(&brokers[0].bootstrap(), None).filter(|(ids, _)| *ids == all)
-    })
-    .expect("three brokers registered");
     let topic = "paused";
-    let created = admin(&brokers[0].bootstrap())
-        .create_topics(
-            &[NewTopic::new(topic, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2")],
-            &admin_opts(),
-        )
-        .await
-        .expect("CreateTopics");
-    assert!(created[0].is_ok(), "{created:?}");
-    let state = wait_for(Duration::from_secs(20), || {
-        isr_view(&brokers[1].bootstrap(), topic)
-            .filter(|s| s.get(&0).is_some_and(|(_, isr)| isr.len() == 3))
-    })
-    .expect("three in-sync replicas");
+    let (brokers, state) = replicated_cluster(&etcd, topic).await;
     let old_leader = state[&0].0;
     let paused = &brokers[(old_leader - 1) as usize];
     let other = brokers[(old_leader % 3) as usize].bootstrap();
